@@ -1,0 +1,240 @@
+"""Wire protocol v1 (DESIGN.md section 3): every stream entry's ``data`` JSON.
+
+Inbound messages (intents, portfolio events) are strict: unknown fields, wrong
+types, non-finite or out-of-range numbers are errors. Decimals may arrive as JSON
+strings or numbers; :func:`parse_json` keeps numbers exact (no float round trip).
+Outbound messages (decisions, orders, phase events) serialise decimals as strings.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+)
+
+MAX_ENTRY_BYTES = 64 * 1024
+INTENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+def _bounded(value: Decimal) -> Decimal:
+    """Reject magnitudes and precisions no price or quantity has (and Decimal DoS)."""
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    if value.adjusted() > 14:
+        raise ValueError("must be below 1e15")
+    if value != 0 and value.adjusted() < -18:
+        raise ValueError("must be above 1e-18")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -18:
+        raise ValueError("has more than 18 decimal places")
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    """ISO-8601 UTC; a naive timestamp is taken to be UTC as the protocol says."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+DecimalStr = PlainSerializer(str, return_type=str, when_used="json")
+Num = Annotated[Decimal, AfterValidator(_bounded), DecimalStr]
+Positive = Annotated[Decimal, Field(gt=0), AfterValidator(_bounded), DecimalStr]
+UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
+Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f\x7f\s]+$")]
+IntentId = Annotated[str, Field(pattern=INTENT_ID_PATTERN)]
+EventId = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f\s]{1,128}$")]
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Status(StrEnum):
+    APPROVED = "approved"
+    RESIZED = "resized"
+    REJECTED = "rejected"
+
+
+class ReasonCode(StrEnum):
+    """Stable machine-readable reasons (DESIGN.md section 3, plus extensions below)."""
+
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    ASSET_DISABLED = "asset_disabled"
+    CLASS_DISABLED = "class_disabled"
+    INVALID_STOP = "invalid_stop"
+    MAX_POSITION = "max_position"
+    PORTFOLIO_HEAT = "portfolio_heat"
+    ASSET_CLASS_LIMIT = "asset_class_limit"
+    CORRELATED_EXPOSURE = "correlated_exposure"
+    EMERGENCY_STOP = "emergency_stop"
+    DAILY_LOSS_LIMIT = "daily_loss_limit"
+    TRADING_HALTED = "trading_halted"
+    EARNINGS_BLACKOUT = "earnings_blackout"
+    SIDEWAYS_MARKET = "sideways_market"
+    MAX_HOLD = "max_hold"
+    BELOW_MIN_SIZE = "below_min_size"
+    RATE_LIMITED = "rate_limited"
+    STALE_PORTFOLIO = "stale_portfolio"
+    # extensions (protocol v1 allows more codes)
+    INVALID_TAKE_PROFIT = "invalid_take_profit"
+    REDUCE_ONLY = "reduce_only"
+    NO_EQUITY = "no_equity"
+    INVALID_INTENT = "invalid_intent"
+    STALE_INTENT = "stale_intent"
+    LOT_SIZE = "lot_size"
+
+
+class Inbound(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Outbound(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TradeIntent(Inbound):
+    intent_id: IntentId
+    agent_id: Text
+    symbol: Symbol
+    side: Side
+    quantity: Positive
+    price: Positive
+    stop_price: Positive | None = None
+    take_profit: Positive | None = None
+    reduce_only: bool = False
+    created_at: UtcTime
+
+
+class Reason(Outbound):
+    code: ReasonCode
+    message: str
+    value: str | None = None
+    limit: str | None = None
+
+
+class Decision(Outbound):
+    intent_id: str
+    agent_id: str
+    symbol: str
+    side: Side | None
+    status: Status
+    requested_quantity: Num
+    approved_quantity: Num
+    stop_price: Num | None
+    reasons: tuple[Reason, ...]
+    checks: dict[str, Any]
+    decided_at: datetime
+    config_hash: str
+    # extensions
+    price: Num | None = None
+    take_profit: Num | None = None
+    reduce_only: bool = False
+
+
+class ApprovedOrder(Outbound):
+    intent_id: str
+    agent_id: str
+    symbol: str
+    side: Side
+    quantity: Num
+    price: Num
+    stop_price: Num
+    take_profit: Num | None
+    reduce_only: bool
+    status: Status
+    decided_at: datetime
+    expires_at: datetime
+    config_hash: str
+
+
+class Deposit(Inbound):
+    type: Literal["deposit"]
+    event_id: EventId
+    amount: Annotated[Decimal, AfterValidator(_bounded)]
+    at: UtcTime | None = None
+
+
+class Fill(Inbound):
+    type: Literal["fill"]
+    event_id: EventId
+    intent_id: IntentId
+    symbol: Symbol
+    side: Side
+    quantity: Positive
+    price: Positive
+    at: UtcTime | None = None
+
+
+class Cancel(Inbound):
+    type: Literal["cancel"]
+    event_id: EventId
+    intent_id: IntentId
+    at: UtcTime | None = None
+
+
+class Mark(Inbound):
+    type: Literal["mark"]
+    event_id: EventId
+    prices: Annotated[dict[Symbol, Positive], Field(max_length=10_000)]
+    at: UtcTime
+    fx: Annotated[dict[str, Positive], Field(max_length=100)] = Field(default_factory=dict)
+
+
+PortfolioEvent = Annotated[Deposit | Fill | Cancel | Mark, Field(discriminator="type")]
+_EVENT = TypeAdapter[Deposit | Fill | Cancel | Mark](PortfolioEvent)
+
+
+class PhaseEvent(Outbound):
+    type: Literal["phase_ready", "phase_activated"]
+    phase: str
+    assets: tuple[str, ...]
+    metrics: dict[str, Any]
+    at: datetime
+
+
+class MessageError(ValueError):
+    """An inbound entry that cannot be used; the message names the problem."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise MessageError(f"non-finite number {name} is not allowed")
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON with exact decimals: numbers with a fraction or exponent become Decimal."""
+    if len(raw) > MAX_ENTRY_BYTES:
+        raise MessageError(f"entry is {len(raw)} bytes, over the {MAX_ENTRY_BYTES} limit")
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"not JSON: {exc}") from exc
+
+
+def parse_intent(raw: bytes | str) -> TradeIntent:
+    """Parse one intent's ``data``; raises MessageError or pydantic ValidationError."""
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise MessageError("intent must be a JSON object")
+    return TradeIntent.model_validate(data)
+
+
+def parse_event(raw: bytes | str) -> Deposit | Fill | Cancel | Mark:
+    """Parse one portfolio event's ``data``."""
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise MessageError("event must be a JSON object")
+    return _EVENT.validate_python(data)
