@@ -1,0 +1,86 @@
+"""Enrich an intent with what the checks need: the asset, its effective stop, unit costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from gate.exposure import Exposure
+from gate.portfolio import Snapshot, default_stop, fx_rate
+from schemas.config import AssetConfig, AssetsConfig
+from schemas.messages import Side, TradeIntent
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One intent and everything known about it at decision time."""
+
+    intent: TradeIntent
+    asset: AssetConfig
+    snapshot: Snapshot
+    exposure: Exposure
+    config: AssetsConfig
+    now: datetime
+    fx: Decimal
+    stop: Decimal | None
+    take_profit: Decimal | None
+
+    @property
+    def symbol(self) -> str:
+        return self.intent.symbol
+
+    @property
+    def asset_class(self) -> str:
+        return self.asset.asset_class.value
+
+    @property
+    def unit_notional(self) -> Decimal:
+        """Account-currency exposure added per unit of quantity."""
+        return self.intent.price * self.fx
+
+    @property
+    def unit_risk(self) -> Decimal:
+        """Account-currency loss to the stop per unit (whole notional if no stop)."""
+        if self.stop is None:
+            return self.unit_notional
+        return abs(self.intent.price - self.stop) * self.fx
+
+
+def _take_profit(intent: TradeIntent, asset: AssetConfig) -> Decimal | None:
+    if intent.take_profit is not None:
+        return intent.take_profit
+    risk, sign = asset.risk, (1 if intent.side is Side.BUY else -1)
+    if risk.take_profit_pips is not None and asset.trading.pip_size is not None:
+        return intent.price + sign * risk.take_profit_pips * asset.trading.pip_size
+    if risk.take_profit_pct is not None:
+        return intent.price * (1 + sign * risk.take_profit_pct)
+    return None
+
+
+def enrich(
+    intent: TradeIntent,
+    snapshot: Snapshot,
+    exposure: Exposure,
+    config: AssetsConfig,
+    now: datetime,
+) -> Context | None:
+    """The intent's context, or None when the symbol is not configured."""
+    asset = config.assets.get(intent.symbol)
+    if asset is None:
+        return None
+    if intent.reduce_only or intent.stop_price is not None:
+        stop = intent.stop_price
+    else:
+        stop = default_stop(intent.price, intent.side, intent.symbol, config)
+    return Context(
+        intent=intent,
+        asset=asset,
+        snapshot=snapshot,
+        exposure=exposure,
+        config=config,
+        now=now,
+        fx=fx_rate(asset.trading.quote_currency, snapshot.account, config),
+        stop=stop,
+        take_profit=None if intent.reduce_only else _take_profit(intent, asset),
+    )

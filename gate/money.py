@@ -1,0 +1,49 @@
+"""Decimal helpers: the one place where quantities are rounded and ratios formatted."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+RATIO_PLACES = Decimal("0.000001")
+
+
+def to_decimal(value: Decimal | int | str) -> Decimal:
+    """Exact conversion for caller-supplied numbers (ints and strings; never floats)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"expected Decimal, int or str, got {type(value).__name__}")
+    return Decimal(value)
+
+
+def floor_to_lot(quantity: Decimal, lot: Decimal) -> Decimal:
+    """Largest multiple of ``lot`` not above ``quantity`` (0 for negatives). Idempotent."""
+    if quantity <= 0:
+        return ZERO
+    return (quantity // lot) * lot
+
+
+def ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """``numerator / denominator`` for reporting; a zero or negative denominator gives 0."""
+    if denominator <= 0:
+        return ZERO
+    return numerator / denominator
+
+
+def show(value: Decimal | None, places: Decimal = RATIO_PLACES) -> str | None:
+    """A decimal as a plain string rounded down to ``places`` (for checks and logs)."""
+    if value is None:
+        return None
+    q = value.quantize(places, rounding=ROUND_DOWN) if value.is_finite() else value
+    text = format(q.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def plain(value: Decimal) -> str:
+    """Exact decimal as a string without exponent notation."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"

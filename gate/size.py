@@ -1,0 +1,40 @@
+"""Sizing: the largest quantity, in whole lots, that every limit allows at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gate.checks import Limit
+from gate.money import ZERO, floor_to_lot
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    quantity: Decimal
+    binding: tuple[Limit, ...]  # limits the requested quantity breaks
+    rounded: bool  # the request was not a whole number of lots
+
+
+def size(
+    requested: Decimal,
+    limits: Sequence[Limit],
+    lot: Decimal,
+    whole: Decimal | None = None,
+) -> Sizing:
+    """Fold the limits into one quantity.
+
+    ``whole`` is an off-lot quantity that may be taken exactly (closing a whole
+    position that was filled in odd sizes); everything else is rounded down to ``lot``.
+    """
+    binding = tuple(lim for lim in limits if not lim.fits(requested))
+    target = min([requested, *(lim.max_quantity() for lim in binding)])
+    if whole is not None and target >= whole:
+        return Sizing(whole, binding, rounded=False)
+    quantity = floor_to_lot(target, lot)
+    # the division in max_quantity is inexact: step back a lot if it rounded up
+    while quantity > 0 and not all(lim.fits(quantity) for lim in limits):
+        quantity = max(ZERO, quantity - lot)
+    rounded = not binding and quantity < requested
+    return Sizing(quantity, binding, rounded)
