@@ -1,0 +1,177 @@
+"""Portfolio events applied to a snapshot: deposits, fills, cancels, marks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from gate.ledger import apply_events, expire_reservations
+from gate.portfolio import Snapshot, equity
+from schemas.messages import Cancel, Deposit, Fill, Mark
+from tests.builders import NOW, all_enabled, base_config, reservation, snapshot
+
+D = Decimal
+CFG = base_config()
+
+
+def fill(intent_id: str, side: str, qty: str, price: str, **kw: Any) -> Fill:
+    return Fill.model_validate(
+        {
+            "type": "fill",
+            "event_id": f"f-{intent_id}-{qty}-{price}",
+            "intent_id": intent_id,
+            "symbol": kw.pop("symbol", "BTC/USDT"),
+            "side": side,
+            "quantity": qty,
+            "price": price,
+            "at": kw.pop("at", NOW),
+        }
+    )
+
+
+def mark(prices: dict[str, str], at: Any = NOW, **kw: Any) -> Mark:
+    return Mark.model_validate(
+        {"type": "mark", "event_id": f"m-{at.isoformat()}", "prices": prices, "at": at, **kw}
+    )
+
+
+def apply(snap: Snapshot, *events: Any) -> tuple[Snapshot, list[str]]:
+    out = apply_events(snap, events, CFG, NOW)
+    return out.snapshot, [n for _, n in out.notes]
+
+
+def test_deposit_when_applied_then_cash_peak_and_day_start_rise() -> None:
+    """A deposit is not PnL: peak and start-of-day equity move with it."""
+    snap, _ = apply(snapshot("1000"), Deposit(type="deposit", event_id="d1", amount=D(500)))
+    assert (snap.account.cash, snap.account.peak_equity, snap.account.day_start_equity) == (
+        D(1500),
+        D(1500),
+        D(1500),
+    )
+
+
+def test_fill_when_reserved_then_position_opens_and_reservation_is_consumed() -> None:
+    """A full fill converts the reservation into a position with the approved stop."""
+    snap = snapshot(
+        "100000", reservations=[reservation("i1", "BTC/USDT", "0.1", "100000", "94000")]
+    )
+    snap, notes = apply(snap, fill("i1", "buy", "0.1", "100000"))
+    pos = snap.positions["BTC/USDT"]
+    assert (pos.quantity, pos.avg_price, pos.stop_price, notes) == (
+        D("0.1"),
+        D(100000),
+        D(94000),
+        [],
+    )
+    assert snap.reservations == {}
+    assert snap.account.cash == D(90000)
+
+
+def test_fill_when_partial_then_remainder_stays_reserved() -> None:
+    """A partial fill leaves the unfilled quantity reserved."""
+    snap = snapshot(
+        "100000", reservations=[reservation("i1", "BTC/USDT", "0.1", "100000", "94000")]
+    )
+    snap, _ = apply(snap, fill("i1", "buy", "0.04", "100000"))
+    assert snap.reservations["i1"].quantity == D("0.06")
+    assert snap.positions["BTC/USDT"].quantity == D("0.04")
+
+
+def test_fill_when_no_approval_known_then_applied_and_noted() -> None:
+    """The executor's fills are the truth: applied, with a note to log."""
+    snap, notes = apply(snapshot("100000"), fill("ghost", "buy", "1", "3900", symbol="ETH/USDT"))
+    assert snap.positions["ETH/USDT"].quantity == D(1)
+    assert notes == ["fill for ghost: no known approval"]
+
+
+def test_fill_when_closing_then_realized_pnl_and_position_gone() -> None:
+    """Buy 1 at 100,000, sell 1 at 110,000: 10,000 realised, flat."""
+    snap, _ = apply(snapshot("200000"), fill("a", "buy", "1", "100000"))
+    snap, _ = apply(snap, fill("b", "sell", "1", "110000"))
+    assert "BTC/USDT" not in snap.positions
+    assert snap.account.realized_pnl == D(10000)
+    assert snap.account.cash == D(210000)
+
+
+def test_fill_when_adding_then_average_price_is_weighted() -> None:
+    """Adding at a new price averages the entry."""
+    snap, _ = apply(
+        snapshot("500000"), fill("a", "buy", "1", "100000"), fill("b", "buy", "3", "120000")
+    )
+    assert snap.positions["BTC/USDT"].avg_price == D(115000)
+
+
+def test_fill_when_selling_through_zero_then_short_opens_at_fill_price() -> None:
+    """Long 1, sell 3: 1 closes, a 2-unit short opens at the fill price."""
+    snap, _ = apply(snapshot("500000"), fill("a", "buy", "1", "100000"))
+    snap, _ = apply(snap, fill("b", "sell", "3", "90000"))
+    pos = snap.positions["BTC/USDT"]
+    assert (pos.quantity, pos.avg_price, snap.account.realized_pnl) == (D(-2), D(90000), D(-10000))
+
+
+def test_cancel_when_reserved_then_released_else_noted() -> None:
+    """Cancel releases a reservation; an unknown one is only noted."""
+    snap = snapshot(reservations=[reservation("i1", "BTC/USDT", "0.1", "100000", "94000")])
+    snap, notes = apply(
+        snap,
+        Cancel(type="cancel", event_id="c1", intent_id="i1"),
+        Cancel(type="cancel", event_id="c2", intent_id="i1"),
+    )
+    assert snap.reservations == {}
+    assert notes == ["cancel for i1: no open reservation"]
+
+
+def test_mark_when_price_moves_then_equity_and_peak_follow() -> None:
+    """Marks revalue positions; a new high raises the peak, a fall does not lower it."""
+    snap, _ = apply(snapshot("100000"), fill("a", "buy", "1", "100000"))
+    up, _ = apply(snap, mark({"BTC/USDT": "120000"}))
+    down, _ = apply(up, mark({"BTC/USDT": "90000"}, at=NOW + timedelta(minutes=1)))
+    assert (equity(up, CFG), up.account.peak_equity) == (D(120000), D(120000))
+    assert (equity(down, CFG), down.account.peak_equity) == (D(90000), D(120000))
+
+
+def test_mark_when_new_utc_day_then_day_starts_from_last_equity() -> None:
+    """The first mark of a UTC day sets start-of-day equity to the previous close."""
+    snap, _ = apply(snapshot("100000"), fill("a", "buy", "1", "100000"))
+    snap, _ = apply(snap, mark({"BTC/USDT": "104000"}))
+    tomorrow = NOW + timedelta(days=1)
+    snap, _ = apply(snap, mark({"BTC/USDT": "99000"}, at=tomorrow))
+    assert (snap.account.day, snap.account.day_start_equity) == (tomorrow.date(), D(104000))
+
+
+def test_mark_when_late_then_newer_price_is_kept() -> None:
+    """A mark older than the position's last mark does not overwrite it."""
+    snap, _ = apply(snapshot("100000"), fill("a", "buy", "1", "100000"))
+    snap, _ = apply(snap, mark({"BTC/USDT": "101000"}, at=NOW + timedelta(minutes=5)))
+    snap, _ = apply(snap, mark({"BTC/USDT": "50000"}, at=NOW + timedelta(minutes=1)))
+    assert snap.positions["BTC/USDT"].mark_price == D(101000)
+
+
+def test_mark_when_fx_given_then_foreign_positions_revalue() -> None:
+    """A mark's fx rates replace the configured reference rates."""
+    cfg = all_enabled()
+    out = apply_events(
+        snapshot("100000"),
+        [
+            fill("g", "buy", "1000", "200", symbol="GBP/JPY"),
+            mark({"GBP/JPY": "200"}, fx={"JPY": "0.007"}),
+        ],
+        cfg,
+        NOW,
+    )
+    # cash paid 1000*200*0.0066 = 1320; the position is now worth 1000*200*0.007 = 1400
+    assert equity(out.snapshot, cfg) == D(100080)
+
+
+def test_expire_when_ttl_passed_then_reservation_dropped() -> None:
+    """Reservations live until their TTL and no longer."""
+    snap = snapshot(
+        reservations=[
+            reservation("old", "BTC/USDT", "0.1", "100000", "94000", expires_at=NOW),
+            reservation("new", "BTC/USDT", "0.1", "100000", "94000"),
+        ]
+    )
+    assert set(expire_reservations(snap, NOW).reservations) == {"new"}
+    fresh = expire_reservations(snap, NOW - timedelta(seconds=1))
+    assert fresh is snap

@@ -1,0 +1,209 @@
+"""Properties of the limit arithmetic, over random portfolios and batches of intents.
+
+The oracle here re-adds exposure item by item from the snapshot and the decisions,
+independently of ``gate.exposure``'s running totals.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gate.decide import decide_batch
+from gate.money import floor_to_lot
+from gate.portfolio import (
+    Correlations,
+    Flags,
+    Reservation,
+    Snapshot,
+    equity,
+    fx_rate,
+    position_risk,
+)
+from schemas.config import AssetsConfig
+from schemas.messages import Decision, ReasonCode, Side, Status, TradeIntent
+from tests.builders import NOW, all_enabled, intent, position, snapshot
+
+D = Decimal
+CFG: AssetsConfig = all_enabled()
+SYMBOLS = sorted(CFG.assets)
+LIMIT_CODES = {
+    ReasonCode.MAX_POSITION,
+    ReasonCode.PORTFOLIO_HEAT,
+    ReasonCode.ASSET_CLASS_LIMIT,
+    ReasonCode.CORRELATED_EXPOSURE,
+}
+FLAGS = Flags(
+    earnings={s: NOW.date() + timedelta(days=30) for s in SYMBOLS},
+    regimes=dict.fromkeys(SYMBOLS, "trending"),
+)
+
+factor = st.decimals(min_value=D("0.5"), max_value=D("1.5"), places=3)
+
+
+@st.composite
+def positions(draw: st.DrawFn) -> list:
+    out = []
+    for sym in draw(st.lists(st.sampled_from(SYMBOLS), max_size=5, unique=True)):
+        ref = CFG.assets[sym].reference_price
+        mark = ref * draw(factor)
+        lots = draw(st.integers(min_value=-50, max_value=50).filter(bool))
+        qty = CFG.assets[sym].risk.min_size * lots
+        stop = None
+        if draw(st.booleans()):
+            stop = mark * (D("0.9") if qty > 0 else D("1.1"))
+        out.append(position(sym, qty, mark, stop, config=CFG))
+    return out
+
+
+@st.composite
+def portfolios(draw: st.DrawFn) -> Snapshot:
+    cash = draw(st.decimals(min_value=1000, max_value=2_000_000, places=2))
+    pos = draw(positions())
+    pairs = {}
+    for a, b in draw(
+        st.lists(st.tuples(st.sampled_from(SYMBOLS), st.sampled_from(SYMBOLS)), max_size=8)
+    ):
+        if a != b:
+            pairs[Correlations.key(a, b)] = draw(st.decimals(min_value=-1, max_value=1, places=2))
+    return snapshot(cash, pos, flags=FLAGS, correlations=Correlations(pairs, NOW))
+
+
+@st.composite
+def intents(draw: st.DrawFn) -> TradeIntent:
+    sym = draw(st.sampled_from(SYMBOLS))
+    asset = CFG.assets[sym]
+    price = asset.reference_price * draw(factor)
+    lots = draw(st.integers(min_value=1, max_value=5000))
+    qty = asset.risk.lot_size * lots + draw(st.sampled_from([D(0), asset.risk.lot_size * D("0.3")]))
+    side = draw(st.sampled_from(["buy", "sell"]))
+    stop = None
+    if draw(st.booleans()):
+        k = draw(st.decimals(min_value=D("0.5"), max_value=D("0.99"), places=3))
+        stop = price * k if side == "buy" else price * (2 - k)
+    return intent(
+        sym,
+        side,
+        qty,
+        price,
+        stop_price=stop,
+        reduce_only=draw(st.integers(0, 4)) == 0,
+        agent_id=draw(st.sampled_from(["a", "b"])),
+    )
+
+
+def _limits_hold(snap: Snapshot, held: list[Reservation], cfg: AssetsConfig) -> list[str]:
+    """Recompute every cap from scratch; return the ones broken."""
+    acc = snap.account
+    eq = equity(snap, cfg)
+    rm = cfg.risk_management
+    heat = sum((position_risk(p, acc, cfg) for p in snap.positions.values()), D(0))
+    by_sym_qty: dict[str, Decimal] = {s: abs(p.quantity) for s, p in snap.positions.items()}
+    by_sym_val: dict[str, Decimal] = {
+        s: abs(p.quantity) * p.mark_price * fx_rate(p.quote_currency, acc, cfg)
+        for s, p in snap.positions.items()
+    }
+    for r in held:
+        if r.reduce_only:
+            continue
+        fx = fx_rate(r.quote_currency, acc, cfg)
+        heat += (
+            r.quantity * abs(r.price - r.stop_price) * fx
+            if r.stop_price
+            else r.quantity * r.price * fx
+        )
+        by_sym_qty[r.symbol] = by_sym_qty.get(r.symbol, D(0)) + r.quantity
+        by_sym_val[r.symbol] = by_sym_val.get(r.symbol, D(0)) + r.quantity * r.price * fx
+    broken = []
+    if heat > rm.max_portfolio_heat * eq:
+        broken.append("heat")
+    return broken, by_sym_qty, by_sym_val, eq  # type: ignore[return-value]
+
+
+def _check_decision(
+    d: Decision, snap: Snapshot, held: list[Reservation], cfg: AssetsConfig
+) -> None:
+    broken, qty, val, eq = _limits_hold(snap, held, cfg)
+    assert not broken, (d, broken)
+    asset = cfg.assets[d.symbol]
+    rm = cfg.risk_management
+    fx = fx_rate(asset.trading.quote_currency, snap.account, cfg)
+    # position: all quantity held and reserved, valued at this intent's price
+    assert qty[d.symbol] * d.price * fx <= asset.risk.max_position_pct * eq, d
+    cls = asset.asset_class
+    cap = min(rm.max_single_asset_class, cfg.asset_classes[cls].max_allocation) * eq
+    in_class = sum((v for s, v in val.items() if cfg.assets[s].asset_class is cls), D(0))
+    assert in_class <= cap, d
+    corr = sum(
+        (
+            v
+            for s, v in val.items()
+            if s == d.symbol
+            or (
+                (c := snap.correlations.get(d.symbol, s)) is not None
+                and abs(c) >= rm.correlation_threshold
+            )
+            or (c is None and cfg.assets[s].asset_class is cls)
+        ),
+        D(0),
+    )
+    assert corr <= rm.max_correlation_exposure * eq, d
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(portfolios(), st.lists(intents(), min_size=1, max_size=8))
+def test_decide_batch_when_anything_then_no_approval_breaks_a_limit(
+    snap: Snapshot, batch: list[TradeIntent]
+) -> None:
+    """Replayed in order, every approved or resized decision keeps every cap."""
+    result = decide_batch(batch, snap, CFG, NOW)
+    held: list[Reservation] = []
+    for d in result.decisions:
+        if d.status is Status.REJECTED:
+            assert d.approved_quantity == 0
+            continue
+        res = result.snapshot.reservations[d.intent_id]
+        assert res.quantity == d.approved_quantity <= d.requested_quantity
+        held.append(res)
+        if d.reduce_only:
+            pos = snap.positions[d.symbol]
+            reduced = sum(r.quantity for r in held if r.reduce_only and r.symbol == d.symbol)
+            assert reduced <= abs(pos.quantity)
+            assert (d.side is Side.SELL) == pos.is_long
+        else:
+            _check_decision(d, snap, held, CFG)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(portfolios(), intents())
+def test_decide_when_resized_by_a_limit_then_one_more_lot_breaks_it(
+    snap: Snapshot, one: TradeIntent
+) -> None:
+    """Resizing is maximal: the approved quantity plus one lot no longer fits."""
+    (d,) = decide_batch([one], snap, CFG, NOW).decisions
+    if d.status is not Status.RESIZED or not {r.code for r in d.reasons} & LIMIT_CODES:
+        return
+    lot = CFG.assets[d.symbol].risk.lot_size
+    bigger = one.model_copy(update={"quantity": d.approved_quantity + lot})
+    (d2,) = decide_batch([bigger], snap, CFG, NOW).decisions
+    assert d2.approved_quantity < bigger.quantity
+
+
+@given(
+    st.decimals(min_value=0, max_value=10**9, places=8),
+    st.sampled_from([D("0.00001"), D("0.001"), D(1), D(1000), D("0.5")]),
+)
+def test_floor_to_lot_when_applied_twice_then_unchanged(q: Decimal, lot: Decimal) -> None:
+    """Rounding is idempotent, never rounds up, and loses less than one lot."""
+    once = floor_to_lot(q, lot)
+    assert floor_to_lot(once, lot) == once
+    assert once <= q < once + lot
+    assert once % lot == 0
+
+
+def test_side_enum_round_trip() -> None:
+    """Sides parse from their wire names."""
+    assert Side("buy") is Side.BUY
