@@ -1,0 +1,269 @@
+"""Encode the pure snapshot into Redis hash fields and back; diff two snapshots.
+
+State hash fields hold JSON with decimals as strings (money never goes through a
+float). A field that cannot be decoded raises :class:`StateError`: the worker then
+decides nothing (fail closed) until an operator repairs the state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from consumers import keys as k
+from gate.portfolio import (
+    Account,
+    Correlations,
+    Flags,
+    Position,
+    RateCount,
+    Reservation,
+    Snapshot,
+)
+from schemas.config import AssetClass
+from schemas.messages import Side
+
+
+class StateError(RuntimeError):
+    """The portfolio state in Redis cannot be read; nothing may be decided on it."""
+
+
+def _dec(value: Decimal) -> str:
+    return str(value)
+
+
+def _opt_dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def encode_account(a: Account) -> str:
+    return json.dumps(
+        {
+            "cash": _dec(a.cash),
+            "peak_equity": _dec(a.peak_equity),
+            "day_start_equity": _dec(a.day_start_equity),
+            "day": a.day.isoformat() if a.day else None,
+            "realized_pnl": _dec(a.realized_pnl),
+            "marked_at": a.marked_at.isoformat() if a.marked_at else None,
+            "fx": {c: _dec(v) for c, v in a.fx.items()},
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_account(raw: Mapping[str, Any]) -> Account:
+    return Account(
+        cash=Decimal(raw["cash"]),
+        peak_equity=Decimal(raw["peak_equity"]),
+        day_start_equity=Decimal(raw["day_start_equity"]),
+        day=date.fromisoformat(raw["day"]) if raw.get("day") else None,
+        realized_pnl=Decimal(raw["realized_pnl"]),
+        marked_at=datetime.fromisoformat(raw["marked_at"]) if raw.get("marked_at") else None,
+        fx={c: Decimal(v) for c, v in raw.get("fx", {}).items()},
+    )
+
+
+def encode_position(p: Position) -> str:
+    return json.dumps(
+        {
+            "symbol": p.symbol,
+            "asset_class": p.asset_class,
+            "quote_currency": p.quote_currency,
+            "quantity": _dec(p.quantity),
+            "avg_price": _dec(p.avg_price),
+            "mark_price": _dec(p.mark_price),
+            "marked_at": p.marked_at.isoformat(),
+            "opened_at": p.opened_at.isoformat(),
+            "stop_price": _opt_dec(p.stop_price),
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_position(raw: Mapping[str, Any]) -> Position:
+    return Position(
+        symbol=raw["symbol"],
+        asset_class=raw["asset_class"],
+        quote_currency=raw["quote_currency"],
+        quantity=Decimal(raw["quantity"]),
+        avg_price=Decimal(raw["avg_price"]),
+        mark_price=Decimal(raw["mark_price"]),
+        marked_at=datetime.fromisoformat(raw["marked_at"]),
+        opened_at=datetime.fromisoformat(raw["opened_at"]),
+        stop_price=Decimal(raw["stop_price"]) if raw.get("stop_price") is not None else None,
+    )
+
+
+def encode_reservation(r: Reservation) -> str:
+    return json.dumps(
+        {
+            "intent_id": r.intent_id,
+            "agent_id": r.agent_id,
+            "symbol": r.symbol,
+            "asset_class": r.asset_class,
+            "quote_currency": r.quote_currency,
+            "side": r.side.value,
+            "quantity": _dec(r.quantity),
+            "price": _dec(r.price),
+            "stop_price": _opt_dec(r.stop_price),
+            "reduce_only": r.reduce_only,
+            "expires_at": r.expires_at.isoformat(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_reservation(raw: Mapping[str, Any]) -> Reservation:
+    return Reservation(
+        intent_id=raw["intent_id"],
+        agent_id=raw["agent_id"],
+        symbol=raw["symbol"],
+        asset_class=raw["asset_class"],
+        quote_currency=raw["quote_currency"],
+        side=Side(raw["side"]),
+        quantity=Decimal(raw["quantity"]),
+        price=Decimal(raw["price"]),
+        stop_price=Decimal(raw["stop_price"]) if raw.get("stop_price") is not None else None,
+        reduce_only=bool(raw["reduce_only"]),
+        expires_at=datetime.fromisoformat(raw["expires_at"]),
+    )
+
+
+def encode_rate(rc: RateCount) -> str:
+    return f"{rc.window}:{rc.count}"
+
+
+def decode_rate(raw: str) -> RateCount:
+    window, count = raw.split(":")
+    return RateCount(int(window), int(count))
+
+
+# --- whole snapshot ---------------------------------------------------------------------
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def decode_state(
+    fields: Mapping[bytes | str, bytes | str],
+) -> tuple[int, Account, dict[str, Position], dict[str, Reservation], dict[str, RateCount]]:
+    """Decode the state hash (HGETALL); an empty hash is a fresh, empty portfolio."""
+    version = 0
+    account = Account()
+    positions: dict[str, Position] = {}
+    reservations: dict[str, Reservation] = {}
+    rates: dict[str, RateCount] = {}
+    for raw_name, raw_value in fields.items():
+        name, value = _text(raw_name), _text(raw_value)
+        try:
+            if name == k.F_VERSION:
+                version = int(value)
+            elif name == k.F_ACCOUNT:
+                account = decode_account(json.loads(value))
+            elif name.startswith(k.P_POSITION):
+                positions[name[len(k.P_POSITION) :]] = decode_position(json.loads(value))
+            elif name.startswith(k.P_RESERVATION):
+                reservations[name[len(k.P_RESERVATION) :]] = decode_reservation(json.loads(value))
+            elif name.startswith(k.P_RATE):
+                rates[name[len(k.P_RATE) :]] = decode_rate(value)
+        except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+            raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
+    return version, account, positions, reservations, rates
+
+
+def decode_control(
+    fields: Mapping[bytes | str, bytes | str],
+) -> tuple[Flags, dict[str, bool], dict[AssetClass, bool]]:
+    """Flags plus the enable overrides (symbol -> on/off, class -> on/off)."""
+    halted = False
+    earnings: dict[str, date] = {}
+    regimes: dict[str, str] = {}
+    assets: dict[str, bool] = {}
+    classes: dict[AssetClass, bool] = {}
+    for raw_name, raw_value in fields.items():
+        name, value = _text(raw_name), _text(raw_value)
+        try:
+            if name == k.F_HALTED:
+                halted = value == "1"
+            elif name.startswith(k.P_ASSET_ENABLED):
+                assets[name[len(k.P_ASSET_ENABLED) :]] = value == "1"
+            elif name.startswith(k.P_CLASS_ENABLED):
+                classes[AssetClass(name[len(k.P_CLASS_ENABLED) :])] = value == "1"
+            elif name.startswith(k.P_EARNINGS):
+                earnings[name[len(k.P_EARNINGS) :]] = date.fromisoformat(value)
+            elif name.startswith(k.P_REGIME):
+                regimes[name[len(k.P_REGIME) :]] = value
+        except ValueError as exc:
+            raise StateError(f"control field {name!r} is unreadable: {exc}") from exc
+    return Flags(halted=halted, earnings=earnings, regimes=regimes), assets, classes
+
+
+def encode_correlations(c: Correlations) -> str:
+    return json.dumps(
+        {
+            "as_of": c.as_of.isoformat() if c.as_of else None,
+            "pairs": {f"{a}|{b}": _dec(v) for (a, b), v in sorted(c.pairs.items())},
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_correlations(raw: bytes | str | None) -> Correlations:
+    if raw is None:
+        return Correlations()
+    try:
+        data = json.loads(raw)
+        pairs = {}
+        for key, value in data["pairs"].items():
+            a, b = key.split("|")
+            pairs[Correlations.key(a, b)] = Decimal(value)
+        as_of = datetime.fromisoformat(data["as_of"]) if data.get("as_of") else None
+    except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+        raise StateError(f"correlations are unreadable: {exc!r}") from exc
+    return Correlations(pairs, as_of)
+
+
+def diff(old: Snapshot, new: Snapshot) -> tuple[dict[str, str], list[str]]:
+    """State hash fields to set and to delete to turn ``old`` into ``new``.
+
+    Unchanged entries are the same objects in both (the pure core copies dicts but
+    not their values), so identity is enough to see what changed.
+    """
+    hset: dict[str, str] = {}
+    hdel: list[str] = []
+    if new.account is not old.account:
+        hset[k.F_ACCOUNT] = encode_account(new.account)
+    _diff_map(
+        old.positions, new.positions, k.P_POSITION, encode=encode_position, hset=hset, hdel=hdel
+    )
+    _diff_map(
+        old.reservations,
+        new.reservations,
+        k.P_RESERVATION,
+        encode=encode_reservation,
+        hset=hset,
+        hdel=hdel,
+    )
+    _diff_map(old.rates, new.rates, k.P_RATE, encode=encode_rate, hset=hset, hdel=hdel)
+    return hset, hdel
+
+
+def _diff_map(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    prefix: str,
+    *,
+    encode: Any,
+    hset: dict[str, str],
+    hdel: list[str],
+) -> None:
+    if old is new:
+        return
+    for key, value in new.items():
+        if old.get(key) is not value:
+            hset[prefix + key] = encode(value)
+    hdel.extend(prefix + key for key in old if key not in new)
