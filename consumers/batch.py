@@ -1,0 +1,238 @@
+"""Plan one batch: events applied, reservations expired, intents decided, all as one commit.
+
+Pure except for logging: the worker hands in what it read and a loaded snapshot and
+gets back the :class:`CommitPlan` plus the snapshot that the commit will produce.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from consumers.codec import diff
+from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
+from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
+from consumers.store import Loaded
+from consumers.streams import Entry
+from gate.decide import decide_batch
+from gate.ledger import apply_events, expire_reservations
+from gate.portfolio import Reservation, Snapshot
+from schemas.messages import Decision, ReasonCode, Status, TradeIntent, decimal_text
+
+log = structlog.get_logger("riskgate.batch")
+
+
+@dataclass(slots=True)
+class Planned:
+    plan: CommitPlan
+    snapshot: Snapshot  # the state after this commit
+    decisions: list[Decision] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
+    dead: int = 0
+    left_pending: int = 0  # entries an unexpected error kept out (retried later)
+
+
+def order_json(d: Decision, r: Reservation) -> str:
+    return json.dumps(
+        {
+            "intent_id": d.intent_id,
+            "agent_id": d.agent_id,
+            "symbol": d.symbol,
+            "side": r.side.value,
+            "quantity": decimal_text(d.approved_quantity),
+            "price": decimal_text(r.price),
+            "stop_price": None if r.stop_price is None else decimal_text(r.stop_price),
+            "take_profit": None if d.take_profit is None else decimal_text(d.take_profit),
+            "reduce_only": r.reduce_only,
+            "status": d.status.value,
+            "decided_at": d.decided_at.isoformat(),
+            "expires_at": r.expires_at.isoformat(),
+            "config_hash": d.config_hash,
+        },
+        separators=(",", ":"),
+    )
+
+
+class Planner:
+    def __init__(self, worker: str, max_deliveries: int) -> None:
+        self.worker = worker
+        self.max_deliveries = max_deliveries
+
+    def plan(
+        self,
+        intake: Intake,
+        loaded: Loaded,
+        now: datetime,
+        *,
+        done_intents: Collection[str] = (),
+        done_events: Collection[str] = (),
+    ) -> Planned:
+        """``done_*``: ids the commit found already decided/applied; they are only acked."""
+        cfg = loaded.config
+        base = loaded.snapshot
+        out = Planned(CommitPlan(expected_version=base.version), base)
+        plan = out.plan
+        plan.ack_intents += [e.msg_id for e in intake.repeats_intents]
+        plan.ack_events += [e.msg_id for e in intake.repeats_events]
+
+        events: list[tuple[Entry, PortfolioEvent]] = []
+        for entry, ev in intake.events:
+            if ev.event_id in done_events:
+                plan.ack_events.append(entry.msg_id)
+            elif entry.deliveries > self.max_deliveries:
+                self._dead(out, entry, f"delivered {entry.deliveries} times without success", now)
+            else:
+                events.append((entry, ev))
+        for bad in intake.bad_events:
+            self._dead(out, bad.entry, bad.error, now)
+
+        snapshot, events = self._apply(out, base, events, loaded, now)
+        plan.applied += [AppliedEntry(e.msg_id, ev.event_id) for e, ev in events]
+        snapshot = expire_reservations(snapshot, now)
+
+        intents: list[tuple[Entry, TradeIntent]] = []
+        for entry, intent in intake.intents:
+            if intent.intent_id in done_intents:
+                plan.ack_intents.append(entry.msg_id)
+            elif entry.deliveries > self.max_deliveries:
+                msg = f"delivered {entry.deliveries} times without being decided"
+                self._dead(out, entry, msg, now)
+                self._reject(
+                    out,
+                    entry,
+                    intent.intent_id,
+                    intent.model_dump(mode="json"),
+                    message=msg,
+                    now=now,
+                    config_hash=cfg.config_hash,
+                )
+            else:
+                intents.append((entry, intent))
+        for bad in intake.bad_intents:
+            self._dead(out, bad.entry, bad.error, now)
+            if bad.intent_id is not None and bad.intent_id not in done_intents:
+                self._reject(
+                    out,
+                    bad.entry,
+                    bad.intent_id,
+                    bad.salvage,
+                    message=bad.error,
+                    now=now,
+                    config_hash=cfg.config_hash,
+                )
+
+        snapshot = self._decide(out, snapshot, intents, loaded, now)
+        plan.hset, plan.hdel = diff(base, snapshot)
+        out.snapshot = snapshot
+        return out
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _apply(
+        self,
+        out: Planned,
+        snapshot: Snapshot,
+        events: list[tuple[Entry, PortfolioEvent]],
+        loaded: Loaded,
+        now: datetime,
+    ) -> tuple[Snapshot, list[tuple[Entry, PortfolioEvent]]]:
+        try:
+            applied = apply_events(snapshot, [ev for _, ev in events], loaded.config, now)
+        except Exception:
+            log.exception("event batch failed; applying one by one")
+        else:
+            out.notes += applied.notes
+            return applied.snapshot, events
+        kept = []
+        for entry, ev in events:
+            try:
+                one = apply_events(snapshot, [ev], loaded.config, now)
+            except Exception:
+                log.exception(
+                    "event left pending", event_id=ev.event_id, msg_id=entry.msg_id.decode()
+                )
+                out.left_pending += 1
+                continue
+            snapshot = one.snapshot
+            out.notes += one.notes
+            kept.append((entry, ev))
+        return snapshot, kept
+
+    def _decide(
+        self,
+        out: Planned,
+        snapshot: Snapshot,
+        intents: list[tuple[Entry, TradeIntent]],
+        loaded: Loaded,
+        now: datetime,
+    ) -> Snapshot:
+        cfg = loaded.config
+        try:
+            result = decide_batch([i for _, i in intents], snapshot, cfg, now)
+            decided = list(zip(intents, result.decisions, strict=True))
+            snapshot = result.snapshot
+        except Exception:
+            log.exception("intent batch failed; deciding one by one")
+            decided = []
+            for pair in intents:
+                entry, intent = pair
+                try:
+                    one = decide_batch([intent], snapshot, cfg, now)
+                except Exception:  # fail closed: never approve, never skip -> retried
+                    log.exception(
+                        "intent left pending",
+                        intent_id=intent.intent_id,
+                        msg_id=entry.msg_id.decode(),
+                    )
+                    out.left_pending += 1
+                    continue
+                snapshot = one.snapshot
+                decided.append((pair, one.decisions[0]))
+        for (entry, intent), decision in decided:
+            order = ""
+            if decision.status is not Status.REJECTED:
+                order = order_json(decision, snapshot.reservations[intent.intent_id])
+            out.plan.decided.append(
+                DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), order)
+            )
+            out.decisions.append(decision)
+        return snapshot
+
+    def _dead(self, out: Planned, entry: Entry, error: str, now: datetime) -> None:
+        out.plan.dead.append(dead_letter(entry, error, self.worker, now))
+        out.dead += 1
+        log.warning(
+            "dead letter",
+            stream=entry.stream,
+            msg_id=entry.msg_id.decode(),
+            error=error[:300],
+            deliveries=entry.deliveries,
+        )
+
+    def _reject(
+        self,
+        out: Planned,
+        entry: Entry,
+        intent_id: str,
+        salvage: dict[str, object],
+        *,
+        message: str,
+        now: datetime,
+        config_hash: str,
+    ) -> None:
+        decision = rejection(
+            intent_id,
+            salvage,
+            code=ReasonCode.INVALID_INTENT,
+            message=message,
+            now=now,
+            config_hash=config_hash,
+        )
+        out.plan.decided.append(
+            DecidedEntry(entry.msg_id, intent_id, decision.model_dump_json(), "")
+        )
+        out.decisions.append(decision)

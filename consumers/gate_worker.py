@@ -1,0 +1,351 @@
+"""The gate worker: read intents and events, decide, commit atomically, repeat.
+
+Ack policy: an entry is acked only inside the commit script that writes its output
+(decision, order, applied event, or dead letter). A worker killed anywhere leaves
+its entries pending; any worker reclaims them after ``min_idle_ms`` (XAUTOCLAIM) and
+the commit's "decided" markers make the second attempt a no-op for what was done.
+
+Error policy: Redis unreachable -> nothing acked, retry with backoff and jitter;
+NOGROUP -> recreate the groups and say so; unreadable state -> decide nothing;
+anything unexpected -> logged, nothing approved, the batch retried later.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from redis import Redis
+from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
+
+from consumers import keys as k
+from consumers.batch import Planned, Planner
+from consumers.codec import StateError
+from consumers.commit import Committer
+from consumers.intake import sort_entries
+from consumers.keys import Keys
+from consumers.runtime import Backoff, Shutdown
+from consumers.store import Loaded, Store
+from consumers.streams import (
+    Entry,
+    delivery_counts,
+    ensure_group,
+    is_nogroup,
+    read_group,
+    reclaim,
+    trim_consumed,
+)
+from schemas.config import AssetsConfig
+
+TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError)
+
+
+@dataclass(frozen=True, slots=True)
+class GateSettings:
+    consumer: str
+    batch: int = 256
+    block_ms: int = 1000
+    min_idle_ms: int = 10_000
+    reclaim_every_s: float = 2.0
+    max_deliveries: int = 5
+    marker_ttl_s: int = 7 * 86400
+    retention_s: float = 7 * 86400
+    intents_keep_s: float = 3600.0
+    trim_every_s: float = 30.0
+    log_decisions: bool = True
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class GateWorker:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        config: AssetsConfig,
+        settings: GateSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.clock = clock
+        self.store = Store(redis, keys, config)
+        self.committer = Committer(redis, keys, k.GROUP_GATE, settings.marker_ttl_s)
+        self.planner = Planner(settings.consumer, settings.max_deliveries)
+        self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
+        self.stats: Counter[str] = Counter()
+        self.log = structlog.get_logger("riskgate.gate").bind(
+            portfolio=keys.portfolio, consumer=settings.consumer
+        )
+        self._next_reclaim = 0.0
+        self._next_trim = 0.0
+
+    # -- topology ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create our groups (and the audit/phase groups, so trimming waits for them)."""
+        kk = self.keys
+        for stream, group in (
+            (kk.intents, k.GROUP_GATE),
+            (kk.events, k.GROUP_GATE),
+            (kk.phases, k.GROUP_GATE),
+            (kk.decisions, k.GROUP_AUDIT),
+            (kk.events, k.GROUP_PHASE),
+        ):
+            if ensure_group(self.redis, stream, group):
+                self.log.info("group created", stream=stream, group=group)
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def run(self, shutdown: Shutdown) -> None:
+        backoff = Backoff()
+        drain = True  # first our own pending entries, then new ones
+        self.setup()
+        self.log.info("gate worker started", batch=self.settings.batch)
+        while not shutdown.requested:
+            try:
+                if drain:
+                    drain = self.drain_pending()
+                else:
+                    self.maintain()
+                    self.step()
+                backoff.reset()
+            except ResponseError as exc:
+                if not is_nogroup(exc):
+                    self._failed(exc, shutdown, backoff)
+                    continue
+                self.log.warning("consumer group missing; recreating", error=str(exc))
+                self.stats["nogroup"] += 1
+                self.setup()
+                drain = True
+            except TRANSIENT as exc:
+                self.loaded = None
+                drain = True
+                self.stats["redis_errors"] += 1
+                delay = backoff.next_delay()
+                self.log.warning(
+                    "redis unavailable; retrying", error=str(exc), delay=round(delay, 3)
+                )
+                shutdown.wait(delay)
+            except Exception as exc:
+                self._failed(exc, shutdown, backoff)
+        self.log.info("gate worker stopped", **dict(self.stats))
+
+    def _failed(self, exc: Exception, shutdown: Shutdown, backoff: Backoff) -> None:
+        self.loaded = None
+        self.stats["errors"] += 1
+        level = "error" if isinstance(exc, StateError) else "exception"
+        getattr(self.log, level)("batch failed; nothing approved, will retry", error=repr(exc))
+        shutdown.wait(backoff.next_delay())
+
+    def step(self) -> int:
+        """Read one batch of new entries (blocking up to block_ms) and handle it."""
+        entries = read_group(
+            self.redis,
+            k.GROUP_GATE,
+            self.settings.consumer,
+            (self.keys.intents, self.keys.events, self.keys.phases),
+            count=self.settings.batch,
+            block_ms=self.settings.block_ms,
+        )
+        if entries:
+            self.process(entries)
+        return len(entries)
+
+    def drain_pending(self) -> bool:
+        """Handle this consumer's own unacked entries; False once there are none."""
+        entries = read_group(
+            self.redis,
+            k.GROUP_GATE,
+            self.settings.consumer,
+            (self.keys.intents, self.keys.events, self.keys.phases),
+            count=self.settings.batch,
+            block_ms=None,
+            pending=True,
+        )
+        if not entries:
+            return False
+        by_stream: dict[str, list[bytes]] = {}
+        for e in entries:
+            by_stream.setdefault(e.stream, []).append(e.msg_id)
+        counts: dict[bytes, int] = {}
+        for stream, ids in by_stream.items():
+            counts |= delivery_counts(self.redis, stream, k.GROUP_GATE, self.settings.consumer, ids)
+        self.stats["drained"] += len(entries)
+        self.process([replace(e, deliveries=counts.get(e.msg_id, e.deliveries)) for e in entries])
+        return True
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def process(self, entries: list[Entry]) -> None:
+        phase_entries = [e for e in entries if e.stream == self.keys.phases]
+        if phase_entries:
+            self.apply_phase_events(phase_entries)
+        intake = sort_entries(
+            [e for e in entries if e.stream != self.keys.phases], self.keys.intents
+        )
+        done_intents: set[str] = set()
+        done_events: set[str] = set()
+        conflicts = 0
+        while True:
+            loaded = self.loaded or self.store.load()
+            planned = self.planner.plan(
+                intake, loaded, self.clock(), done_intents=done_intents, done_events=done_events
+            )
+            if planned.plan.empty():
+                return
+            outcome = self.committer.commit(planned.plan)
+            if outcome.kind == "ok":
+                self.loaded = Loaded(
+                    replace(planned.snapshot, version=outcome.version), loaded.config
+                )
+                self._report(planned, entries)
+                return
+            self.loaded = None
+            if outcome.kind == "duplicate":
+                self.stats["duplicates"] += len(outcome.duplicate_intents) + len(
+                    outcome.duplicate_events
+                )
+                self.log.info(
+                    "already decided or applied; acking only",
+                    intents=list(outcome.duplicate_intents),
+                    events=list(outcome.duplicate_events),
+                )
+                done_intents.update(outcome.duplicate_intents)
+                done_events.update(outcome.duplicate_events)
+                continue
+            conflicts += 1
+            self.stats["conflicts"] += 1
+            if conflicts > 3:  # heavy contention: step aside briefly so others finish
+                time.sleep(random.uniform(0, min(0.05, 0.002 * conflicts)))
+
+    def _report(self, planned: Planned, entries: list[Entry]) -> None:
+        s = self.stats
+        s["batches"] += 1
+        s["decided"] += len(planned.decisions)
+        s["events"] += len(planned.plan.applied)
+        s["dead"] += planned.dead
+        s["left_pending"] += planned.left_pending
+        for event_id, note in planned.notes:
+            self.log.warning("event applied with a note", event_id=event_id, note=note)
+        msg_ids = {e.msg_id: e for e in entries}
+        for d, entry in zip(planned.decisions, planned.plan.decided, strict=True):
+            s[d.status.value] += 1
+            if self.settings.log_decisions:
+                self.log.info(
+                    "decision",
+                    intent_id=d.intent_id,
+                    agent_id=d.agent_id,
+                    symbol=d.symbol,
+                    side=d.side.value if d.side else None,
+                    status=d.status.value,
+                    requested=str(d.requested_quantity),
+                    approved=str(d.approved_quantity),
+                    reasons=[r.code.value for r in d.reasons],
+                    stream=self.keys.intents,
+                    msg_id=entry.msg_id.decode(),
+                    deliveries=msg_ids[entry.msg_id].deliveries if entry.msg_id in msg_ids else 1,
+                )
+
+    # -- live config from the phases stream ----------------------------------------------
+
+    def apply_phase_events(self, entries: list[Entry]) -> None:
+        """``phase_activated`` enables the phase's classes and assets, live, idempotently."""
+        base = self.store.base
+        enable: dict[Any, Any] = {}
+        for e in entries:
+            try:
+                data = json.loads(e.raw or b"")
+                if data.get("type") != "phase_activated":
+                    continue
+                phase = base.phases.get(str(data.get("phase")))
+                assets = [a for a in data.get("assets", []) if a in base.assets]
+            except (ValueError, AttributeError, TypeError):
+                self.log.warning("unreadable phase event ignored", msg_id=e.msg_id.decode())
+                continue
+            if phase is not None:
+                assets += [a for a in phase.assets if a not in assets]
+            classes = {base.assets[a].asset_class for a in assets}
+            enable |= {k.P_ASSET_ENABLED + a: "1" for a in assets}
+            enable |= {k.P_CLASS_ENABLED + c.value: "1" for c in classes}
+            self.log.info("phase activated; enabling", phase=data.get("phase"), assets=assets)
+        pipe = self.redis.pipeline(transaction=True)
+        if enable:
+            pipe.hset(self.keys.control, mapping=enable)
+            pipe.hincrby(self.keys.state, k.F_VERSION, 1)
+        pipe.xack(self.keys.phases, k.GROUP_GATE, *[e.msg_id for e in entries])
+        pipe.execute()
+        self.loaded = None
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self.settings.reclaim_every_s
+            self.reclaim_idle()
+        if now >= self._next_trim:
+            self._next_trim = now + self.settings.trim_every_s
+            self.trim()
+
+    def reclaim_idle(self, max_pages: int = 20) -> int:
+        """Take over entries idle for ``min_idle_ms`` (from dead or stuck consumers)."""
+        total = 0
+        for stream in (self.keys.intents, self.keys.events):
+            cursor: bytes = b"0-0"
+            for _ in range(max_pages):
+                got = reclaim(
+                    self.redis,
+                    stream,
+                    k.GROUP_GATE,
+                    self.settings.consumer,
+                    min_idle_ms=self.settings.min_idle_ms,
+                    count=self.settings.batch,
+                    cursor=cursor,
+                )
+                for msg_id in got.deleted:
+                    self._lost(stream, msg_id)
+                if got.entries:
+                    total += len(got.entries)
+                    self.stats["reclaimed"] += len(got.entries)
+                    self.log.info("reclaimed idle entries", stream=stream, count=len(got.entries))
+                    self.process(got.entries)
+                cursor = got.cursor
+                if cursor in (b"0-0", "0-0"):
+                    break
+        return total
+
+    def _lost(self, stream: str, msg_id: bytes) -> None:
+        """A pending entry trimmed away before it was handled: record it, loudly."""
+        self.stats["lost"] += 1
+        self.log.error(
+            "pending entry was trimmed before it was handled", stream=stream, msg_id=msg_id.decode()
+        )
+        payload = {
+            "stream": stream,
+            "msg_id": msg_id.decode(),
+            "error": "entry was trimmed from the stream before it was handled",
+            "raw": None,
+            "worker": self.settings.consumer,
+            "at": self.clock().isoformat(),
+        }
+        self.redis.xadd(self.keys.deadletter, {k.DATA: json.dumps(payload)})
+
+    def trim(self) -> None:
+        """Inputs are kept ``intents_keep_s``, outputs ``retention_s``; never unacked ones."""
+        s = self.settings
+        for stream in (self.keys.intents, self.keys.events):
+            trim_consumed(self.redis, stream, s.intents_keep_s)
+        for stream in (self.keys.decisions, self.keys.orders, self.keys.deadletter):
+            trim_consumed(self.redis, stream, s.retention_s)

@@ -1,0 +1,112 @@
+"""Process plumbing for the workers: logging, signals, backoff, Redis connections."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import structlog
+from redis import Redis
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
+    """structlog once per process: JSON when not on a terminal, key=value on one."""
+    level_name = (level or os.environ.get("RISKGATE_LOG_LEVEL", "INFO")).upper()
+    if json_logs is None:
+        json_logs = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_logs
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level_name, logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def redis_url(url: str | None = None) -> str:
+    return url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def connect(url: str | None = None, *, socket_timeout: float | None = 10.0) -> Redis:
+    """A Redis client; ``rediss://`` URLs use TLS. Timeouts sit above any BLOCK we use."""
+    return Redis.from_url(
+        redis_url(url),
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=5.0,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+
+
+def default_consumer_name() -> str:
+    """Stable and unique per process: host-pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Shutdown:
+    """First SIGTERM/SIGINT asks the loop to stop after its batch; a second exits now."""
+
+    def __init__(self, on_force: Callable[[], None] | None = None) -> None:
+        self._event = threading.Event()
+        self._on_force = on_force
+
+    def install(self) -> Shutdown:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self._event.is_set():
+            if self._on_force:
+                self._on_force()
+            os._exit(128 + signum)
+        self._event.set()
+
+    def request(self) -> None:
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if shutdown was requested meanwhile."""
+        return self._event.wait(seconds)
+
+
+class Backoff:
+    """Exponential backoff with full jitter, reset on success."""
+
+    def __init__(self, base: float = 0.05, cap: float = 5.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return random.uniform(0, min(self.cap, self.base * 2 ** min(self.failures, 16)))
+
+    def reset(self) -> None:
+        self.failures = 0
