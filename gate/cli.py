@@ -8,6 +8,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from consumers import commands
+from consumers.commands import UsageError
 from gate.assets import AssetManager, default_config_path
 from schemas.config import AssetsConfig, ConfigError, load_config
 
@@ -78,13 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("path", nargs="?", help="file to check (default: the active config)")
     v.set_defaults(handler=cmd_config_validate)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    commands.register(sub)  # the commands that need Redis live with the consumers
     return parser
-
-
-#: Command groups defined next to the code they drive (workers, database, tools).
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,11 +94,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"riskgate: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        return _report_failure(exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `riskgate assets | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _report_failure(exc: Exception) -> int:
+    """Known failures as one line and a non-zero exit; anything else propagates."""
+    if isinstance(exc, UsageError):
+        print(f"riskgate: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, RedisConnectionError):
+        print(f"riskgate: cannot reach Redis: {exc}", file=sys.stderr)
+        return 3
+    raise exc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -130,6 +130,8 @@ class _Batch:
 
         report.update(_after(limits, qty))
         status = Status.APPROVED if qty == intent.quantity else Status.RESIZED
+        if status is Status.APPROVED:
+            qty = intent.quantity  # same number; keep the agent's own notation
         decision = _decision(
             intent,
             self.config,

@@ -19,10 +19,20 @@ def to_decimal(value: Decimal | int | str) -> Decimal:
 
 
 def floor_to_lot(quantity: Decimal, lot: Decimal) -> Decimal:
-    """Largest multiple of ``lot`` not above ``quantity`` (0 for negatives). Idempotent."""
+    """Largest multiple of ``lot`` not above ``quantity`` (0 for negatives). Idempotent.
+
+    The result carries no trailing zeros: 0.1, not 0.10000 (and 5000, not 5E+3).
+    """
     if quantity <= 0:
         return ZERO
-    return (quantity // lot) * lot
+    return tidy((quantity // lot) * lot)
+
+
+def tidy(value: Decimal) -> Decimal:
+    """The same number without trailing fractional zeros or exponent notation."""
+    if value == value.to_integral_value():
+        return value.quantize(ONE)
+    return value.normalize()
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> Decimal:

@@ -48,7 +48,12 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-DecimalStr = PlainSerializer(str, return_type=str, when_used="json")
+def decimal_text(value: Decimal) -> str:
+    """A decimal on the wire: exact, never in exponent notation (1E-8 -> 0.00000001)."""
+    return format(value, "f")
+
+
+DecimalStr = PlainSerializer(decimal_text, return_type=str, when_used="json")
 Num = Annotated[Decimal, AfterValidator(_bounded), DecimalStr]
 Positive = Annotated[Decimal, Field(gt=0), AfterValidator(_bounded), DecimalStr]
 UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -152,7 +157,7 @@ class ApprovedOrder(Outbound):
     side: Side
     quantity: Num
     price: Num
-    stop_price: Num
+    stop_price: Num | None
     take_profit: Num | None
     reduce_only: bool
     status: Status

@@ -1,0 +1,221 @@
+"""The SDK agents and executors use: submit intents, wait for decisions, take orders.
+
+client = GateClient("redis://localhost:6379/0", portfolio="main")
+intent_id = client.submit("BTC/USDT", "buy", "0.01", price="100000", agent_id="momo")
+decision = client.wait_decision(intent_id, timeout=5)
+
+for delivery in client.orders(group="binance-executor", consumer="exec-1"):
+    place(delivery.order)          # your broker call
+    client.fill(delivery.order.intent_id, ...)   # report what happened
+    delivery.ack()
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from redis import Redis
+
+from consumers.keys import DATA, Keys
+from consumers.runtime import connect
+from consumers.streams import ensure_group, read_group
+from schemas.messages import ApprovedOrder, Decision, TradeIntent, parse_json
+
+Number = Decimal | int | str
+
+
+def _json(model_data: Mapping[str, Any]) -> str:
+    return json.dumps(model_data, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivery:
+    """One approved order read from the orders stream; ack() once you have handled it."""
+
+    order: ApprovedOrder
+    msg_id: bytes
+    _ack: Callable[[], None]
+
+    def ack(self) -> None:
+        self._ack()
+
+
+class GateClient:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        portfolio: str = "main",
+        *,
+        redis: Redis | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        self.redis = redis if redis is not None else connect(redis_url)
+        self.keys = Keys(portfolio, prefix) if prefix else Keys(portfolio)
+
+    # -- agents --------------------------------------------------------------------------
+
+    def submit(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        *,
+        price: Number,
+        stop_price: Number | None = None,
+        take_profit: Number | None = None,
+        reduce_only: bool = False,
+        agent_id: str = "sdk",
+        intent_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> str:
+        """Validate and publish one trade intent; returns its intent_id."""
+        intent = TradeIntent.model_validate(
+            {
+                "intent_id": intent_id or f"{agent_id}-{uuid.uuid4().hex}"[:128],
+                "agent_id": agent_id,
+                "symbol": symbol,
+                "side": side,
+                "quantity": Decimal(str(quantity)),
+                "price": Decimal(str(price)),
+                "stop_price": None if stop_price is None else Decimal(str(stop_price)),
+                "take_profit": None if take_profit is None else Decimal(str(take_profit)),
+                "reduce_only": reduce_only,
+                "created_at": created_at or datetime.now(UTC),
+            }
+        )
+        self.redis.xadd(self.keys.intents, {DATA: intent.model_dump_json(exclude_none=True)})
+        return intent.intent_id
+
+    def decision(self, intent_id: str) -> Decision | None:
+        """The decision for ``intent_id`` if there is one yet."""
+        ref = self.redis.get(self.keys.decided(intent_id))
+        if ref is None:
+            return None
+        rows = self.redis.xrange(self.keys.decisions, ref, ref)
+        fields = rows[0][1] if rows else None
+        if not fields:  # trimmed by retention: the marker outlives the stream entry
+            return None
+        return Decision.model_validate(parse_json(fields[DATA]))
+
+    def wait_decision(self, intent_id: str, timeout: float = 10.0) -> Decision | None:
+        """Poll until the decision exists or ``timeout`` seconds pass (then None)."""
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            found = self.decision(intent_id)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    # -- executors -----------------------------------------------------------------------
+
+    def orders(
+        self,
+        group: str,
+        consumer: str,
+        *,
+        start: str = "$",
+        count: int = 100,
+        block_ms: int = 1000,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[OrderDelivery]:
+        """Approved orders for this executor group: first its unacked ones, then new ones.
+
+        A new group starts at ``start`` ("$": only orders approved from now on).
+        """
+        stream = self.keys.orders
+        ensure_group(self.redis, stream, group, start=start)
+        pending = True
+        while not stop():
+            entries = read_group(
+                self.redis,
+                group,
+                consumer,
+                (stream,),
+                count=count,
+                block_ms=block_ms,
+                pending=pending,
+            )
+            if pending and not entries:
+                pending = False
+                continue
+            for e in entries:
+                if e.raw is None:  # trimmed while pending: nothing left to execute
+                    self.redis.xack(stream, group, e.msg_id)
+                    continue
+                order = ApprovedOrder.model_validate(parse_json(e.raw))
+                yield OrderDelivery(order, e.msg_id, self._acker(stream, group, e.msg_id))
+
+    def _acker(self, stream: str, group: str, msg_id: bytes) -> Callable[[], None]:
+        def ack() -> None:
+            self.redis.xack(stream, group, msg_id)
+
+        return ack
+
+    def _event(self, payload: dict[str, Any]) -> str:
+        payload.setdefault("event_id", f"{payload['type']}-{uuid.uuid4().hex}")
+        self.redis.xadd(self.keys.events, {DATA: _json(payload)})
+        return str(payload["event_id"])
+
+    def fill(
+        self,
+        intent_id: str,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        price: Number,
+        *,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        payload: dict[str, Any] = {
+            "type": "fill",
+            "intent_id": intent_id,
+            "symbol": symbol,
+            "side": side,
+            "quantity": str(quantity),
+            "price": str(price),
+            "at": (at or datetime.now(UTC)).isoformat(),
+        }
+        if event_id:
+            payload["event_id"] = event_id
+        return self._event(payload)
+
+    def cancel(self, intent_id: str, *, event_id: str | None = None) -> str:
+        payload: dict[str, Any] = {"type": "cancel", "intent_id": intent_id}
+        if event_id:
+            payload["event_id"] = event_id
+        return self._event(payload)
+
+    def deposit(self, amount: Number, *, event_id: str | None = None) -> str:
+        payload: dict[str, Any] = {"type": "deposit", "amount": str(amount)}
+        if event_id:
+            payload["event_id"] = event_id
+        return self._event(payload)
+
+    def mark(
+        self,
+        prices: Mapping[str, Number],
+        *,
+        at: datetime | None = None,
+        fx: Mapping[str, Number] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        payload: dict[str, Any] = {
+            "type": "mark",
+            "prices": {s: str(p) for s, p in prices.items()},
+            "at": (at or datetime.now(UTC)).isoformat(),
+        }
+        if fx:
+            payload["fx"] = {c: str(r) for c, r in fx.items()}
+        if event_id:
+            payload["event_id"] = event_id
+        return self._event(payload)

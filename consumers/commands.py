@@ -1,0 +1,305 @@
+"""CLI commands that talk to Redis: the gate worker, operator controls, the SDK's submit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+
+from consumers import control
+from consumers.client import GateClient
+from consumers.gate_worker import GateSettings, GateWorker
+from consumers.intake import describe
+from consumers.keys import Keys
+from consumers.runtime import Shutdown, configure_logging, connect, default_consumer_name
+from gate.assets import AssetManager
+from schemas.config import AssetsConfig
+
+if TYPE_CHECKING:  # subscriptable for the type checker only
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line and exit status 2."""
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--portfolio",
+        default=os.environ.get("RISKGATE_PORTFOLIO", "main"),
+        help="portfolio name (default: $RISKGATE_PORTFOLIO or main)",
+    )
+    p.add_argument(
+        "--redis-url", default=None, help="default: $REDIS_URL or redis://localhost:6379/0"
+    )
+
+
+def _config(args: argparse.Namespace) -> AssetsConfig:
+    return AssetManager(args.config).config
+
+
+def _keys(args: argparse.Namespace) -> Keys:
+    return Keys.from_env(args.portfolio)
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+# --- gate ------------------------------------------------------------------------------
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    configure_logging()
+    settings = GateSettings(
+        consumer=args.consumer or default_consumer_name(),
+        batch=args.batch,
+        block_ms=args.block_ms,
+        min_idle_ms=args.min_idle_ms,
+        max_deliveries=args.max_deliveries,
+        reclaim_every_s=args.reclaim_every,
+        marker_ttl_s=_env_int("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
+        retention_s=_env_int("RISKGATE_RETENTION_S", 7 * 86400),
+        log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
+    )
+    redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
+    worker = GateWorker(redis, _keys(args), _config(args), settings)
+    shutdown = Shutdown().install()
+    worker.run(shutdown)
+    redis.close()
+    return 0
+
+
+# --- operator controls -----------------------------------------------------------------
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    version = control.halt(connect(args.redis_url), _keys(args))
+    print(f"{args.portfolio}: trading halted (reduce-only intents still pass); version {version}")
+    structlog.get_logger("riskgate.control").warning(
+        "halted", portfolio=args.portfolio, reason=args.reason
+    )
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    version = control.resume(connect(args.redis_url), _keys(args))
+    print(f"{args.portfolio}: trading resumed; version {version}")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace, on: bool = True) -> int:
+    try:
+        fields = control.enable(
+            connect(args.redis_url), _keys(args), _config(args), args.targets, on
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    word = "enabled" if on else "disabled"
+    print(f"{args.portfolio}: {word} " + ", ".join(f.split(":", 1)[1] for f in fields))
+    return 0
+
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    redis, keys = connect(args.redis_url), _keys(args)
+    if args.symbol not in _config(args).assets:
+        raise UsageError(f"{args.symbol!r} is not a configured symbol")
+    value = None if args.value.lower() == "none" else args.value
+    try:
+        if args.flag == "earnings":
+            control.set_earnings(
+                redis, keys, args.symbol, None if value is None else date.fromisoformat(value)
+            )
+        else:
+            control.set_regime(redis, keys, args.symbol, value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"{args.portfolio}: {args.flag} {args.symbol} = {value or '(cleared)'}")
+    return 0
+
+
+def _print_status(s: dict[str, Any]) -> None:
+    print(
+        f"portfolio {s['portfolio']}  version {s['version']}  config {s['config_hash']}"
+        f"  halted {'YES' if s['halted'] else 'no'}"
+    )
+    print(
+        f"equity {s['equity']}  cash {s['cash']}  peak {s['peak_equity']}"
+        f"  drawdown {s['drawdown']}  daily pnl {s['daily_pnl']}"
+    )
+    print(f"heat {s['heat']} (limit {s['heat_limit']})  class shares {s['class_shares']}")
+    print(f"active phases {', '.join(s['active_phases'])}")
+    print(f"positions ({len(s['positions'])}):")
+    for sym, p in s["positions"].items():
+        print(f"  {sym:12} {p['quantity']:>16} @ {p['avg_price']}  mark {p['mark']}")
+    print(f"reservations ({len(s['reservations'])}):")
+    for iid, r in list(s["reservations"].items())[:20]:
+        print(f"  {iid:40} {r['side']:4} {r['quantity']:>14} {r['symbol']}")
+    print("streams:")
+    for name, info in s["streams"].items():
+        groups = "  ".join(
+            f"{g['group']}: pending {g['pending']} lag {g['lag']}" for g in info["groups"]
+        )
+        print(f"  {name:11} length {info['length']:>8}  {groups}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    s = control.status(connect(args.redis_url), _keys(args), _config(args))
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        _print_status(s)
+    return 0
+
+
+# --- SDK from the shell ----------------------------------------------------------------
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    client = GateClient(args.redis_url, args.portfolio)
+    try:
+        intent_id = client.submit(
+            args.symbol,
+            args.side,
+            args.quantity,
+            price=args.price,
+            stop_price=args.stop,
+            take_profit=args.take_profit,
+            reduce_only=args.reduce_only,
+            agent_id=args.agent,
+            intent_id=args.intent_id,
+        )
+    except ValidationError as exc:
+        raise UsageError(f"invalid intent: {describe(exc)}") from exc
+    if not args.wait:
+        print(intent_id)
+        return 0
+    decision = client.wait_decision(intent_id, args.timeout)
+    if decision is None:
+        print(
+            f"{intent_id}: no decision within {args.timeout}s (is a gate worker running?)",
+            file=sys.stderr,
+        )
+        return 3
+    print(decision.model_dump_json(indent=2))
+    return 0 if decision.status.value != "rejected" else 1
+
+
+def cmd_event(args: argparse.Namespace) -> int:
+    client = GateClient(args.redis_url, args.portfolio)
+    if args.event == "deposit":
+        print(client.deposit(args.amount))
+        return 0
+    prices = {}
+    for pair in args.prices:
+        symbol, _, price = pair.rpartition("=")
+        if not symbol:
+            raise UsageError(f"expected SYMBOL=PRICE, got {pair!r}")
+        prices[symbol] = _decimal(price)
+    print(client.mark(prices))
+    return 0
+
+
+def register(sub: Sub) -> None:
+    _register_worker(sub)
+    _register_controls(sub)
+    _register_sdk(sub)
+
+
+def _register_worker(sub: Sub) -> None:
+    p = sub.add_parser("gate", help="run a gate worker")
+    _common(p)
+    p.add_argument("--consumer", help="consumer name (default: host-pid)")
+    p.add_argument("--batch", type=int, default=_env_int("RISKGATE_BATCH", 256))
+    p.add_argument("--block-ms", type=int, default=_env_int("RISKGATE_BLOCK_MS", 1000))
+    p.add_argument(
+        "--min-idle-ms",
+        type=int,
+        default=_env_int("RISKGATE_MIN_IDLE_MS", 10_000),
+        help="reclaim entries pending this long on other consumers",
+    )
+    p.add_argument(
+        "--reclaim-every",
+        type=float,
+        default=float(os.environ.get("RISKGATE_RECLAIM_EVERY_S", "2")),
+        help="seconds between XAUTOCLAIM sweeps",
+    )
+    p.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=_env_int("RISKGATE_MAX_DELIVERIES", 5),
+        help="dead-letter an entry delivered more often than this",
+    )
+    p.set_defaults(handler=cmd_gate)
+
+
+def _register_controls(sub: Sub) -> None:
+    p = sub.add_parser("halt", help="kill switch on: only reduce-only intents pass")
+    _common(p)
+    p.add_argument("--reason", default="", help="recorded in the log")
+    p.set_defaults(handler=cmd_halt)
+    p = sub.add_parser("resume", help="kill switch off")
+    _common(p)
+    p.set_defaults(handler=cmd_resume)
+
+    for name, on in (("enable", True), ("disable", False)):
+        p = sub.add_parser(name, help=f"{name} symbols, asset classes or phases, live")
+        _common(p)
+        p.add_argument("targets", nargs="+", metavar="SYMBOL|CLASS|PHASE")
+        p.set_defaults(handler=lambda a, on=on: cmd_enable(a, on))
+
+    p = sub.add_parser("flag", help="set an earnings date or market regime for a symbol")
+    _common(p)
+    p.add_argument("flag", choices=("earnings", "regime"))
+    p.add_argument("symbol")
+    p.add_argument("value", help="YYYY-MM-DD | trending | sideways | none")
+    p.set_defaults(handler=cmd_flag)
+
+    p = sub.add_parser("status", help="portfolio, limits, streams and consumer groups")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+
+def _register_sdk(sub: Sub) -> None:
+    p = sub.add_parser("submit", help="publish a trade intent (and wait for its decision)")
+    _common(p)
+    p.add_argument("symbol")
+    p.add_argument("side", choices=("buy", "sell"))
+    p.add_argument("quantity", type=_decimal)
+    p.add_argument("--price", type=_decimal, required=True)
+    p.add_argument("--stop", type=_decimal)
+    p.add_argument("--take-profit", type=_decimal)
+    p.add_argument("--reduce-only", action="store_true")
+    p.add_argument("--agent", default=os.environ.get("RISKGATE_AGENT", "cli"))
+    p.add_argument("--intent-id")
+    p.add_argument("--wait", action="store_true", help="print the decision (exit 1 if rejected)")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(handler=cmd_submit)
+
+    p = sub.add_parser("deposit", help="publish a deposit event")
+    _common(p)
+    p.add_argument("amount", type=_decimal)
+    p.set_defaults(handler=cmd_event, event="deposit")
+    p = sub.add_parser("mark", help="publish a mark-to-market event")
+    _common(p)
+    p.add_argument("prices", nargs="+", metavar="SYMBOL=PRICE")
+    p.set_defaults(handler=cmd_event, event="mark")
