@@ -1,0 +1,137 @@
+"""Integration fixtures: a real Redis (REDIS_URL or 127.0.0.1:6379), worker processes.
+
+Tests never skip for want of a server: .ci/run starts Redis and PostgreSQL first, and
+a missing server is a failure. Each test gets its own portfolio name and wipes it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from redis import Redis
+
+from tests.builders import ROOT
+from tests.harness import Harness, unique_portfolio, wipe
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:  # pragma: no cover - the environment's fault, said plainly
+        pytest.fail(f"integration tests need Redis at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def portfolio(redis: Redis) -> Iterator[str]:
+    name = unique_portfolio("it")
+    yield name
+    wipe(redis, name)
+
+
+@pytest.fixture
+def h(redis: Redis, portfolio: str) -> Harness:
+    harness = Harness(redis, portfolio)
+    harness.fund()
+    return harness
+
+
+class Workers:
+    """Gate worker processes started with ``python -m gate.cli gate``."""
+
+    def __init__(self, redis_url: str, portfolio: str, log_dir: Path) -> None:
+        self.redis_url = redis_url
+        self.portfolio = portfolio
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.files: list[IO[bytes]] = []
+        self.count = 0
+
+    def start(self, consumer: str | None = None, *args: str, **env: str) -> str:
+        self.count += 1
+        name = consumer or f"w{self.count}"
+        log = open(self.log_dir / f"{name}-{self.count}.log", "wb")  # noqa: SIM115
+        self.files.append(log)
+        cmd = [
+            sys.executable,
+            "-m",
+            "gate.cli",
+            "gate",
+            "--portfolio",
+            self.portfolio,
+            "--consumer",
+            name,
+            "--redis-url",
+            self.redis_url,
+            "--block-ms",
+            "50",
+            *args,
+        ]
+        full_env = {**os.environ, "RISKGATE_LOG_DECISIONS": "0", **env}
+        self.procs[name] = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env
+        )
+        return name
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int | None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        return proc.wait(timeout=30)
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {}
+        for name in list(self.procs):
+            codes[name] = self.kill(name, signal.SIGTERM) or 0
+        return codes
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.kill()
+            proc.wait()
+        self.procs.clear()
+        for f in self.files:
+            f.close()
+
+    def count_lines(self, text: str) -> int:
+        """Log lines containing ``text`` across every worker started so far."""
+        return sum(
+            line.count(text)
+            for p in self.log_dir.glob("*.log")
+            for line in p.read_text(errors="replace").splitlines()
+        )
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.log_dir.glob("*.log"))
+
+
+@pytest.fixture
+def workers(redis_url: str, portfolio: str, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(redis_url, portfolio, tmp_path)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def new_portfolio(redis: Redis) -> Iterator[str]:
+    """A second portfolio for tests that need one, wiped afterwards."""
+    name = unique_portfolio("it2")
+    yield name
+    wipe(redis, name)
