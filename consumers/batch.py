@@ -13,14 +13,16 @@ from datetime import datetime
 
 import structlog
 
-from consumers.codec import diff
+from consumers.codec import changes, iso
 from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
 from consumers.store import Loaded
 from consumers.streams import Entry
-from gate.decide import decide_batch
-from gate.ledger import apply_events, expire_reservations
+from gate.decide import BatchResult, decide_batch
+from gate.exposure import Exposure
+from gate.ledger import Applied, apply_events, expire_reservations
 from gate.portfolio import Reservation, Snapshot
+from schemas.config import AssetsConfig
 from schemas.messages import Decision, ReasonCode, Status, TradeIntent, decimal_text
 
 log = structlog.get_logger("riskgate.batch")
@@ -30,6 +32,7 @@ log = structlog.get_logger("riskgate.batch")
 class Planned:
     plan: CommitPlan
     snapshot: Snapshot  # the state after this commit
+    exposure: Exposure | None = None  # its exposure, to reuse for the next batch
     decisions: list[Decision] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
     dead: int = 0
@@ -49,8 +52,8 @@ def order_json(d: Decision, r: Reservation) -> str:
             "take_profit": None if d.take_profit is None else decimal_text(d.take_profit),
             "reduce_only": r.reduce_only,
             "status": d.status.value,
-            "decided_at": d.decided_at.isoformat(),
-            "expires_at": r.expires_at.isoformat(),
+            "decided_at": iso(d.decided_at),
+            "expires_at": iso(r.expires_at),
             "config_hash": d.config_hash,
         },
         separators=(",", ":"),
@@ -70,11 +73,20 @@ class Planner:
         *,
         done_intents: Collection[str] = (),
         done_events: Collection[str] = (),
+        exposure: Exposure | None = None,
     ) -> Planned:
-        """``done_*``: ids the commit found already decided/applied; they are only acked."""
+        """One commit's worth of work for ``intake`` against ``loaded``.
+
+        ``done_*``: ids the commit found already decided/applied; they are only acked.
+        ``exposure``: the exposure of ``loaded.snapshot`` from the previous batch, if any.
+        """
         cfg = loaded.config
         base = loaded.snapshot
         out = Planned(CommitPlan(expected_version=base.version), base)
+        book = exposure.copy() if exposure is not None else Exposure.of(base, cfg, now)
+        snapshot, expired = expire_reservations(base, now)
+        for r in expired:
+            book.release(r, snapshot.account, cfg)
         plan = out.plan
         plan.ack_intents += [e.msg_id for e in intake.repeats_intents]
         plan.ack_events += [e.msg_id for e in intake.repeats_events]
@@ -90,9 +102,10 @@ class Planner:
         for bad in intake.bad_events:
             self._dead(out, bad.entry, bad.error, now)
 
-        snapshot, events = self._apply(out, base, events, loaded, now)
+        applied, events = self._apply(out, snapshot, events, loaded, now)
         plan.applied += [AppliedEntry(e.msg_id, ev.event_id) for e, ev in events]
-        snapshot = expire_reservations(snapshot, now)
+        book = _follow(book, snapshot, applied, cfg, now)
+        snapshot = applied.snapshot
 
         intents: list[tuple[Entry, TradeIntent]] = []
         for entry, intent in intake.intents:
@@ -125,9 +138,19 @@ class Planner:
                     config_hash=cfg.config_hash,
                 )
 
-        snapshot = self._decide(out, snapshot, intents, loaded, now)
-        plan.hset, plan.hdel = diff(base, snapshot)
+        result = self._decide(out, snapshot, intents, loaded, now, book=book)
+        snapshot = result.snapshot
+        plan.hset, plan.hdel = changes(
+            snapshot,
+            account=snapshot.account is not base.account,
+            positions=applied.positions_touched,
+            reservations={r.intent_id for r in expired}
+            | applied.reservations_touched
+            | {r.intent_id for r in result.reserved},
+            rates={i.agent_id for _, i in intents},
+        )
         out.snapshot = snapshot
+        out.exposure = result.exposure
         return out
 
     # -- steps ---------------------------------------------------------------------------
@@ -139,28 +162,37 @@ class Planner:
         events: list[tuple[Entry, PortfolioEvent]],
         loaded: Loaded,
         now: datetime,
-    ) -> tuple[Snapshot, list[tuple[Entry, PortfolioEvent]]]:
+    ) -> tuple[Applied, list[tuple[Entry, PortfolioEvent]]]:
         try:
             applied = apply_events(snapshot, [ev for _, ev in events], loaded.config, now)
         except Exception:
             log.exception("event batch failed; applying one by one")
         else:
             out.notes += applied.notes
-            return applied.snapshot, events
+            return applied, events
         kept = []
+        current = snapshot
         for entry, ev in events:
             try:
-                one = apply_events(snapshot, [ev], loaded.config, now)
+                one = apply_events(current, [ev], loaded.config, now)
             except Exception:
                 log.exception(
                     "event left pending", event_id=ev.event_id, msg_id=entry.msg_id.decode()
                 )
                 out.left_pending += 1
                 continue
-            snapshot = one.snapshot
+            current = one.snapshot
             out.notes += one.notes
             kept.append((entry, ev))
-        return snapshot, kept
+        # rare path: say everything may have changed, so callers recompute from scratch
+        return Applied(
+            current,
+            (),
+            frozenset(snapshot.positions) | frozenset(current.positions),
+            tuple(snapshot.reservations.values()),
+            tuple(current.reservations.values()),
+            fx_changed=True,
+        ), kept
 
     def _decide(
         self,
@@ -169,19 +201,21 @@ class Planner:
         intents: list[tuple[Entry, TradeIntent]],
         loaded: Loaded,
         now: datetime,
-    ) -> Snapshot:
+        *,
+        book: Exposure,
+    ) -> BatchResult:
         cfg = loaded.config
         try:
-            result = decide_batch([i for _, i in intents], snapshot, cfg, now)
+            result = decide_batch([i for _, i in intents], snapshot, cfg, now, exposure=book)
             decided = list(zip(intents, result.decisions, strict=True))
-            snapshot = result.snapshot
         except Exception:
             log.exception("intent batch failed; deciding one by one")
             decided = []
+            reserved: list[Reservation] = []
             for pair in intents:
                 entry, intent = pair
                 try:
-                    one = decide_batch([intent], snapshot, cfg, now)
+                    one = decide_batch([intent], snapshot, cfg, now, exposure=book)
                 except Exception:  # fail closed: never approve, never skip -> retried
                     log.exception(
                         "intent left pending",
@@ -190,17 +224,19 @@ class Planner:
                     )
                     out.left_pending += 1
                     continue
-                snapshot = one.snapshot
+                snapshot, book = one.snapshot, one.exposure
+                reserved += one.reserved
                 decided.append((pair, one.decisions[0]))
+            result = BatchResult(tuple(d for _, d in decided), snapshot, book, tuple(reserved))
         for (entry, intent), decision in decided:
             order = ""
             if decision.status is not Status.REJECTED:
-                order = order_json(decision, snapshot.reservations[intent.intent_id])
+                order = order_json(decision, result.snapshot.reservations[intent.intent_id])
             out.plan.decided.append(
                 DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), order)
             )
             out.decisions.append(decision)
-        return snapshot
+        return result
 
     def _dead(self, out: Planned, entry: Entry, error: str, now: datetime) -> None:
         out.plan.dead.append(dead_letter(entry, error, self.worker, now))
@@ -236,3 +272,19 @@ class Planner:
             DecidedEntry(entry.msg_id, intent_id, decision.model_dump_json(), "")
         )
         out.decisions.append(decision)
+
+
+def _follow(
+    book: Exposure, before: Snapshot, applied: Applied, config: AssetsConfig, now: datetime
+) -> Exposure:
+    """Bring ``book`` (the exposure of ``before``) up to ``applied.snapshot``."""
+    after = applied.snapshot
+    if applied.fx_changed:
+        return Exposure.of(after, config, now)
+    for r in applied.released:
+        book.release(r, after.account, config)
+    for r in applied.reserved:
+        book.reserve(r, after.account, config)
+    if applied.positions_touched or after.account is not before.account:
+        book.revalue_positions(after, config)
+    return book

@@ -8,9 +8,10 @@ decides nothing (fail closed) until an operator repairs the state.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from consumers import keys as k
@@ -97,38 +98,73 @@ def decode_position(raw: Mapping[str, Any]) -> Position:
     )
 
 
+@lru_cache(maxsize=256)
+def iso(moment: datetime) -> str:
+    """isoformat, cached: a batch stamps many records with the same few moments."""
+    return moment.isoformat()
+
+
+#: Reservations are many and written on the hot path: a compact JSON array, in this order.
+RESERVATION_FIELDS = (
+    "intent_id",
+    "agent_id",
+    "symbol",
+    "asset_class",
+    "quote_currency",
+    "side",
+    "quantity",
+    "price",
+    "stop_price",
+    "reduce_only",
+    "expires_at",
+)
+
+
 def encode_reservation(r: Reservation) -> str:
     return json.dumps(
-        {
-            "intent_id": r.intent_id,
-            "agent_id": r.agent_id,
-            "symbol": r.symbol,
-            "asset_class": r.asset_class,
-            "quote_currency": r.quote_currency,
-            "side": r.side.value,
-            "quantity": _dec(r.quantity),
-            "price": _dec(r.price),
-            "stop_price": _opt_dec(r.stop_price),
-            "reduce_only": r.reduce_only,
-            "expires_at": r.expires_at.isoformat(),
-        },
+        [
+            r.intent_id,
+            r.agent_id,
+            r.symbol,
+            r.asset_class,
+            r.quote_currency,
+            r.side.value,
+            _dec(r.quantity),
+            _dec(r.price),
+            _opt_dec(r.stop_price),
+            r.reduce_only,
+            iso(r.expires_at),
+        ],
         separators=(",", ":"),
     )
 
 
-def decode_reservation(raw: Mapping[str, Any]) -> Reservation:
+def decode_reservation(raw: list[Any]) -> Reservation:
+    (
+        intent_id,
+        agent_id,
+        symbol,
+        asset_class,
+        quote,
+        side,
+        qty,
+        price,
+        stop,
+        reduce_only,
+        expires_at,
+    ) = raw
     return Reservation(
-        intent_id=raw["intent_id"],
-        agent_id=raw["agent_id"],
-        symbol=raw["symbol"],
-        asset_class=raw["asset_class"],
-        quote_currency=raw["quote_currency"],
-        side=Side(raw["side"]),
-        quantity=Decimal(raw["quantity"]),
-        price=Decimal(raw["price"]),
-        stop_price=Decimal(raw["stop_price"]) if raw.get("stop_price") is not None else None,
-        reduce_only=bool(raw["reduce_only"]),
-        expires_at=datetime.fromisoformat(raw["expires_at"]),
+        intent_id=intent_id,
+        agent_id=agent_id,
+        symbol=symbol,
+        asset_class=asset_class,
+        quote_currency=quote,
+        side=Side(side),
+        quantity=Decimal(qty),
+        price=Decimal(price),
+        stop_price=Decimal(stop) if stop is not None else None,
+        reduce_only=bool(reduce_only),
+        expires_at=datetime.fromisoformat(expires_at),
     )
 
 
@@ -227,43 +263,33 @@ def decode_correlations(raw: bytes | str | None) -> Correlations:
     return Correlations(pairs, as_of)
 
 
-def diff(old: Snapshot, new: Snapshot) -> tuple[dict[str, str], list[str]]:
-    """State hash fields to set and to delete to turn ``old`` into ``new``.
-
-    Unchanged entries are the same objects in both (the pure core copies dicts but
-    not their values), so identity is enough to see what changed.
-    """
+def changes(
+    new: Snapshot,
+    *,
+    account: bool,
+    positions: Iterable[str] = (),
+    reservations: Iterable[str] = (),
+    rates: Iterable[str] = (),
+) -> tuple[dict[str, str], list[str]]:
+    """State hash fields to set and delete for what a batch touched, as found in ``new``."""
     hset: dict[str, str] = {}
     hdel: list[str] = []
-    if new.account is not old.account:
+    if account:
         hset[k.F_ACCOUNT] = encode_account(new.account)
-    _diff_map(
-        old.positions, new.positions, k.P_POSITION, encode=encode_position, hset=hset, hdel=hdel
-    )
-    _diff_map(
-        old.reservations,
-        new.reservations,
-        k.P_RESERVATION,
-        encode=encode_reservation,
-        hset=hset,
-        hdel=hdel,
-    )
-    _diff_map(old.rates, new.rates, k.P_RATE, encode=encode_rate, hset=hset, hdel=hdel)
+    for symbol in positions:
+        pos = new.positions.get(symbol)
+        if pos is None:
+            hdel.append(k.P_POSITION + symbol)
+        else:
+            hset[k.P_POSITION + symbol] = encode_position(pos)
+    for intent_id in reservations:
+        res = new.reservations.get(intent_id)
+        if res is None:
+            hdel.append(k.P_RESERVATION + intent_id)
+        else:
+            hset[k.P_RESERVATION + intent_id] = encode_reservation(res)
+    for agent in rates:
+        rc = new.rates.get(agent)
+        if rc is not None:
+            hset[k.P_RATE + agent] = encode_rate(rc)
     return hset, hdel
-
-
-def _diff_map(
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    prefix: str,
-    *,
-    encode: Any,
-    hset: dict[str, str],
-    hdel: list[str],
-) -> None:
-    if old is new:
-        return
-    for key, value in new.items():
-        if old.get(key) is not value:
-            hset[prefix + key] = encode(value)
-    hdel.extend(prefix + key for key in old if key not in new)

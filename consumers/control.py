@@ -141,7 +141,12 @@ def status(
         "daily_loss": show(v.daily_loss),
         "heat": show(ratio(exposure.heat, eq)),
         "heat_limit": plain(cfg.risk_management.max_portfolio_heat),
-        "class_shares": {c: show(ratio(n, eq)) for c, n in sorted(exposure.class_notional.items())},
+        "class_shares": {
+            c: show(ratio(exposure.class_notional(c), eq))
+            for c in sorted(
+                set(exposure.positions.class_notional) | set(exposure.reserved.class_notional)
+            )
+        },
         "positions": {
             s: {
                 "quantity": plain(p.quantity),

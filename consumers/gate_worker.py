@@ -42,6 +42,7 @@ from consumers.streams import (
     reclaim,
     trim_consumed,
 )
+from gate.exposure import Exposure
 from schemas.config import AssetsConfig
 
 TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError)
@@ -84,6 +85,7 @@ class GateWorker:
         self.committer = Committer(redis, keys, k.GROUP_GATE, settings.marker_ttl_s)
         self.planner = Planner(settings.consumer, settings.max_deliveries)
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
+        self.exposure: Exposure | None = None  # and its exposure
         self.stats: Counter[str] = Counter()
         self.log = structlog.get_logger("riskgate.gate").bind(
             portfolio=keys.portfolio, consumer=settings.consumer
@@ -199,9 +201,16 @@ class GateWorker:
         done_events: set[str] = set()
         conflicts = 0
         while True:
-            loaded = self.loaded or self.store.load()
+            loaded = self.loaded
+            if loaded is None:
+                loaded, self.exposure = self.store.load(), None
             planned = self.planner.plan(
-                intake, loaded, self.clock(), done_intents=done_intents, done_events=done_events
+                intake,
+                loaded,
+                self.clock(),
+                done_intents=done_intents,
+                done_events=done_events,
+                exposure=self.exposure,
             )
             if planned.plan.empty():
                 return
@@ -210,6 +219,7 @@ class GateWorker:
                 self.loaded = Loaded(
                     replace(planned.snapshot, version=outcome.version), loaded.config
                 )
+                self.exposure = planned.exposure
                 self._report(planned, entries)
                 return
             self.loaded = None

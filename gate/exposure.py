@@ -1,66 +1,156 @@
-"""Aggregated exposure of a snapshot: heat, notional by class and symbol, reducible size.
+"""Aggregated exposure: heat, notional by class and symbol, reducible size.
 
-Built once per batch from a snapshot, then grown as the batch's approvals reserve
-risk, so every intent in a batch is decided against everything approved before it.
+Two parts, so a batch costs what changed rather than what exists:
+
+- the *positions* part, recomputed when positions or the account change (events);
+- the *reserved* part, kept up to date one reservation at a time: ``reserve`` when an
+  order is approved, ``release`` when a fill, cancel or TTL ends it.
+
+``Exposure.of`` builds both from scratch and is the definition the incremental path
+must always equal (a property test holds them to it). Amounts are in the account
+currency at the snapshot's fx rates; when those rates change, rebuild from scratch.
+
 Opening orders count gross (a sell against a long is new exposure until filled);
 only ``reduce_only`` orders shrink a position, and they never add exposure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from gate.money import ZERO
-from gate.portfolio import (
-    Reservation,
-    Snapshot,
-    equity,
-    fx_rate,
-    position_risk,
-)
+from gate.portfolio import Account, Reservation, Snapshot, equity, fx_rate, position_risk
 from schemas.config import AssetsConfig
 from schemas.messages import Side
 
 
 @dataclass(slots=True)
-class Exposure:
-    equity: Decimal
+class Part:
     heat: Decimal = ZERO
     class_notional: dict[str, Decimal] = field(default_factory=dict)
     symbol_notional: dict[str, Decimal] = field(default_factory=dict)
     symbol_quantity: dict[str, Decimal] = field(default_factory=dict)
-    symbol_class: dict[str, str | None] = field(default_factory=dict)
-    pending_reduce: dict[str, Decimal] = field(default_factory=dict)
-    oldest_mark: datetime | None = None
+
+    def add(
+        self, symbol: str, asset_class: str | None, qty: Decimal, notional: Decimal, risk: Decimal
+    ) -> None:
+        self.heat += risk
+        self.symbol_quantity[symbol] = self.symbol_quantity.get(symbol, ZERO) + qty
+        self.symbol_notional[symbol] = self.symbol_notional.get(symbol, ZERO) + notional
+        if asset_class is not None:
+            self.class_notional[asset_class] = self.class_notional.get(asset_class, ZERO) + notional
+
+    def copy(self) -> Part:
+        return Part(
+            self.heat,
+            dict(self.class_notional),
+            dict(self.symbol_notional),
+            dict(self.symbol_quantity),
+        )
+
+
+def reservation_amounts(
+    r: Reservation, account: Account, config: AssetsConfig
+) -> tuple[Decimal, Decimal]:
+    """(notional, risk to stop) of an opening reservation, in the account currency."""
+    fx = fx_rate(r.quote_currency, account, config)
+    notional = r.quantity * r.price * fx
+    if r.stop_price is None:
+        return notional, notional
+    return notional, r.quantity * abs(r.price - r.stop_price) * fx
+
+
+@dataclass(slots=True)
+class Exposure:
+    equity: Decimal
+    positions: Part
+    reserved: Part
+    symbol_class: dict[str, str | None]  # every symbol that has or had exposure
+    pending_reduce: dict[str, Decimal]
+    oldest_mark: datetime | None
+    fx: Mapping[str, Decimal]  # the account fx the amounts were computed with
 
     @classmethod
     def of(cls, snapshot: Snapshot, config: AssetsConfig, now: datetime) -> Exposure:
-        acc = snapshot.account
-        exp = cls(equity=equity(snapshot, config))
-        for p in snapshot.positions.values():
-            fx = fx_rate(p.quote_currency, acc, config)
-            exp._add(p.symbol, p.asset_class, abs(p.quantity), abs(p.quantity) * p.mark_price * fx)
-            exp.heat += position_risk(p, acc, config)
-            if exp.oldest_mark is None or p.marked_at < exp.oldest_mark:
-                exp.oldest_mark = p.marked_at
+        """From scratch: every position, and every reservation still alive at ``now``."""
+        exp = cls(ZERO, Part(), Part(), {}, {}, None, snapshot.account.fx)
+        exp.revalue_positions(snapshot, config)
         for r in snapshot.reservations.values():
             if r.expires_at > now:
-                exp.reserve(r, snapshot, config)
+                exp.reserve(r, snapshot.account, config)
         return exp
 
-    def reserve(self, r: Reservation, snapshot: Snapshot, config: AssetsConfig) -> None:
+    def copy(self) -> Exposure:
+        return Exposure(
+            self.equity,
+            self.positions.copy(),
+            self.reserved.copy(),
+            dict(self.symbol_class),
+            dict(self.pending_reduce),
+            self.oldest_mark,
+            self.fx,
+        )
+
+    # -- changes -------------------------------------------------------------------------
+
+    def revalue_positions(self, snapshot: Snapshot, config: AssetsConfig) -> None:
+        """Recompute the positions part (and equity) for ``snapshot``'s positions."""
+        acc = snapshot.account
+        part = Part()
+        oldest = None
+        for p in snapshot.positions.values():
+            fx = fx_rate(p.quote_currency, acc, config)
+            qty = abs(p.quantity)
+            part.add(
+                p.symbol, p.asset_class, qty, qty * p.mark_price * fx, position_risk(p, acc, config)
+            )
+            self.symbol_class[p.symbol] = p.asset_class
+            if oldest is None or p.marked_at < oldest:
+                oldest = p.marked_at
+        self.positions = part
+        self.oldest_mark = oldest
+        self.equity = equity(snapshot, config)
+
+    def reserve(self, r: Reservation, account: Account, config: AssetsConfig) -> None:
         """Count an approved order's risk (or, if reduce-only, its claim on the position)."""
         if r.reduce_only:
             self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) + r.quantity
             return
-        fx = fx_rate(r.quote_currency, snapshot.account, config)
-        self._add(r.symbol, r.asset_class, r.quantity, r.quantity * r.price * fx)
-        if r.stop_price is None:
-            self.heat += r.quantity * r.price * fx
-        else:
-            self.heat += r.quantity * abs(r.price - r.stop_price) * fx
+        notional, risk = reservation_amounts(r, account, config)
+        self.reserved.add(r.symbol, r.asset_class, r.quantity, notional, risk)
+        self.symbol_class[r.symbol] = r.asset_class
+
+    def release(self, r: Reservation, account: Account, config: AssetsConfig) -> None:
+        """Undo :meth:`reserve` exactly (same fx: rebuild instead if rates moved)."""
+        if r.reduce_only:
+            self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) - r.quantity
+            return
+        notional, risk = reservation_amounts(r, account, config)
+        self.reserved.add(r.symbol, r.asset_class, -r.quantity, -notional, -risk)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def heat(self) -> Decimal:
+        return self.positions.heat + self.reserved.heat
+
+    def class_notional(self, asset_class: str) -> Decimal:
+        return self.positions.class_notional.get(asset_class, ZERO) + (
+            self.reserved.class_notional.get(asset_class, ZERO)
+        )
+
+    def symbol_notional(self, symbol: str) -> Decimal:
+        return self.positions.symbol_notional.get(symbol, ZERO) + (
+            self.reserved.symbol_notional.get(symbol, ZERO)
+        )
+
+    def symbol_quantity(self, symbol: str) -> Decimal:
+        return self.positions.symbol_quantity.get(symbol, ZERO) + (
+            self.reserved.symbol_quantity.get(symbol, ZERO)
+        )
 
     def reducible(self, snapshot: Snapshot, symbol: str, side: Side) -> Decimal:
         """How much of the position a reduce-only order on ``side`` may still close."""
@@ -69,9 +159,21 @@ class Exposure:
             return ZERO
         return max(ZERO, abs(pos.quantity) - self.pending_reduce.get(symbol, ZERO))
 
-    def _add(self, symbol: str, asset_class: str | None, qty: Decimal, notional: Decimal) -> None:
-        self.symbol_quantity[symbol] = self.symbol_quantity.get(symbol, ZERO) + qty
-        self.symbol_notional[symbol] = self.symbol_notional.get(symbol, ZERO) + notional
-        self.symbol_class[symbol] = asset_class
-        if asset_class is not None:
-            self.class_notional[asset_class] = self.class_notional.get(asset_class, ZERO) + notional
+    def same(self, other: Exposure) -> bool:
+        """Equal totals (zero entries ignored): the incremental path vs from scratch."""
+
+        def nz(d: Mapping[str, Decimal]) -> dict[str, Decimal]:
+            return {k: v for k, v in d.items() if v != 0}
+
+        return (
+            self.equity == other.equity
+            and self.positions.heat == other.positions.heat
+            and self.reserved.heat == other.reserved.heat
+            and all(
+                nz(getattr(a, f)) == nz(getattr(b, f))
+                for a, b in ((self.positions, other.positions), (self.reserved, other.reserved))
+                for f in ("class_notional", "symbol_notional", "symbol_quantity")
+            )
+            and nz(self.pending_reduce) == nz(other.pending_reduce)
+            and self.oldest_mark == other.oldest_mark
+        )

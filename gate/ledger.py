@@ -20,8 +20,18 @@ PortfolioEvent = Deposit | Fill | Cancel | Mark
 
 @dataclass(frozen=True, slots=True)
 class Applied:
+    """The new snapshot, and what changed, so callers update only that."""
+
     snapshot: Snapshot
     notes: tuple[tuple[str, str], ...]  # (event_id, what was odd about it)
+    positions_touched: frozenset[str] = frozenset()
+    released: tuple[Reservation, ...] = ()  # reservations removed (or replaced: old value)
+    reserved: tuple[Reservation, ...] = ()  # replacements (what a partial fill left)
+    fx_changed: bool = False
+
+    @property
+    def reservations_touched(self) -> frozenset[str]:
+        return frozenset(r.intent_id for r in (*self.released, *self.reserved))
 
 
 class _Book:
@@ -34,6 +44,10 @@ class _Book:
         self.positions = dict(snapshot.positions)
         self.reservations = dict(snapshot.reservations)
         self.notes: list[tuple[str, str]] = []
+        self.touched: set[str] = set()
+        self.released: list[Reservation] = []
+        self.reserved: list[Reservation] = []
+        self.fx_changed = False
 
     def snapshot(self) -> Snapshot:
         return replace(
@@ -63,8 +77,11 @@ class _Book:
         )
 
     def cancel(self, ev: Cancel) -> None:
-        if self.reservations.pop(ev.intent_id, None) is None:
+        gone = self.reservations.pop(ev.intent_id, None)
+        if gone is None:
             self.notes.append((ev.event_id, f"cancel for {ev.intent_id}: no open reservation"))
+        else:
+            self.released.append(gone)
 
     def fill(self, ev: Fill, now: datetime) -> None:
         at = ev.at or now
@@ -80,6 +97,7 @@ class _Book:
             asset_class, quote = None, self.config.risk_management.account_currency
             self.notes.append((ev.event_id, f"fill for unconfigured symbol {ev.symbol}"))
         fx = fx_rate(quote, self.account, self.config)
+        self.touched.add(ev.symbol)
         signed = ev.quantity if ev.side is Side.BUY else -ev.quantity
         stop = res.stop_price if res is not None else None
         self.account = replace(self.account, cash=self.account.cash - signed * ev.price * fx)
@@ -102,9 +120,10 @@ class _Book:
 
     def mark(self, ev: Mark) -> None:
         acc = self.account
-        if ev.fx:
+        if ev.fx and any(acc.fx.get(c) != v for c, v in ev.fx.items()):
             acc = replace(acc, fx={**acc.fx, **ev.fx})
             self.account = acc
+            self.fx_changed = True
         if acc.day is None or ev.at.date() > acc.day:
             # a new UTC day starts from the last equity of the previous one
             acc = replace(acc, day=ev.at.date(), day_start_equity=self.equity())
@@ -112,6 +131,7 @@ class _Book:
             pos = self.positions.get(symbol)
             if pos is not None and ev.at >= pos.marked_at:
                 self.positions[symbol] = replace(pos, mark_price=price, marked_at=ev.at)
+                self.touched.add(symbol)
         marked_at = ev.at if acc.marked_at is None else max(acc.marked_at, ev.at)
         self.account = replace(acc, marked_at=marked_at)
         self.account = replace(
@@ -131,8 +151,11 @@ class _Book:
             )
             return None
         remaining = res.quantity - ev.quantity
+        self.released.append(res)
         if remaining > 0:
-            self.reservations[ev.intent_id] = replace(res, quantity=remaining)
+            left = replace(res, quantity=remaining)
+            self.reservations[ev.intent_id] = left
+            self.reserved.append(left)
         else:
             del self.reservations[ev.intent_id]
             if remaining < 0:
@@ -204,12 +227,27 @@ def apply_events(
             book.cancel(ev)
         else:
             book.mark(ev)
-    return Applied(book.snapshot(), tuple(book.notes))
+    return Applied(
+        book.snapshot(),
+        tuple(book.notes),
+        frozenset(book.touched),
+        tuple(book.released),
+        tuple(book.reserved),
+        book.fx_changed,
+    )
 
 
-def expire_reservations(snapshot: Snapshot, now: datetime) -> Snapshot:
-    """Drop reservations whose TTL has passed (returns the same object when none did)."""
-    live = {k: r for k, r in snapshot.reservations.items() if r.expires_at > now}
-    if len(live) == len(snapshot.reservations):
-        return snapshot
-    return replace(snapshot, reservations=live)
+def expire_reservations(
+    snapshot: Snapshot, now: datetime
+) -> tuple[Snapshot, tuple[Reservation, ...]]:
+    """Drop reservations whose TTL has passed; returns the snapshot and what expired.
+
+    The same snapshot object comes back when nothing expired.
+    """
+    expired = tuple(r for r in snapshot.reservations.values() if r.expires_at <= now)
+    if not expired:
+        return snapshot, ()
+    live = dict(snapshot.reservations)
+    for r in expired:
+        del live[r.intent_id]
+    return replace(snapshot, reservations=live), expired

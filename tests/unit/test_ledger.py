@@ -172,6 +172,24 @@ def test_expire_when_ttl_passed_then_reservation_dropped() -> None:
             reservation("new", "BTC/USDT", "0.1", "100000", "94000"),
         ]
     )
-    assert set(expire_reservations(snap, NOW).reservations) == {"new"}
-    fresh = expire_reservations(snap, NOW - timedelta(seconds=1))
-    assert fresh is snap
+    after, expired = expire_reservations(snap, NOW)
+    assert set(after.reservations) == {"new"}
+    assert [r.intent_id for r in expired] == ["old"]
+    fresh, none = expire_reservations(snap, NOW - timedelta(seconds=1))
+    assert fresh is snap and none == ()
+
+
+def test_apply_events_when_fill_and_mark_then_reports_what_it_touched() -> None:
+    """Callers update only what changed: touched positions, released and new reservations."""
+    snap = snapshot(
+        "100000", reservations=[reservation("i1", "BTC/USDT", "0.1", "100000", "94000")]
+    )
+    out = apply_events(
+        snap, [fill("i1", "buy", "0.04", "100000"), mark({"ETH/USDT": "3900"})], CFG, NOW
+    )
+    assert out.positions_touched == {"BTC/USDT"}
+    assert [r.quantity for r in out.released] == [D("0.1")]
+    assert [r.quantity for r in out.reserved] == [D("0.06")]
+    assert out.reservations_touched == {"i1"}
+    assert not out.fx_changed
+    assert apply_events(snap, [mark({"BTC/USDT": "1"}, fx={"JPY": "0.007"})], CFG, NOW).fx_changed
