@@ -1,9 +1,12 @@
-"""The rules. Each is a small function of a :class:`Context`.
+"""The rules. Each is a small function returning a finding or nothing.
 
-Two kinds:
-- *gates* return a :class:`Reason` (reject whatever the size) or ``None``;
-- *limits* return a :class:`Limit`, a linear cap ``used + q * per_unit <= cap`` that
-  sizing folds into the largest allowed quantity.
+Three kinds:
+- *portfolio gates* look only at the portfolio (halt, drawdown, daily loss, equity,
+  stale marks): evaluated once per batch, they reject every opening intent in it;
+- *intent gates* look at one intent (age, enabled, stop, earnings, regime, max hold,
+  rate): they reject it whatever its size;
+- *limits* are linear caps ``used + q * per_unit <= cap`` that sizing folds into the
+  largest allowed quantity.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from decimal import Decimal
 
 from gate.enrich import Context
 from gate.money import ZERO, plain, ratio, show
-from gate.portfolio import Vitals
-from schemas.messages import Reason, ReasonCode, Side
-
-Gate = Callable[[Context, Vitals], Reason | None]
+from gate.portfolio import Snapshot, Vitals
+from schemas.config import AssetsConfig
+from schemas.messages import Reason, ReasonCode, Side, construct_unchecked
 
 PERCENT = Decimal("0.01")
 
@@ -33,13 +35,96 @@ def reason(code: ReasonCode, message: str, value: object = None, limit: object =
             return None
         return plain(x) if isinstance(x, Decimal) else str(x)
 
-    return Reason(code=code, message=message, value=text(value), limit=text(limit))
+    return construct_unchecked(
+        Reason, {"code": code, "message": message, "value": text(value), "limit": text(limit)}
+    )
 
 
-# --- gates ----------------------------------------------------------------------------
+# --- portfolio gates (once per batch) -------------------------------------------------
 
 
-def intent_age(ctx: Context, _: Vitals) -> Reason | None:
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The portfolio as a batch sees it: what the portfolio gates look at."""
+
+    snapshot: Snapshot
+    vitals: Vitals
+    oldest_mark: datetime | None
+    config: AssetsConfig
+    now: datetime
+
+
+PortfolioGate = Callable[[Standing], Reason | None]
+
+
+def not_halted(s: Standing) -> Reason | None:
+    if not s.snapshot.flags.halted:
+        return None
+    return reason(ReasonCode.TRADING_HALTED, "trading is halted by an operator; reduce-only only")
+
+
+def emergency_stop(s: Standing) -> Reason | None:
+    limit = s.config.risk_management.emergency_stop_drawdown
+    if s.vitals.drawdown < limit:
+        return None
+    return reason(
+        ReasonCode.EMERGENCY_STOP,
+        f"drawdown {pct(s.vitals.drawdown)} is at or beyond the {pct(limit)} emergency stop; "
+        "reduce-only only",
+        show(s.vitals.drawdown),
+        limit,
+    )
+
+
+def daily_loss(s: Standing) -> Reason | None:
+    limit = s.config.risk_management.daily_loss_limit
+    if s.vitals.daily_loss < limit:
+        return None
+    return reason(
+        ReasonCode.DAILY_LOSS_LIMIT,
+        f"down {pct(s.vitals.daily_loss)} today, at or beyond the {pct(limit)} daily loss "
+        "limit; reduce-only only",
+        show(s.vitals.daily_loss),
+        limit,
+    )
+
+
+def has_equity(s: Standing) -> Reason | None:
+    if s.vitals.equity > 0:
+        return None
+    return reason(
+        ReasonCode.NO_EQUITY, "portfolio equity is not positive; deposit first", s.vitals.equity, 0
+    )
+
+
+def fresh_marks(s: Standing) -> Reason | None:
+    max_age = s.config.risk_management.max_mark_age_seconds
+    if s.oldest_mark is None or s.now - s.oldest_mark <= timedelta(seconds=max_age):
+        return None
+    age = int((s.now - s.oldest_mark).total_seconds())
+    return reason(
+        ReasonCode.STALE_PORTFOLIO,
+        f"the oldest position mark is {age}s old; portfolio state is stale",
+        age,
+        max_age,
+    )
+
+
+PORTFOLIO_GATES: tuple[PortfolioGate, ...] = (
+    not_halted,
+    emergency_stop,
+    daily_loss,
+    has_equity,
+    fresh_marks,
+)
+
+
+# --- intent gates ---------------------------------------------------------------------
+
+Gate = Callable[[Context], Reason | None]
+
+
+def intent_age(ctx: Context) -> Reason | None:
     rm = ctx.config.risk_management
     age = ctx.now - ctx.intent.created_at
     if age > timedelta(seconds=rm.max_intent_age_seconds):
@@ -59,73 +144,19 @@ def intent_age(ctx: Context, _: Vitals) -> Reason | None:
     return None
 
 
-def asset_enabled(ctx: Context, _: Vitals) -> Reason | None:
+def asset_enabled(ctx: Context) -> Reason | None:
     if ctx.asset.enabled:
         return None
     return reason(ReasonCode.ASSET_DISABLED, f"{ctx.symbol} is not enabled for trading")
 
 
-def class_enabled(ctx: Context, _: Vitals) -> Reason | None:
+def class_enabled(ctx: Context) -> Reason | None:
     if ctx.config.asset_classes[ctx.asset.asset_class].enabled:
         return None
     return reason(ReasonCode.CLASS_DISABLED, f"asset class {ctx.asset_class} is not enabled")
 
 
-def not_halted(ctx: Context, _: Vitals) -> Reason | None:
-    if not ctx.snapshot.flags.halted:
-        return None
-    return reason(ReasonCode.TRADING_HALTED, "trading is halted by an operator; reduce-only only")
-
-
-def emergency_stop(ctx: Context, v: Vitals) -> Reason | None:
-    limit = ctx.config.risk_management.emergency_stop_drawdown
-    if v.drawdown < limit:
-        return None
-    return reason(
-        ReasonCode.EMERGENCY_STOP,
-        f"drawdown {pct(v.drawdown)} is at or beyond the {pct(limit)} emergency stop; "
-        "reduce-only only",
-        show(v.drawdown),
-        limit,
-    )
-
-
-def daily_loss(ctx: Context, v: Vitals) -> Reason | None:
-    limit = ctx.config.risk_management.daily_loss_limit
-    if v.daily_loss < limit:
-        return None
-    return reason(
-        ReasonCode.DAILY_LOSS_LIMIT,
-        f"down {pct(v.daily_loss)} today, at or beyond the {pct(limit)} daily loss limit; "
-        "reduce-only only",
-        show(v.daily_loss),
-        limit,
-    )
-
-
-def has_equity(_: Context, v: Vitals) -> Reason | None:
-    if v.equity > 0:
-        return None
-    return reason(
-        ReasonCode.NO_EQUITY, "portfolio equity is not positive; deposit first", v.equity, 0
-    )
-
-
-def fresh_marks(ctx: Context, _: Vitals) -> Reason | None:
-    oldest = ctx.exposure.oldest_mark
-    max_age = ctx.config.risk_management.max_mark_age_seconds
-    if oldest is None or ctx.now - oldest <= timedelta(seconds=max_age):
-        return None
-    age = int((ctx.now - oldest).total_seconds())
-    return reason(
-        ReasonCode.STALE_PORTFOLIO,
-        f"the oldest position mark is {age}s old; portfolio state is stale",
-        age,
-        max_age,
-    )
-
-
-def valid_stop(ctx: Context, _: Vitals) -> Reason | None:
+def valid_stop(ctx: Context) -> Reason | None:
     stop, price = ctx.stop, ctx.intent.price
     if stop is None:
         return None
@@ -141,7 +172,7 @@ def valid_stop(ctx: Context, _: Vitals) -> Reason | None:
     )
 
 
-def valid_take_profit(ctx: Context, _: Vitals) -> Reason | None:
+def valid_take_profit(ctx: Context) -> Reason | None:
     tp, price = ctx.take_profit, ctx.intent.price
     if tp is None:
         return None
@@ -157,7 +188,7 @@ def valid_take_profit(ctx: Context, _: Vitals) -> Reason | None:
     )
 
 
-def earnings_blackout(ctx: Context, _: Vitals) -> Reason | None:
+def earnings_blackout(ctx: Context) -> Reason | None:
     days = ctx.asset.special_rules.earnings_blackout_days
     if days is None:
         return None
@@ -180,7 +211,7 @@ def earnings_blackout(ctx: Context, _: Vitals) -> Reason | None:
     return None
 
 
-def sideways_market(ctx: Context, _: Vitals) -> Reason | None:
+def sideways_market(ctx: Context) -> Reason | None:
     if not ctx.asset.special_rules.avoid_sideways_market:
         return None
     regime = ctx.snapshot.flags.regimes.get(ctx.symbol)
@@ -195,9 +226,9 @@ def sideways_market(ctx: Context, _: Vitals) -> Reason | None:
     )
 
 
-def max_hold(ctx: Context, _: Vitals) -> Reason | None:
+def max_hold(ctx: Context) -> Reason | None:
     days = ctx.asset.special_rules.max_hold_days
-    pos = ctx.snapshot.positions.get(ctx.symbol)
+    pos = ctx.snapshot.positions.get(ctx.symbol) if days is not None else None
     if days is None or pos is None:
         return None
     held = ctx.now - pos.opened_at
@@ -212,15 +243,14 @@ def max_hold(ctx: Context, _: Vitals) -> Reason | None:
     )
 
 
-def rate_limit(ctx: Context, _: Vitals) -> Reason | None:
+def rate_limit(ctx: Context) -> Reason | None:
     limit = ctx.config.risk_management.max_intents_per_agent_per_minute
-    count = intents_this_minute(ctx)
-    if count < limit:
+    if ctx.agent_intents < limit:
         return None
     return reason(
         ReasonCode.RATE_LIMITED,
-        f"agent {ctx.intent.agent_id} sent {count} intents this minute, limit {limit}",
-        count,
+        f"agent {ctx.intent.agent_id} sent {ctx.agent_intents} intents this minute, limit {limit}",
+        ctx.agent_intents,
         limit,
     )
 
@@ -230,21 +260,9 @@ def rate_window(now: datetime) -> int:
     return int(now.timestamp()) // 60
 
 
-def intents_this_minute(ctx: Context) -> int:
-    rc = ctx.snapshot.rates.get(ctx.intent.agent_id)
-    return rc.count if rc is not None and rc.window == rate_window(ctx.now) else 0
-
-
-#: Every gate an opening (not reduce-only) intent must pass, in report order.
-OPENING_GATES: tuple[Gate, ...] = (
-    intent_age,
-    asset_enabled,
-    class_enabled,
-    not_halted,
-    emergency_stop,
-    daily_loss,
-    has_equity,
-    fresh_marks,
+#: Intent gates reported before the portfolio's reasons, then after them.
+GATES_BEFORE: tuple[Gate, ...] = (intent_age, asset_enabled, class_enabled)
+GATES_AFTER: tuple[Gate, ...] = (
     valid_stop,
     valid_take_profit,
     earnings_blackout,
@@ -252,7 +270,6 @@ OPENING_GATES: tuple[Gate, ...] = (
     max_hold,
     rate_limit,
 )
-
 #: Reduce-only intents shrink risk: they skip everything but the intent's own age.
 REDUCING_GATES: tuple[Gate, ...] = (intent_age,)
 
@@ -260,9 +277,9 @@ REDUCING_GATES: tuple[Gate, ...] = (intent_age,)
 # --- limits ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Limit:
-    """``used + q * per_unit <= cap``; reported as fractions of ``scale``."""
+    """``used + q * per_unit <= cap``; ``limit`` is the cap as a fraction of ``scale``."""
 
     code: ReasonCode
     label: str
@@ -270,6 +287,7 @@ class Limit:
     per_unit: Decimal
     cap: Decimal
     scale: Decimal
+    limit: Decimal
 
     def fits(self, quantity: Decimal) -> bool:
         return self.used + quantity * self.per_unit <= self.cap
@@ -282,31 +300,30 @@ class Limit:
     def share(self, quantity: Decimal) -> Decimal:
         return ratio(self.used + quantity * self.per_unit, self.scale)
 
-    @property
-    def limit(self) -> Decimal:
-        return ratio(self.cap, self.scale)
-
 
 def position_limit(ctx: Context, v: Vitals) -> Limit:
-    held = ctx.exposure.symbol_quantity.get(ctx.symbol, ZERO)
+    pct_ = ctx.asset.risk.max_position_pct
     return Limit(
         ReasonCode.MAX_POSITION,
         f"{ctx.symbol} position",
-        held * ctx.unit_notional,
+        ctx.exposure.symbol_quantity(ctx.symbol) * ctx.unit_notional,
         ctx.unit_notional,
-        ctx.asset.risk.max_position_pct * v.equity,
+        pct_ * v.equity,
         v.equity,
+        pct_,
     )
 
 
 def heat_limit(ctx: Context, v: Vitals) -> Limit:
+    pct_ = ctx.config.risk_management.max_portfolio_heat
     return Limit(
         ReasonCode.PORTFOLIO_HEAT,
         "portfolio heat",
         ctx.exposure.heat,
         ctx.unit_risk,
-        ctx.config.risk_management.max_portfolio_heat * v.equity,
+        pct_ * v.equity,
         v.equity,
+        pct_,
     )
 
 
@@ -316,66 +333,34 @@ def class_limit_fraction(ctx: Context) -> Decimal:
 
 
 def class_limit(ctx: Context, v: Vitals) -> Limit:
+    pct_ = class_limit_fraction(ctx)
     return Limit(
         ReasonCode.ASSET_CLASS_LIMIT,
         f"{ctx.asset_class} class share",
-        ctx.exposure.class_notional.get(ctx.asset_class, ZERO),
+        ctx.exposure.class_notional(ctx.asset_class),
         ctx.unit_notional,
-        class_limit_fraction(ctx) * v.equity,
+        pct_ * v.equity,
         v.equity,
+        pct_,
     )
 
 
-def correlations_fresh(ctx: Context) -> bool:
-    corr = ctx.snapshot.correlations
-    max_age = timedelta(hours=ctx.config.risk_management.correlation_max_age_hours)
-    return corr.as_of is not None and ctx.now - corr.as_of <= max_age
-
-
-def correlated_symbols(ctx: Context) -> list[str]:
-    """Other symbols with exposure that move with this one.
-
-    ``|corr| >= threshold`` counts; an unknown (or stale) correlation counts when the
-    two are in the same class (fail closed) and not across classes.
-    """
-    threshold = ctx.config.risk_management.correlation_threshold
-    fresh = correlations_fresh(ctx)
-    out = []
-    for other, other_class in ctx.exposure.symbol_class.items():
-        if other == ctx.symbol:
-            continue
-        c = ctx.snapshot.correlations.get(ctx.symbol, other) if fresh else None
-        if (c is not None and abs(c) >= threshold) or (
-            c is None and other_class == ctx.asset_class
-        ):
-            out.append(other)
-    return sorted(out)
-
-
-def correlation_limit(ctx: Context, v: Vitals) -> Limit:
-    notional = ctx.exposure.symbol_notional
-    used = sum((notional[s] for s in correlated_symbols(ctx)), ZERO)
-    used += notional.get(ctx.symbol, ZERO)
+def correlation_limit(ctx: Context, v: Vitals, used: Decimal) -> Limit:
+    pct_ = ctx.config.risk_management.max_correlation_exposure
     return Limit(
         ReasonCode.CORRELATED_EXPOSURE,
         "correlated exposure",
         used,
         ctx.unit_notional,
-        ctx.config.risk_management.max_correlation_exposure * v.equity,
+        pct_ * v.equity,
         v.equity,
+        pct_,
     )
 
 
 def reduce_limit(ctx: Context) -> Limit:
     available = ctx.exposure.reducible(ctx.snapshot, ctx.symbol, ctx.intent.side)
+    one = Decimal(1)
     return Limit(
-        ReasonCode.REDUCE_ONLY,
-        f"{ctx.symbol} reducible size",
-        ZERO,
-        Decimal(1),
-        available,
-        Decimal(1),
+        ReasonCode.REDUCE_ONLY, f"{ctx.symbol} reducible size", ZERO, one, available, one, available
     )
-
-
-OPENING_LIMITS = (position_limit, heat_limit, class_limit, correlation_limit)

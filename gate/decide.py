@@ -2,36 +2,49 @@
 
 A batch is decided in order against one snapshot: each approval reserves its risk
 before the next intent is looked at, so a batch never approves more than the limits
-allow together. :func:`decide_batch` returns the snapshot with those reservations
-and the per-agent rate counts, ready to be committed.
+allow together. :func:`decide_batch` returns the snapshot with those reservations and
+the per-agent rate counts, ready to be committed, and the exposure that goes with it
+(hand it back in with the next batch to skip recomputing it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
 from gate import checks
-from gate.checks import Limit, pct, reason
+from gate.checks import Limit, Standing, pct, reason
+from gate.correlation import Correlated
 from gate.enrich import Context, enrich
-from gate.exposure import Exposure
-from gate.money import ZERO, plain, show
+from gate.exposure import Exposure, reservation_amounts
+from gate.money import ZERO, fraction6, plain, plain_constant, show
 from gate.portfolio import RateCount, Reservation, Snapshot, Vitals
 from gate.size import Sizing, size
 from schemas.config import AssetsConfig
-from schemas.messages import Decision, Reason, ReasonCode, Status, TradeIntent
+from schemas.messages import (
+    Decision,
+    Reason,
+    ReasonCode,
+    Status,
+    TradeIntent,
+    construct_unchecked,
+)
 
 #: Working precision for limit arithmetic: far beyond any product of bounded inputs.
 PRECISION = 60
+#: Correlated symbols listed in a decision's checks (the count is always there).
+LISTED_CORRELATED = 20
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     decisions: tuple[Decision, ...]
     snapshot: Snapshot  # the input plus this batch's reservations and rate counts
+    exposure: Exposure  # the exposure of ``snapshot`` at ``now``
+    reserved: tuple[Reservation, ...]  # the reservations this batch made
 
 
 def decide(
@@ -42,61 +55,94 @@ def decide(
 
 
 def decide_batch(
-    intents: Iterable[TradeIntent], snapshot: Snapshot, config: AssetsConfig, now: datetime
+    intents: Iterable[TradeIntent],
+    snapshot: Snapshot,
+    config: AssetsConfig,
+    now: datetime,
+    *,
+    exposure: Exposure | None = None,
 ) -> BatchResult:
-    """Decide intents in order; each approval reserves risk seen by the ones after it."""
+    """Decide intents in order; each approval reserves risk seen by the ones after it.
+
+    ``exposure``, when given, must be the exposure of ``snapshot`` at ``now`` (as a
+    previous result returned it); it is copied, never changed.
+    """
     with localcontext() as ctx:
         ctx.prec = PRECISION
-        batch = _Batch(snapshot, config, now)
+        batch = _Batch(snapshot, config, now, exposure)
         decisions = tuple(batch.decide(intent) for intent in intents)
-        return BatchResult(decisions, batch.result())
-
-
-def _has(decision: Decision, code: ReasonCode) -> bool:
-    return any(r.code is code for r in decision.reasons)
+        return batch.result(decisions)
 
 
 class _Batch:
     """Working state of one batch: exposure grows with each approval."""
 
-    def __init__(self, snapshot: Snapshot, config: AssetsConfig, now: datetime) -> None:
+    def __init__(
+        self, snapshot: Snapshot, config: AssetsConfig, now: datetime, exposure: Exposure | None
+    ) -> None:
         self.snapshot = snapshot
         self.config = config
         self.now = now
-        self.exposure = Exposure.of(snapshot, config, now)
+        self.exposure = exposure.copy() if exposure else Exposure.of(snapshot, config, now)
         self.vitals = Vitals.of(snapshot, self.exposure.equity, now.date())
-        self.reservations = dict(snapshot.reservations)
+        standing = Standing(snapshot, self.vitals, self.exposure.oldest_mark, config, now)
+        self.blockers = [r for r in (g(standing) for g in checks.PORTFOLIO_GATES) if r]
+        self.correlated = Correlated(snapshot, self.exposure, config, now)
+        self.window = checks.rate_window(now)
         self.rates = dict(snapshot.rates)
+        self.reserved: list[Reservation] = []
+        self.base_report = _portfolio_checks(snapshot, self.vitals, config)
 
-    def result(self) -> Snapshot:
-        return replace(self.snapshot, reservations=self.reservations, rates=self.rates)
+    def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
+        reservations = dict(self.snapshot.reservations)
+        reservations.update((r.intent_id, r) for r in self.reserved)
+        snap = replace(self.snapshot, reservations=reservations, rates=self.rates)
+        return BatchResult(decisions, snap, self.exposure, tuple(self.reserved))
+
+    def _count(self, agent: str) -> int:
+        seen = self.rates.get(agent)
+        return seen.count if seen is not None and seen.window == self.window else 0
 
     def decide(self, intent: TradeIntent) -> Decision:
-        decision, reservation = self._decide(intent)
+        count = self._count(intent.agent_id)
+        decision, reservation = self._decide(intent, count)
         if reservation is not None:
-            self.reservations[intent.intent_id] = reservation
-            self.exposure.reserve(reservation, self.snapshot, self.config)
-        if not intent.reduce_only and not _has(decision, ReasonCode.RATE_LIMITED):
-            window = checks.rate_window(self.now)
-            seen = self.rates.get(intent.agent_id)
-            count = seen.count + 1 if seen is not None and seen.window == window else 1
-            self.rates[intent.agent_id] = RateCount(window, count)
+            self.reserved.append(reservation)
+            account = self.snapshot.account
+            self.exposure.reserve(reservation, account, self.config)
+            if not reservation.reduce_only:
+                notional, _ = reservation_amounts(reservation, account, self.config)
+                self.correlated.add(reservation.symbol, notional)
+        if not intent.reduce_only and not any(
+            r.code is ReasonCode.RATE_LIMITED for r in decision.reasons
+        ):
+            self.rates[intent.agent_id] = RateCount(self.window, count + 1)
         return decision
 
-    def _decide(self, intent: TradeIntent) -> tuple[Decision, Reservation | None]:
-        view = replace(self.snapshot, reservations=self.reservations, rates=self.rates)
-        ctx = enrich(intent, view, self.exposure, self.config, self.now)
+    def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Reservation | None]:
+        ctx = enrich(
+            intent, self.snapshot, self.exposure, self.config, self.now, agent_intents=count
+        )
         if ctx is None:
             unknown = reason(
                 ReasonCode.UNKNOWN_SYMBOL, f"{intent.symbol} is not a configured asset"
             )
-            report = _portfolio_checks(view, self.vitals, self.config)
-            return self._reject(intent, None, [unknown], report), None
+            return self._reject(intent, None, [unknown], dict(self.base_report)), None
 
-        gates = checks.REDUCING_GATES if intent.reduce_only else checks.OPENING_GATES
-        blocked = [r for r in (g(ctx, self.vitals) for g in gates) if r is not None]
-        limits = _limits(ctx, self.vitals)
-        report = _checks(ctx, self.vitals, limits)
+        if intent.reduce_only:
+            blocked = [r for r in (g(ctx) for g in checks.REDUCING_GATES) if r]
+            limits = [checks.reduce_limit(ctx)]
+        else:
+            blocked = [r for r in (g(ctx) for g in checks.GATES_BEFORE) if r]
+            blocked += self.blockers
+            blocked += [r for r in (g(ctx) for g in checks.GATES_AFTER) if r]
+            limits = [
+                checks.position_limit(ctx, self.vitals),
+                checks.heat_limit(ctx, self.vitals),
+                checks.class_limit(ctx, self.vitals),
+                checks.correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
+            ]
+        report = self._checks(ctx, limits)
         if blocked:
             return self._reject(intent, ctx, blocked, report), None
 
@@ -128,10 +174,13 @@ class _Batch:
                 )
             return self._reject(intent, ctx, reasons, report), None
 
-        report.update(_after(limits, qty))
         status = Status.APPROVED if qty == intent.quantity else Status.RESIZED
         if status is Status.APPROVED:
             qty = intent.quantity  # same number; keep the agent's own notation
+        for lim in limits:
+            if lim.code is not ReasonCode.REDUCE_ONLY:
+                after = lim.used + qty * lim.per_unit
+                report[f"{_NAMES[lim.code]}_after"] = fraction6(after, lim.scale)
         decision = _decision(
             intent,
             self.config,
@@ -143,6 +192,33 @@ class _Batch:
             report=report,
         )
         return decision, _reservation(ctx, qty)
+
+    def _checks(self, ctx: Context, limits: list[Limit]) -> dict[str, Any]:
+        report = dict(self.base_report)
+        report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
+        for lim in limits:
+            if lim.code is ReasonCode.REDUCE_ONLY:
+                report["reducible"] = plain(lim.cap)
+                continue
+            name = _NAMES[lim.code]
+            report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
+            report[f"{name}_limit"] = plain_constant(lim.limit)
+        if not ctx.intent.reduce_only:
+            members = self.correlated.members(ctx.symbol)
+            report["correlated_with"] = members[:LISTED_CORRELATED]  # the count has them all
+            report["correlated_count"] = len(members)
+            corr = ctx.snapshot.correlations
+            report["correlations_age_s"] = (
+                int((ctx.now - corr.as_of).total_seconds()) if corr.as_of is not None else None
+            )
+            report["correlations_fresh"] = self.correlated.fresh
+            oldest = ctx.exposure.oldest_mark
+            report["oldest_mark_age_s"] = (
+                int((ctx.now - oldest).total_seconds()) if oldest is not None else None
+            )
+            report["agent_intents_this_minute"] = ctx.agent_intents
+            report["agent_rate_limit"] = ctx.config.risk_management.max_intents_per_agent_per_minute
+        return report
 
     def _reject(
         self,
@@ -163,12 +239,6 @@ class _Batch:
         )
 
 
-def _limits(ctx: Context, vitals: Vitals) -> list[Limit]:
-    if ctx.intent.reduce_only:
-        return [checks.reduce_limit(ctx)]
-    return [make(ctx, vitals) for make in checks.OPENING_LIMITS]
-
-
 def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
     fits = plain(sizing.quantity)
     if lim.code is ReasonCode.REDUCE_ONLY:
@@ -184,7 +254,7 @@ def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
         f"{lim.label} would be {pct(lim.share(requested))} of equity, limit {pct(lim.limit)}; "
         f"at most {fits} fits",
         show(lim.share(requested)),
-        show(lim.limit),
+        plain(lim.limit),
     )
 
 
@@ -209,40 +279,6 @@ def _portfolio_checks(snapshot: Snapshot, v: Vitals, config: AssetsConfig) -> di
         "daily_loss": show(v.daily_loss),
         "daily_loss_limit": plain(rm.daily_loss_limit),
         "halted": snapshot.flags.halted,
-    }
-
-
-def _checks(ctx: Context, v: Vitals, limits: list[Limit]) -> dict[str, Any]:
-    report = _portfolio_checks(ctx.snapshot, v, ctx.config)
-    report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
-    for lim in limits:
-        if lim.code is ReasonCode.REDUCE_ONLY:
-            report["reducible"] = plain(lim.cap)
-            continue
-        name = _NAMES[lim.code]
-        report[f"{name}_before"] = report[f"{name}_after"] = show(lim.share(ZERO))
-        report[f"{name}_limit"] = show(lim.limit)
-    if not ctx.intent.reduce_only:
-        report["correlated_with"] = checks.correlated_symbols(ctx)
-        corr = ctx.snapshot.correlations
-        report["correlations_age_s"] = (
-            int((ctx.now - corr.as_of).total_seconds()) if corr.as_of is not None else None
-        )
-        report["correlations_fresh"] = checks.correlations_fresh(ctx)
-        oldest = ctx.exposure.oldest_mark
-        report["oldest_mark_age_s"] = (
-            int((ctx.now - oldest).total_seconds()) if oldest is not None else None
-        )
-        report["agent_intents_this_minute"] = checks.intents_this_minute(ctx)
-        report["agent_rate_limit"] = ctx.config.risk_management.max_intents_per_agent_per_minute
-    return report
-
-
-def _after(limits: Sequence[Limit], qty: Decimal) -> dict[str, Any]:
-    return {
-        f"{_NAMES[lim.code]}_after": show(lim.share(qty))
-        for lim in limits
-        if lim.code is not ReasonCode.REDUCE_ONLY
     }
 
 
@@ -274,20 +310,24 @@ def _decision(
     reasons: list[Reason],
     report: dict[str, Any],
 ) -> Decision:
-    return Decision(
-        intent_id=intent.intent_id,
-        agent_id=intent.agent_id,
-        symbol=intent.symbol,
-        side=intent.side,
-        status=status,
-        requested_quantity=intent.quantity,
-        approved_quantity=qty,
-        stop_price=ctx.stop if ctx is not None else intent.stop_price,
-        take_profit=ctx.take_profit if ctx is not None else intent.take_profit,
-        price=intent.price,
-        reduce_only=intent.reduce_only,
-        reasons=tuple(reasons),
-        checks=report,
-        decided_at=now,
-        config_hash=config.config_hash,
+    # our own output, built from validated inputs: constructed without re-validation
+    return construct_unchecked(
+        Decision,
+        {
+            "intent_id": intent.intent_id,
+            "agent_id": intent.agent_id,
+            "symbol": intent.symbol,
+            "side": intent.side,
+            "status": status,
+            "requested_quantity": intent.quantity,
+            "approved_quantity": qty,
+            "stop_price": ctx.stop if ctx is not None else intent.stop_price,
+            "reasons": tuple(reasons),
+            "checks": report,
+            "decided_at": now,
+            "config_hash": config.config_hash,
+            "price": intent.price,
+            "take_profit": ctx.take_profit if ctx is not None else intent.take_profit,
+            "reduce_only": intent.reduce_only,
+        },
     )

@@ -12,7 +12,7 @@ from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Side, TradeIntent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
     """One intent and everything known about it at decision time."""
 
@@ -25,6 +25,9 @@ class Context:
     fx: Decimal
     stop: Decimal | None
     take_profit: Decimal | None
+    unit_notional: Decimal  # account-currency exposure added per unit of quantity
+    unit_risk: Decimal  # account-currency loss to the stop per unit (notional if no stop)
+    agent_intents: int  # the agent's intents already counted this minute
 
     @property
     def symbol(self) -> str:
@@ -33,18 +36,6 @@ class Context:
     @property
     def asset_class(self) -> str:
         return self.asset.asset_class.value
-
-    @property
-    def unit_notional(self) -> Decimal:
-        """Account-currency exposure added per unit of quantity."""
-        return self.intent.price * self.fx
-
-    @property
-    def unit_risk(self) -> Decimal:
-        """Account-currency loss to the stop per unit (whole notional if no stop)."""
-        if self.stop is None:
-            return self.unit_notional
-        return abs(self.intent.price - self.stop) * self.fx
 
 
 def _take_profit(intent: TradeIntent, asset: AssetConfig) -> Decimal | None:
@@ -64,6 +55,8 @@ def enrich(
     exposure: Exposure,
     config: AssetsConfig,
     now: datetime,
+    *,
+    agent_intents: int = 0,
 ) -> Context | None:
     """The intent's context, or None when the symbol is not configured."""
     asset = config.assets.get(intent.symbol)
@@ -73,6 +66,8 @@ def enrich(
         stop = intent.stop_price
     else:
         stop = default_stop(intent.price, intent.side, intent.symbol, config)
+    fx = fx_rate(asset.trading.quote_currency, snapshot.account, config)
+    unit_notional = intent.price * fx
     return Context(
         intent=intent,
         asset=asset,
@@ -80,7 +75,10 @@ def enrich(
         exposure=exposure,
         config=config,
         now=now,
-        fx=fx_rate(asset.trading.quote_currency, snapshot.account, config),
+        fx=fx,
         stop=stop,
         take_profit=None if intent.reduce_only else _take_profit(intent, asset),
+        unit_notional=unit_notional,
+        unit_risk=unit_notional if stop is None else abs(intent.price - stop) * fx,
+        agent_intents=agent_intents,
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 RATIO_PLACES = Decimal("0.000001")
+MICRO = Decimal(1_000_000)
 
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
@@ -49,6 +51,27 @@ def show(value: Decimal | None, places: Decimal = RATIO_PLACES) -> str | None:
     q = value.quantize(places, rounding=ROUND_DOWN) if value.is_finite() else value
     text = format(q.normalize(), "f")
     return "0" if text in ("-0", "") else text
+
+
+def fraction6(value: Decimal, scale: Decimal) -> str:
+    """``value / scale`` rounded down to 6 places, as ``show(ratio(value, scale))`` prints it.
+
+    The fast path for the decision report: one division, then integer formatting.
+    """
+    if scale <= 0:
+        return "0"
+    n = int(value * MICRO / scale)  # int() truncates toward zero: rounds down
+    sign = "-" if n < 0 else ""
+    whole, part = divmod(abs(n), 1_000_000)
+    if part == 0:
+        return f"{sign}{whole}" if whole or sign == "" else "0"
+    return f"{sign}{whole}.{part:06d}".rstrip("0")
+
+
+@lru_cache(maxsize=4096)
+def plain_constant(value: Decimal) -> str:
+    """:func:`plain` for the few values that repeat (configured limits): cached."""
+    return plain(value)
 
 
 def plain(value: Decimal) -> str:

@@ -10,7 +10,7 @@ from gate.checks import Limit
 from gate.money import ZERO, floor_to_lot
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sizing:
     quantity: Decimal
     binding: tuple[Limit, ...]  # limits the requested quantity breaks
@@ -29,6 +29,8 @@ def size(
     position that was filled in odd sizes); everything else is rounded down to ``lot``.
     """
     binding = tuple(lim for lim in limits if not lim.fits(requested))
+    if not binding and (whole is None or requested <= whole) and requested % lot == 0:
+        return Sizing(requested, (), rounded=False)  # the common case: it all fits
     target = min([requested, *(lim.max_quantity() for lim in binding)])
     if whole is not None and target >= whole:
         return Sizing(whole, binding, rounded=False)

@@ -207,3 +207,100 @@ def test_floor_to_lot_when_applied_twice_then_unchanged(q: Decimal, lot: Decimal
 def test_side_enum_round_trip() -> None:
     """Sides parse from their wire names."""
     assert Side("buy") is Side.BUY
+
+
+@st.composite
+def events(draw: st.DrawFn, snap: Snapshot) -> list:
+    """Fills (of reservations or not), cancels and marks against ``snap``."""
+    from schemas.messages import Cancel, Fill, Mark
+
+    out: list = []
+    ids = sorted(snap.reservations)
+    for n in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["fill", "cancel", "mark", "stray"]))
+        if kind in ("fill", "cancel") and ids:
+            r = snap.reservations[draw(st.sampled_from(ids))]
+            if kind == "cancel":
+                out.append(Cancel(type="cancel", event_id=f"c{n}", intent_id=r.intent_id))
+            else:
+                part = r.quantity * draw(st.sampled_from([D("0.5"), D(1), D("1.5")]))
+                out.append(
+                    Fill(
+                        type="fill",
+                        event_id=f"f{n}",
+                        intent_id=r.intent_id,
+                        symbol=r.symbol,
+                        side=r.side,
+                        quantity=part,
+                        price=r.price,
+                    )
+                )
+        elif kind == "stray":
+            sym = draw(st.sampled_from(SYMBOLS))
+            out.append(
+                Fill(
+                    type="fill",
+                    event_id=f"s{n}",
+                    intent_id="none",
+                    symbol=sym,
+                    side=Side.BUY,
+                    quantity=CFG.assets[sym].risk.min_size,
+                    price=CFG.assets[sym].reference_price,
+                )
+            )
+        else:
+            sym = draw(st.sampled_from(SYMBOLS))
+            out.append(
+                Mark(
+                    type="mark",
+                    event_id=f"m{n}",
+                    at=NOW,
+                    prices={sym: CFG.assets[sym].reference_price * draw(factor)},
+                )
+            )
+    return out
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_exposure_when_followed_incrementally_then_equals_from_scratch(data: st.DataObject) -> None:
+    """Batches of decisions, events and expiries: the threaded exposure equals Exposure.of."""
+    from consumers.batch import _follow
+    from gate.exposure import Exposure
+    from gate.ledger import apply_events, expire_reservations
+
+    snap = data.draw(portfolios())
+    book = Exposure.of(snap, CFG, NOW)
+    now = NOW
+    for _ in range(3):
+        result = decide_batch(
+            data.draw(st.lists(intents(), max_size=6)), snap, CFG, now, exposure=book
+        )
+        snap, book = result.snapshot, result.exposure
+        assert book.same(Exposure.of(snap, CFG, now))
+        now = now + timedelta(minutes=data.draw(st.sampled_from([0, 30, 61])))
+        book = book.copy()
+        snap, expired = expire_reservations(snap, now)
+        for r in expired:
+            book.release(r, snap.account, CFG)
+        applied = apply_events(snap, data.draw(events(snap)), CFG, now)
+        book = _follow(book, snap, applied, CFG, now)
+        snap = applied.snapshot
+        assert book.same(Exposure.of(snap, CFG, now))
+
+
+@given(
+    st.decimals(min_value=-(10**9), max_value=10**9, places=8),
+    st.decimals(min_value=D("0.01"), max_value=10**10, places=2),
+)
+def test_fraction6_when_formatting_then_same_text_as_show_ratio(
+    value: Decimal, scale: Decimal
+) -> None:
+    """The report's fast fraction formatter prints exactly what show(ratio()) prints."""
+    from decimal import localcontext
+
+    from gate.money import fraction6, ratio, show
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        assert fraction6(value, scale) == show(ratio(value, scale))
