@@ -78,12 +78,13 @@ class Planner:
         """One commit's worth of work for ``intake`` against ``loaded``.
 
         ``done_*``: ids the commit found already decided/applied; they are only acked.
-        ``exposure``: the exposure of ``loaded.snapshot`` from the previous batch, if any.
+        ``exposure``: the exposure of every reservation and position in ``loaded.snapshot``
+        (as the previous batch left it), if known; expired reservations are released here.
         """
         cfg = loaded.config
         base = loaded.snapshot
         out = Planned(CommitPlan(expected_version=base.version), base)
-        book = exposure.copy() if exposure is not None else Exposure.of(base, cfg, now)
+        book = exposure.copy() if exposure is not None else Exposure.of(base, cfg)
         snapshot, expired = expire_reservations(base, now)
         for r in expired:
             book.release(r, snapshot.account, cfg)

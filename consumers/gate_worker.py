@@ -61,6 +61,7 @@ class GateSettings:
     intents_keep_s: float = 3600.0
     trim_every_s: float = 30.0
     log_decisions: bool = True
+    verify_exposure: bool = False  # tests: check every batch's exposure from scratch
 
 
 def utcnow() -> datetime:
@@ -86,6 +87,7 @@ class GateWorker:
         self.planner = Planner(settings.consumer, settings.max_deliveries)
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
         self.exposure: Exposure | None = None  # and its exposure
+        self._stale: Loaded | None = None  # the snapshot a lost race left us with
         self.stats: Counter[str] = Counter()
         self.log = structlog.get_logger("riskgate.gate").bind(
             portfolio=keys.portfolio, consumer=settings.consumer
@@ -132,7 +134,7 @@ class GateWorker:
                 self.setup()
                 drain = True
             except TRANSIENT as exc:
-                self.loaded = None
+                self._forget()
                 drain = True
                 self.stats["redis_errors"] += 1
                 delay = backoff.next_delay()
@@ -144,8 +146,12 @@ class GateWorker:
                 self._failed(exc, shutdown, backoff)
         self.log.info("gate worker stopped", **dict(self.stats))
 
+    def _forget(self) -> None:
+        """Drop every cached view of the portfolio: the next batch reads it afresh."""
+        self.loaded, self.exposure, self._stale = None, None, None
+
     def _failed(self, exc: Exception, shutdown: Shutdown, backoff: Backoff) -> None:
-        self.loaded = None
+        self._forget()
         self.stats["errors"] += 1
         level = "error" if isinstance(exc, StateError) else "exception"
         getattr(self.log, level)("batch failed; nothing approved, will retry", error=repr(exc))
@@ -203,7 +209,7 @@ class GateWorker:
         while True:
             loaded = self.loaded
             if loaded is None:
-                loaded, self.exposure = self.store.load(), None
+                loaded = self._reload()
             planned = self.planner.plan(
                 intake,
                 loaded,
@@ -220,8 +226,11 @@ class GateWorker:
                     replace(planned.snapshot, version=outcome.version), loaded.config
                 )
                 self.exposure = planned.exposure
+                if self.settings.verify_exposure:
+                    self._verify(planned, loaded.config)
                 self._report(planned, entries)
                 return
+            self._stale = self.loaded
             self.loaded = None
             if outcome.kind == "duplicate":
                 self.stats["duplicates"] += len(outcome.duplicate_intents) + len(
@@ -237,8 +246,25 @@ class GateWorker:
                 continue
             conflicts += 1
             self.stats["conflicts"] += 1
-            if conflicts > 3:  # heavy contention: step aside briefly so others finish
-                time.sleep(random.uniform(0, min(0.05, 0.002 * conflicts)))
+            # another worker committed first: let it keep going for a moment rather than
+            # racing it again (each lost race costs a full reload and re-decision)
+            time.sleep(random.uniform(0.001, min(0.05, 0.004 * 2**conflicts)))
+
+    def _reload(self) -> Loaded:
+        """A fresh snapshot; the exposure rebased from the last one when we have it."""
+        loaded = self.store.load()
+        stale, self._stale = self._stale, None
+        if stale is not None and self.exposure is not None:
+            self.exposure = self.exposure.rebase(stale.snapshot, loaded.snapshot, loaded.config)
+        else:
+            self.exposure = None
+        return loaded
+
+    def _verify(self, planned: Planned, config: AssetsConfig) -> None:
+        assert planned.exposure is not None
+        expected = Exposure.of(planned.snapshot, config)
+        if not planned.exposure.same(expected):
+            raise AssertionError("incremental exposure differs from the exposure from scratch")
 
     def _report(self, planned: Planned, entries: list[Entry]) -> None:
         s = self.stats
@@ -296,7 +322,7 @@ class GateWorker:
             pipe.hincrby(self.keys.state, k.F_VERSION, 1)
         pipe.xack(self.keys.phases, k.GROUP_GATE, *[e.msg_id for e in entries])
         pipe.execute()
-        self.loaded = None
+        self._stale, self.loaded = self.loaded, None
 
     # -- housekeeping --------------------------------------------------------------------
 

@@ -72,16 +72,46 @@ class Exposure:
     pending_reduce: dict[str, Decimal]
     oldest_mark: datetime | None
     fx: Mapping[str, Decimal]  # the account fx the amounts were computed with
+    class_symbols: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
+
+    def _seen(self, symbol: str, asset_class: str | None) -> None:
+        if symbol not in self.symbol_class:
+            self.symbol_class[symbol] = asset_class
+            if asset_class is not None:
+                self.class_symbols.setdefault(asset_class, {})[symbol] = None
 
     @classmethod
-    def of(cls, snapshot: Snapshot, config: AssetsConfig, now: datetime) -> Exposure:
-        """From scratch: every position, and every reservation still alive at ``now``."""
+    def of(cls, snapshot: Snapshot, config: AssetsConfig, now: datetime | None = None) -> Exposure:
+        """From scratch: every position, and every reservation still alive at ``now``
+        (every reservation in the snapshot when ``now`` is None)."""
         exp = cls(ZERO, Part(), Part(), {}, {}, None, snapshot.account.fx)
         exp.revalue_positions(snapshot, config)
         for r in snapshot.reservations.values():
-            if r.expires_at > now:
+            if now is None or r.expires_at > now:
                 exp.reserve(r, snapshot.account, config)
         return exp
+
+    def rebase(self, old: Snapshot, new: Snapshot, config: AssetsConfig) -> Exposure:
+        """This exposure (of every reservation in ``old``) moved to ``new``, by identity.
+
+        Entries that are the same objects in both are not touched, so a reload that
+        reuses decoded objects costs what changed. Rates moved: built from scratch.
+        """
+        if dict(new.account.fx) != dict(old.account.fx):
+            return Exposure.of(new, config)
+        out = self.copy()
+        for key, r in old.reservations.items():
+            if new.reservations.get(key) is not r:
+                out.release(r, old.account, config)
+        for key, r in new.reservations.items():
+            if old.reservations.get(key) is not r:
+                out.reserve(r, new.account, config)
+        positions_moved = len(old.positions) != len(new.positions) or any(
+            new.positions.get(s) is not p for s, p in old.positions.items()
+        )
+        if positions_moved or new.account is not old.account:
+            out.revalue_positions(new, config)
+        return out
 
     def copy(self) -> Exposure:
         return Exposure(
@@ -92,6 +122,7 @@ class Exposure:
             dict(self.pending_reduce),
             self.oldest_mark,
             self.fx,
+            {c: dict(s) for c, s in self.class_symbols.items()},
         )
 
     # -- changes -------------------------------------------------------------------------
@@ -107,7 +138,7 @@ class Exposure:
             part.add(
                 p.symbol, p.asset_class, qty, qty * p.mark_price * fx, position_risk(p, acc, config)
             )
-            self.symbol_class[p.symbol] = p.asset_class
+            self._seen(p.symbol, p.asset_class)
             if oldest is None or p.marked_at < oldest:
                 oldest = p.marked_at
         self.positions = part
@@ -121,7 +152,7 @@ class Exposure:
             return
         notional, risk = reservation_amounts(r, account, config)
         self.reserved.add(r.symbol, r.asset_class, r.quantity, notional, risk)
-        self.symbol_class[r.symbol] = r.asset_class
+        self._seen(r.symbol, r.asset_class)
 
     def release(self, r: Reservation, account: Account, config: AssetsConfig) -> None:
         """Undo :meth:`reserve` exactly (same fx: rebuild instead if rates moved)."""

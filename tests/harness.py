@@ -42,7 +42,13 @@ class Harness:
         self.keys = Keys(self.portfolio)
         self.config = base_config()
         self.client = GateClient(redis=redis, portfolio=self.portfolio)
-        opts = {"consumer": "w1", "block_ms": 5, "min_idle_ms": 10_000, **settings}
+        opts = {
+            "consumer": "w1",
+            "block_ms": 5,
+            "min_idle_ms": 10_000,
+            "verify_exposure": True,
+            **settings,
+        }
         self.worker = GateWorker(redis, self.keys, self.config, GateSettings(**opts))
         self.worker.setup()
         if enable_all:

@@ -16,6 +16,7 @@ import fakeredis
 import pytest
 
 from consumers import control
+from consumers.gate_worker import GateSettings, GateWorker
 from consumers.keys import DATA, GROUP_GATE
 from consumers.streams import Entry
 from schemas.messages import Status
@@ -327,3 +328,37 @@ def test_entry_copy_keeps_delivery_count() -> None:
     """Entry is a value object; replace() carries the delivery count."""
     e = Entry("s", b"1-0", b"{}", {}, 1)
     assert replace(e, deliveries=3).deliveries == 3
+
+
+def test_fresh_worker_when_reservations_expired_then_each_released_once(h: Harness) -> None:
+    """A worker starting on state with expired reservations must not release them twice
+    (that would under-count exposure and approve past the cap)."""
+    h.intent(quantity="0.2")  # BTC's whole 20 % max position, reserved
+    h.pump()
+    later = datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    h.worker = GateWorker(
+        h.redis,
+        h.keys,
+        h.config,
+        GateSettings(consumer="w2", block_ms=5, verify_exposure=True),
+        clock=lambda: later,
+    )
+    iid = h.intent(quantity="0.3", created_at=later)
+    h.pump()
+    d = h.decision(iid)
+    assert (d.status, str(d.approved_quantity)) == (Status.RESIZED, "0.2")
+
+
+def test_two_workers_when_racing_then_loser_rebases_and_stays_exact(h: Harness) -> None:
+    """A lost race reloads, rebases the exposure by identity, and re-decides exactly."""
+    other = GateWorker(
+        h.redis, h.keys, h.config, GateSettings(consumer="w2", block_ms=5, verify_exposure=True)
+    )
+    for round_ in range(6):
+        for worker in (h.worker, other):
+            h.intent(quantity="0.01", agent_id=f"r{round_}")
+            h.client.fill("outside", "ETH/USDT", "buy", "0.01", "3900")
+            worker.step()
+    assert h.worker.stats["conflicts"] + other.stats["conflicts"] >= 5
+    assert len(h.decisions()) == 12
+    assert h.pending() == 0
