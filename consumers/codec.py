@@ -184,30 +184,63 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: Decoded state fields by field name: (raw bytes, decoded object). Reloading with the
+#: previous cache decodes only what changed, and unchanged entries come back as the
+#: same objects (so callers can tell what changed by identity).
+DecodeCache = dict[bytes | str, tuple[bytes | str, Any]]
+
+
+def _decode_field(name: str, value: str) -> Any:
+    if name == k.F_ACCOUNT:
+        return decode_account(json.loads(value))
+    if name.startswith(k.P_POSITION):
+        return decode_position(json.loads(value))
+    if name.startswith(k.P_RESERVATION):
+        return decode_reservation(json.loads(value))
+    if name.startswith(k.P_RATE):
+        return decode_rate(value)
+    return int(value) if name == k.F_VERSION else None
+
+
 def decode_state(
     fields: Mapping[bytes | str, bytes | str],
+    cache: DecodeCache | None = None,
 ) -> tuple[int, Account, dict[str, Position], dict[str, Reservation], dict[str, RateCount]]:
-    """Decode the state hash (HGETALL); an empty hash is a fresh, empty portfolio."""
+    """Decode the state hash (HGETALL); an empty hash is a fresh, empty portfolio.
+
+    With ``cache`` (from the previous call), unchanged fields are not decoded again;
+    the cache is updated in place to the fields given.
+    """
     version = 0
     account = Account()
     positions: dict[str, Position] = {}
     reservations: dict[str, Reservation] = {}
     rates: dict[str, RateCount] = {}
+    fresh: DecodeCache = {}
     for raw_name, raw_value in fields.items():
-        name, value = _text(raw_name), _text(raw_value)
-        try:
-            if name == k.F_VERSION:
-                version = int(value)
-            elif name == k.F_ACCOUNT:
-                account = decode_account(json.loads(value))
-            elif name.startswith(k.P_POSITION):
-                positions[name[len(k.P_POSITION) :]] = decode_position(json.loads(value))
-            elif name.startswith(k.P_RESERVATION):
-                reservations[name[len(k.P_RESERVATION) :]] = decode_reservation(json.loads(value))
-            elif name.startswith(k.P_RATE):
-                rates[name[len(k.P_RATE) :]] = decode_rate(value)
-        except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
-            raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
+        hit = cache.get(raw_name) if cache is not None else None
+        name = _text(raw_name)
+        if hit is not None and hit[0] == raw_value:
+            obj = hit[1]
+        else:
+            try:
+                obj = _decode_field(name, _text(raw_value))
+            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+                raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
+        fresh[raw_name] = (raw_value, obj)
+        if name == k.F_VERSION:
+            version = obj
+        elif name == k.F_ACCOUNT:
+            account = obj
+        elif name.startswith(k.P_POSITION):
+            positions[name[len(k.P_POSITION) :]] = obj
+        elif name.startswith(k.P_RESERVATION):
+            reservations[name[len(k.P_RESERVATION) :]] = obj
+        elif name.startswith(k.P_RATE):
+            rates[name[len(k.P_RATE) :]] = obj
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     return version, account, positions, reservations, rates
 
 

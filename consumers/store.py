@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from consumers.codec import decode_control, decode_correlations, decode_state
+from consumers.codec import DecodeCache, decode_control, decode_correlations, decode_state
 from consumers.keys import Keys
 from gate.portfolio import Snapshot
 from schemas.config import AssetClass, AssetsConfig
@@ -28,6 +28,7 @@ class Store:
         self.base = base
         self._overrides: tuple[dict[str, bool], dict[AssetClass, bool]] = ({}, {})
         self._effective = base
+        self._decoded: DecodeCache = {}  # makes a reload cost what changed
 
     def effective(
         self, assets: Mapping[str, bool], classes: Mapping[AssetClass, bool]
@@ -46,7 +47,7 @@ class Store:
         pipe.hgetall(self.keys.control)
         pipe.get(self.keys.correlations)
         state, control, corr = pipe.execute()
-        version, account, positions, reservations, rates = decode_state(state)
+        version, account, positions, reservations, rates = decode_state(state, self._decoded)
         flags, assets, classes = decode_control(control)
         snapshot = Snapshot(
             version=version,
