@@ -1,17 +1,24 @@
-"""Correlated exposure, kept as running sums for the symbols a batch trades.
+"""Correlated exposure of a symbol, from class totals and the known correlations.
 
 Two assets count as correlated when ``|correlation| >= threshold``. An unknown (or
 stale) correlation counts when both are in one class (fail closed) and not across
-classes. A symbol always counts with itself.
+classes; an asset of unknown class is correlated only through known pairs. A symbol
+always counts with itself.
+
+So the correlated exposure of S is its class's notional, minus same-class symbols
+known to be uncorrelated with S, plus other-class symbols known to be correlated:
+the cost follows the number of known pairs of S, not the number of assets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 
 from gate.exposure import Exposure
-from gate.portfolio import Snapshot
+from gate.portfolio import Correlations, Snapshot
 from schemas.config import AssetsConfig
 
 
@@ -22,18 +29,16 @@ def correlations_fresh(snapshot: Snapshot, config: AssetsConfig, now: datetime) 
 
 
 class Correlated:
-    """Correlated exposure per symbol for one batch; ``add`` as reservations are made."""
+    """Correlated exposure per symbol against a (growing) exposure."""
 
     def __init__(
         self, snapshot: Snapshot, exposure: Exposure, config: AssetsConfig, now: datetime
     ) -> None:
-        self.corr = snapshot.correlations
         self.fresh = correlations_fresh(snapshot, config, now)
+        self.corr = snapshot.correlations if self.fresh else Correlations()
         self.threshold = config.risk_management.correlation_threshold
         self.exposure = exposure
         self.config = config
-        self._sums: dict[str, Decimal] = {}
-        self._members: dict[str, list[str]] = {}
 
     def _class(self, symbol: str) -> str | None:
         if symbol in self.exposure.symbol_class:
@@ -44,39 +49,44 @@ class Correlated:
     def related(self, a: str, b: str) -> bool:
         if a == b:
             return True
-        c = self.corr.get(a, b) if self.fresh else None
+        c = self.corr.get(a, b)
         if c is not None:
             return abs(c) >= self.threshold
-        return self._class(a) == self._class(b)
+        cls = self._class(a)
+        return cls is not None and cls == self._class(b)
 
-    def _load(self, symbol: str) -> None:
-        used = self.exposure.symbol_notional(symbol)
-        members = []
-        for other in self.exposure.symbol_class:
-            if other != symbol and self.related(symbol, other):
-                notional = self.exposure.symbol_notional(other)
-                if notional > 0:
-                    used += notional
-                    members.append(other)
-        self._sums[symbol] = used
-        self._members[symbol] = members
+    def _known(self, symbol: str) -> Iterator[tuple[str, bool]]:
+        """(other symbol, correlated?) for every known pair of ``symbol``."""
+        for other, c in self.corr.partners(symbol):
+            yield other, abs(c) >= self.threshold
 
     def used(self, symbol: str) -> Decimal:
         """Notional in ``symbol`` and everything correlated with it."""
-        if symbol not in self._sums:
-            self._load(symbol)
-        return self._sums[symbol]
+        exp = self.exposure
+        cls = self._class(symbol)
+        total = exp.class_notional(cls) if cls is not None else exp.symbol_notional(symbol)
+        for other, correlated in self._known(symbol):
+            same = cls is not None and self._class(other) == cls
+            if same and not correlated:
+                total -= exp.symbol_notional(other)
+            elif correlated and not same:
+                total += exp.symbol_notional(other)
+        return total
 
-    def members(self, symbol: str) -> list[str]:
-        """The other symbols counted (with exposure), in the order they were first seen."""
-        if symbol not in self._members:
-            self._load(symbol)
-        return self._members[symbol]
-
-    def add(self, symbol: str, notional: Decimal) -> None:
-        """A reservation in ``symbol`` was made: every running sum it moves with grows."""
-        for other in self._sums:
-            if self.related(other, symbol):
-                self._sums[other] += notional
-                if other != symbol and symbol not in self._members[other]:
-                    self._members[other].append(symbol)
+    def members(self, symbol: str, limit: int) -> list[str]:
+        """Up to ``limit`` other symbols with exposure that count as correlated."""
+        out: list[str] = []
+        cls = self._class(symbol)
+        same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
+        known = (o for o, correlated in self._known(symbol) if correlated)
+        for other in chain(same_class, known):
+            if len(out) >= limit:
+                break
+            if (
+                other != symbol
+                and other not in out
+                and self.related(symbol, other)
+                and (self.exposure.symbol_notional(other) > 0)
+            ):
+                out.append(other)
+        return out

@@ -19,7 +19,7 @@ from gate import checks
 from gate.checks import Limit, Standing, pct, reason
 from gate.correlation import Correlated
 from gate.enrich import Context, enrich
-from gate.exposure import Exposure, reservation_amounts
+from gate.exposure import Exposure
 from gate.money import ZERO, fraction6, plain, plain_constant, show
 from gate.portfolio import RateCount, Reservation, Snapshot, Vitals
 from gate.size import Sizing, size
@@ -108,11 +108,7 @@ class _Batch:
         decision, reservation = self._decide(intent, count)
         if reservation is not None:
             self.reserved.append(reservation)
-            account = self.snapshot.account
-            self.exposure.reserve(reservation, account, self.config)
-            if not reservation.reduce_only:
-                notional, _ = reservation_amounts(reservation, account, self.config)
-                self.correlated.add(reservation.symbol, notional)
+            self.exposure.reserve(reservation, self.snapshot.account, self.config)
         if not intent.reduce_only and not any(
             r.code is ReasonCode.RATE_LIMITED for r in decision.reasons
         ):
@@ -204,9 +200,7 @@ class _Batch:
             report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
             report[f"{name}_limit"] = plain_constant(lim.limit)
         if not ctx.intent.reduce_only:
-            members = self.correlated.members(ctx.symbol)
-            report["correlated_with"] = members[:LISTED_CORRELATED]  # the count has them all
-            report["correlated_count"] = len(members)
+            report["correlated_with"] = self.correlated.members(ctx.symbol, LISTED_CORRELATED)
             corr = ctx.snapshot.correlations
             report["correlations_age_s"] = (
                 int((ctx.now - corr.as_of).total_seconds()) if corr.as_of is not None else None

@@ -81,6 +81,20 @@ class Correlations:
 
     pairs: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     as_of: datetime | None = None
+    _by_symbol: Mapping[str, tuple[tuple[str, Decimal], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[tuple[str, Decimal]]] = {}
+        for (a, b), c in self.pairs.items():
+            index.setdefault(a, []).append((b, c))
+            index.setdefault(b, []).append((a, c))
+        object.__setattr__(self, "_by_symbol", {s: tuple(v) for s, v in index.items()})
+
+    def partners(self, symbol: str) -> tuple[tuple[str, Decimal], ...]:
+        """Every symbol with a known correlation to ``symbol``, and its value."""
+        return self._by_symbol.get(symbol, ())
 
     def get(self, a: str, b: str) -> Decimal | None:
         if a == b:

@@ -588,3 +588,17 @@ def test_decide_when_new_utc_day_without_marks_then_daily_loss_restarts() -> Non
     snap = snapshot("95000", day_start="100000")
     snap = replace(snap, account=replace(snap.account, day=date(2026, 11, 23)))
     assert decide(intent(), snap, base_config(), NOW).status is Status.APPROVED
+
+
+def test_decide_when_same_class_symbol_known_uncorrelated_then_not_counted() -> None:
+    """A fresh |correlation| below the threshold removes a same-class symbol."""
+    pos = position("ETH/USDT", "10", "3000", "2900")  # 30 % of equity in ETH
+    known = snapshot("70000", [pos], correlations=correlations({("BTC/USDT", "ETH/USDT"): "0.3"}))
+    unknown = snapshot("70000", [pos])
+    d_known = decide(intent(quantity="0.1"), known, base_config(), NOW)
+    d_unknown = decide(intent(quantity="0.1"), unknown, base_config(), NOW)
+    assert (d_known.status, d_unknown.status) == (Status.APPROVED, Status.APPROVED)
+    assert d_known.checks["correlated_with"] == []
+    assert d_known.checks["correlated_exposure_after"] == "0.1"
+    assert d_unknown.checks["correlated_with"] == ["ETH/USDT"]
+    assert d_unknown.checks["correlated_exposure_after"] == "0.4"
