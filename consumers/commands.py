@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from datetime import date
+from pathlib import Path
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,13 @@ from consumers.client import GateClient
 from consumers.gate_worker import GateSettings, GateWorker
 from consumers.intake import describe
 from consumers.keys import Keys
-from consumers.runtime import Shutdown, configure_logging, connect, default_consumer_name
+from consumers.runtime import (
+    Shutdown,
+    configure_logging,
+    connect,
+    default_consumer_name,
+    redis_url,
+)
 from gate.assets import AssetManager
 from schemas.config import AssetsConfig
 
@@ -218,6 +225,26 @@ def cmd_event(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from consumers.bench import Bench, Plan, table, write_json  # only the bench needs it
+
+    configure_logging(level="WARNING")
+    url = redis_url(args.redis_url)
+    bench = Bench(
+        connect(url, socket_timeout=60),
+        url,
+        _config(args),
+        Plan.make(args.quick),
+        say=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    result = bench.run()
+    print(table(result))
+    if args.json:
+        write_json(result, Path(args.json))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def register(sub: Sub) -> None:
     _register_worker(sub)
     _register_controls(sub)
@@ -249,6 +276,12 @@ def _register_worker(sub: Sub) -> None:
         help="dead-letter an entry delivered more often than this",
     )
     p.set_defaults(handler=cmd_gate)
+
+    p = sub.add_parser("bench", help="measure throughput, latency and scaling")
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--quick", action="store_true", help="the short run CI does (< 60 s)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(handler=cmd_bench)
 
 
 def _register_controls(sub: Sub) -> None:
