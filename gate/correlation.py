@@ -39,6 +39,7 @@ class Correlated:
         self.threshold = config.risk_management.correlation_threshold
         self.exposure = exposure
         self.config = config
+        self._members: dict[str, tuple[tuple[int, int], list[str]]] = {}
 
     def _class(self, symbol: str) -> str | None:
         if symbol in self.exposure.symbol_class:
@@ -74,10 +75,23 @@ class Correlated:
         return total
 
     def members(self, symbol: str, limit: int) -> list[str]:
-        """Up to ``limit`` other symbols with exposure that count as correlated."""
-        out: list[str] = []
+        """Up to ``limit`` other symbols with exposure that count as correlated.
+
+        Within a batch exposure only grows, so the list changes only when a symbol gains
+        exposure from none: cached on the exposure's revision.
+        """
         cls = self._class(symbol)
         same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
+        key = (self.exposure.revision, limit)
+        cached = self._members.get(symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = self._collect(symbol, same_class, limit)
+        self._members[symbol] = (key, out)
+        return out
+
+    def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:
+        out: list[str] = []
         known = (o for o, correlated in self._known(symbol) if correlated)
         for other in chain(same_class, known):
             if len(out) >= limit:

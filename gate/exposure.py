@@ -73,6 +73,7 @@ class Exposure:
     oldest_mark: datetime | None
     fx: Mapping[str, Decimal]  # the account fx the amounts were computed with
     class_symbols: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
+    revision: int = 0  # bumped when a symbol gains exposure from none (see Correlated)
 
     def _seen(self, symbol: str, asset_class: str | None) -> None:
         if symbol not in self.symbol_class:
@@ -123,6 +124,7 @@ class Exposure:
             self.oldest_mark,
             self.fx,
             {c: dict(s) for c, s in self.class_symbols.items()},
+            self.revision,
         )
 
     # -- changes -------------------------------------------------------------------------
@@ -151,6 +153,8 @@ class Exposure:
             self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) + r.quantity
             return
         notional, risk = reservation_amounts(r, account, config)
+        if self.symbol_notional(r.symbol) <= 0:
+            self.revision += 1
         self.reserved.add(r.symbol, r.asset_class, r.quantity, notional, risk)
         self._seen(r.symbol, r.asset_class)
 
