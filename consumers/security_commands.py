@@ -24,6 +24,13 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _said(source: str) -> str:
+    """Where a password came from, for the report (never the password)."""
+    if source.startswith("env "):
+        return f"password from ${source[4:]}"
+    return "password generated" if source == "generated" else f"password kept from the {source}"
+
+
 def cmd_acl(args: argparse.Namespace) -> int:
     out = Path(args.out)
     secrets_path = Path(args.secrets) if args.secrets else out.with_suffix(".secrets")
@@ -38,7 +45,7 @@ def cmd_acl(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     print(f"wrote {report.out} (0600): {len(report.sources)} users; default user off")
     for user, source in report.sources.items():
-        print(f"  {user:32} password from {source}")
+        print(f"  {user:32} {_said(source)}")
     if report.secrets is not None:
         print(f"passwords not taken from the environment are in {report.secrets} (0600)")
     return 0
@@ -50,8 +57,10 @@ def register(sub: Sub) -> None:
         help="write a Redis ACL file: one least-privilege user per role and portfolio",
         description=(
             "Users are <role>-<portfolio> plus an admin; the default user is switched off. "
-            "A user's password is read from $" + env_var("<user>") + " (or the variable "
-            "named with --password-env), else kept from the secrets file, else generated. "
+            "A user's password is read from $RISKGATE_ACL_PASSWORD_<USER> (the user name "
+            f"in capitals, other characters as _, e.g. {env_var('agent-main')}) or the "
+            "variable named with --password-env, else kept from the secrets file, else "
+            "generated. "
             "Passwords are never printed: the ACL file holds SHA-256 hashes, the secrets "
             "file (mode 0600) the passwords that did not come from the environment."
         ),

@@ -193,7 +193,7 @@ def test_cli_when_acl_written_then_stdout_names_sources_and_no_password(
     assert run_cli([*argv, "--password-env", "admin=ADMIN_PW"]) == 0
     printed = capsys.readouterr().out
     stored = read_secrets(tmp_path / "users.secrets")
-    assert "agent-alt" in printed and "env ADMIN_PW" in printed and "generated" in printed
+    assert "agent-alt" in printed and "from $ADMIN_PW" in printed and "generated" in printed
     for value in [*stored.values(), STRONG]:
         assert value not in printed
     assert "agent-alt" in out.read_text()
