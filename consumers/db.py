@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -148,10 +148,3 @@ def row_dicts(cursor: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     """The cursor's remaining rows as dicts keyed by column name."""
     names = [d.name for d in cursor.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-
-
-def merged(*maps: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for m in maps:
-        out.update(m)
-    return out
