@@ -10,7 +10,7 @@ from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from consumers import commands
+from consumers import commands, db_commands, security_commands
 from consumers.commands import UsageError
 from gate.assets import AssetManager, default_config_path
 from schemas.config import AssetsConfig, ConfigError, load_config
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(handler=cmd_config_validate)
 
     commands.register(sub)  # the commands that need Redis live with the consumers
+    db_commands.register(sub)  # and those that need PostgreSQL
+    security_commands.register(sub)
     return parser
 
 

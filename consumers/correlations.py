@@ -1,0 +1,147 @@
+"""``riskgate correlations``: correlation of daily returns between the configured assets.
+
+For each configured symbol with bars in ``price_data``: its daily close is the close
+of its last bar of each UTC day; its daily return on a day is that close over the
+previous available close, minus one (a stock's Monday return spans the weekend).
+The window is the ``window`` UTC days ending on the day of the newest bar; a pair's
+correlation is Pearson's r over the days both symbols have a return, and is only
+computed with at least ``min_observations`` such days (otherwise the pair stays
+unknown, and the gate's fail-closed rule applies to it).
+
+``as_of`` is the time of the newest bar used, not the time of the run: when prices
+stop arriving the correlations age, and after ``correlation_max_age_hours`` the gate
+treats them as unknown. Values are rounded half-even to 6 places. The result goes to
+``asset_correlations`` (one row per pair, window and as_of) and, for the gate, to the
+portfolio's correlations key with a state-version bump in one MULTI.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import combinations, pairwise
+
+from redis import Redis
+
+from consumers import keys as k
+from consumers.codec import encode_correlations
+from consumers.db import Connection, ensure_partitions
+from consumers.keys import Keys
+from gate.portfolio import Correlations
+from gate.stats import correlation
+from schemas.config import AssetsConfig
+
+PLACES = Decimal("0.000001")
+
+DAILY_CLOSES = """
+SELECT DISTINCT ON (symbol, day) symbol, (time AT TIME ZONE 'UTC')::date AS day, close, time
+  FROM price_data
+ WHERE symbol = ANY(%s) AND time >= %s AND time < %s
+ ORDER BY symbol, day, time DESC
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    a: str
+    b: str
+    value: Decimal
+    observations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    as_of: datetime | None
+    window_days: int
+    pairs: tuple[Pair, ...]
+    symbols: tuple[str, ...]  # symbols that had prices in the window
+    skipped: int  # pairs with too few common days
+
+
+def daily_returns(closes: Iterable[tuple[date, Decimal]]) -> dict[date, Decimal]:
+    """Return per day from consecutive available daily closes."""
+    return {d2: c2 / c1 - 1 for (_, c1), (d2, c2) in pairwise(sorted(closes))}
+
+
+def pair_correlations(
+    returns: dict[str, dict[date, Decimal]], min_observations: int
+) -> tuple[list[Pair], int]:
+    pairs, skipped = [], 0
+    for a, b in combinations(sorted(returns), 2):
+        days = sorted(set(returns[a]) & set(returns[b]))
+        value = None
+        if len(days) >= min_observations:
+            value = correlation([returns[a][d] for d in days], [returns[b][d] for d in days])
+        if value is None:
+            skipped += 1
+            continue
+        pairs.append(Pair(a, b, value.quantize(PLACES, ROUND_HALF_EVEN), len(days)))
+    return pairs, skipped
+
+
+def compute(
+    conn: Connection, config: AssetsConfig, window_days: int, min_observations: int
+) -> Result:
+    symbols = sorted(config.assets)
+    row = conn.execute(
+        "SELECT max(time) FROM price_data WHERE symbol = ANY(%s)", (symbols,)
+    ).fetchone()
+    newest: datetime | None = row[0] if row else None
+    if newest is None:
+        return Result(None, window_days, (), (), 0)
+    newest = newest.astimezone(UTC)
+    first_close = datetime.combine(newest.date() - timedelta(days=window_days), time(), UTC)
+    closes: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
+    cur = conn.execute(DAILY_CLOSES, (symbols, first_close, newest + timedelta(microseconds=1)))
+    for symbol, day, close, _at in cur:
+        closes[symbol].append((day, close))
+    returns = {s: daily_returns(c) for s, c in closes.items()}
+    returns = {s: r for s, r in returns.items() if r}
+    pairs, skipped = pair_correlations(returns, min_observations)
+    return Result(newest, window_days, tuple(pairs), tuple(sorted(closes)), skipped)
+
+
+def store(conn: Connection, result: Result) -> int:
+    if result.as_of is None or not result.pairs:
+        return 0
+    ensure_partitions(conn, "asset_correlations", [result.as_of])
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO asset_correlations (as_of, window_days, symbol_a, symbol_b, "
+            "correlation, observations) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (symbol_a, symbol_b, window_days, as_of) DO UPDATE SET "
+            "correlation = excluded.correlation, observations = excluded.observations, "
+            "computed_at = now()",
+            [(result.as_of, result.window_days, p.a, p.b, p.value, p.observations)
+             for p in result.pairs],
+        )  # fmt: skip
+    return len(result.pairs)
+
+
+def publish(redis: Redis, keys: Keys, pairs: Sequence[Pair], as_of: datetime) -> None:
+    """The gate's copy: the key and a version bump in one MULTI (workers re-read)."""
+    corr = Correlations({Correlations.key(p.a, p.b): p.value for p in pairs}, as_of)
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(keys.correlations, encode_correlations(corr))
+    pipe.hincrby(keys.state, k.F_VERSION, 1)
+    pipe.execute()
+
+
+def run_once(
+    conn: Connection,
+    redis: Redis,
+    keys: Keys,
+    config: AssetsConfig,
+    *,
+    window_days: int,
+    min_observations: int,
+) -> Result:
+    """Compute, store, and publish for the gate (nothing published without prices)."""
+    result = compute(conn, config, window_days, min_observations)
+    store(conn, result)
+    if result.as_of is not None:
+        publish(redis, keys, result.pairs, result.as_of)
+    return result
