@@ -98,4 +98,4 @@ def print_phase_report(portfolio: str, report: PhaseReport, *, as_json: bool = F
         for r in s.results:
             value = show(r.value) or "unknown"
             mark = "met" if r.met else "NOT MET"
-            print(f"  {r.name:24} {r.requirement:28} {value:>14}  {mark}")
+            print(f"  {r.name:24} {r.requirement:32} {value:>14}  {mark}")

@@ -190,7 +190,6 @@ def _audit_process(url: str, redis_url: str, portfolio: str, log: Any) -> subpro
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-@pytest.mark.slow
 def test_audit_process_when_postgres_unreachable_for_a_while_then_nothing_lost_or_doubled(
     h: Harness, pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
