@@ -6,7 +6,6 @@ gets back the :class:`CommitPlan` plus the snapshot that the commit will produce
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ import structlog
 from consumers.codec import changes, iso
 from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
+from consumers.signing import Signer, signed_order_json
 from consumers.store import Loaded
 from consumers.streams import Entry
 from gate.decide import BatchResult, decide_batch
@@ -39,8 +39,10 @@ class Planned:
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
 
 
-def order_json(d: Decision, r: Reservation) -> str:
-    return json.dumps(
+def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str:
+    """The ApprovedOrder's ``data``, HMAC-signed when the signer has keys."""
+    return signed_order_json(
+        signer or UNSIGNED,
         {
             "intent_id": d.intent_id,
             "agent_id": d.agent_id,
@@ -56,14 +58,17 @@ def order_json(d: Decision, r: Reservation) -> str:
             "expires_at": iso(r.expires_at),
             "config_hash": d.config_hash,
         },
-        separators=(",", ":"),
     )
 
 
+UNSIGNED = Signer()
+
+
 class Planner:
-    def __init__(self, worker: str, max_deliveries: int) -> None:
+    def __init__(self, worker: str, max_deliveries: int, signer: Signer = UNSIGNED) -> None:
         self.worker = worker
         self.max_deliveries = max_deliveries
+        self.signer = signer
 
     def plan(
         self,
@@ -232,7 +237,8 @@ class Planner:
         for (entry, intent), decision in decided:
             order = ""
             if decision.status is not Status.REJECTED:
-                order = order_json(decision, result.snapshot.reservations[intent.intent_id])
+                reservation = result.snapshot.reservations[intent.intent_id]
+                order = order_json(decision, reservation, self.signer)
             out.plan.decided.append(
                 DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), order)
             )

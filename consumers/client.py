@@ -21,14 +21,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from redis import Redis
 
 from consumers.keys import DATA, Keys
 from consumers.runtime import connect
+from consumers.signing import OrderSignatureError, Signer, order_signer, verified_order
 from consumers.streams import ensure_group, read_group
-from schemas.messages import ApprovedOrder, Decision, TradeIntent, parse_json
+from schemas.messages import ApprovedOrder, Decision, MessageError, TradeIntent, parse_json
 
 Number = Decimal | int | str
+log = structlog.get_logger("riskgate.client")
 
 
 def _json(model_data: Mapping[str, Any]) -> str:
@@ -55,9 +58,12 @@ class GateClient:
         *,
         redis: Redis | None = None,
         prefix: str | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.redis = redis if redis is not None else connect(redis_url)
         self.keys = Keys(portfolio, prefix) if prefix else Keys(portfolio)
+        # verifies approved orders (RISKGATE_ORDER_KEYS); without keys, accepts all
+        self.signer = signer if signer is not None else order_signer(self.keys)
 
     # -- agents --------------------------------------------------------------------------
 
@@ -151,7 +157,14 @@ class GateClient:
                 if e.raw is None:  # trimmed while pending: nothing left to execute
                     self.redis.xack(stream, group, e.msg_id)
                     continue
-                order = ApprovedOrder.model_validate(parse_json(e.raw))
+                try:
+                    fields = verified_order(self.signer, e.raw)
+                except (OrderSignatureError, MessageError) as exc:
+                    # never executed, and acked so it cannot wedge the pending-first loop
+                    log.error("order refused", msg_id=e.msg_id.decode(), reason=str(exc))
+                    self.redis.xack(stream, group, e.msg_id)
+                    continue
+                order = ApprovedOrder.model_validate(fields)
                 yield OrderDelivery(order, e.msg_id, self._acker(stream, group, e.msg_id))
 
     def _acker(self, stream: str, group: str, msg_id: bytes) -> Callable[[], None]:

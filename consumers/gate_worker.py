@@ -32,6 +32,7 @@ from consumers.commit import Committer
 from consumers.intake import sort_entries
 from consumers.keys import Keys
 from consumers.runtime import Backoff, Shutdown
+from consumers.signing import order_signer
 from consumers.store import Loaded, Store
 from consumers.streams import (
     Entry,
@@ -84,7 +85,8 @@ class GateWorker:
         self.clock = clock
         self.store = Store(redis, keys, config)
         self.committer = Committer(redis, keys, k.GROUP_GATE, settings.marker_ttl_s)
-        self.planner = Planner(settings.consumer, settings.max_deliveries)
+        # bad RISKGATE_ORDER_KEYS stop the worker here, at start-up
+        self.planner = Planner(settings.consumer, settings.max_deliveries, order_signer(keys))
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
         self.exposure: Exposure | None = None  # and its exposure
         self._stale: Loaded | None = None  # the snapshot a lost race left us with
@@ -114,11 +116,14 @@ class GateWorker:
 
     def run(self, shutdown: Shutdown) -> None:
         backoff = Backoff()
+        ready = False  # groups created (Redis may be away at start-up too)
         drain = True  # first our own pending entries, then new ones
-        self.setup()
         self.log.info("gate worker started", batch=self.settings.batch)
         while not shutdown.requested:
             try:
+                if not ready:
+                    self.setup()
+                    ready = True
                 if drain:
                     drain = self.drain_pending()
                 else:
@@ -131,7 +136,7 @@ class GateWorker:
                     continue
                 self.log.warning("consumer group missing; recreating", error=str(exc))
                 self.stats["nogroup"] += 1
-                self.setup()
+                ready = False
                 drain = True
             except TRANSIENT as exc:
                 self._forget()

@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from redis import Redis
 
+from consumers.tls import tls_options
+
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
@@ -51,8 +53,10 @@ def redis_url(url: str | None = None) -> str:
 
 def connect(url: str | None = None, *, socket_timeout: float | None = 10.0) -> Redis:
     """A Redis client; ``rediss://`` URLs use TLS. Timeouts sit above any BLOCK we use."""
+    url = redis_url(url)
     return Redis.from_url(
-        redis_url(url),
+        url,
+        **tls_options(url),
         socket_timeout=socket_timeout,
         socket_connect_timeout=5.0,
         socket_keepalive=True,
