@@ -7,14 +7,15 @@ import json
 import os
 import sys
 from datetime import date
-from pathlib import Path
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import ValidationError
 
 from consumers import control
+from consumers.bench import Bench, Plan, table, write_json
 from consumers.client import GateClient
 from consumers.gate_worker import GateSettings, GateWorker
 from consumers.intake import describe
@@ -226,8 +227,6 @@ def cmd_event(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from consumers.bench import Bench, Plan, table, write_json  # only the bench needs it
-
     configure_logging(level="WARNING")
     url = redis_url(args.redis_url)
     bench = Bench(
