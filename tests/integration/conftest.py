@@ -65,16 +65,22 @@ class Workers:
         self.files: list[IO[bytes]] = []
         self.count = 0
 
-    def start(self, consumer: str | None = None, *args: str, **env: str) -> str:
+    def start(
+        self, consumer: str | None = None, *args: str, fault: str | None = None, **env: str
+    ) -> str:
+        """Start a worker (``fault``: a ``tests.integration.faulty_worker`` mode)."""
         self.count += 1
         name = consumer or f"w{self.count}"
         log = open(self.log_dir / f"{name}-{self.count}.log", "wb")  # noqa: SIM115
         self.files.append(log)
+        program = (
+            ["-m", "tests.integration.faulty_worker", fault]
+            if fault
+            else ["-m", "gate.cli", "gate"]
+        )
         cmd = [
             sys.executable,
-            "-m",
-            "gate.cli",
-            "gate",
+            *program,
             "--portfolio",
             self.portfolio,
             "--consumer",
@@ -86,10 +92,11 @@ class Workers:
             *args,
         ]
         full_env = {**os.environ, "RISKGATE_LOG_DECISIONS": "0", **env}
-        self.procs[name] = subprocess.Popen(
+        handle = name if name not in self.procs else f"{name}#{self.count}"
+        self.procs[handle] = subprocess.Popen(
             cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env
         )
-        return name
+        return handle
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int | None:
         proc = self.procs.pop(name)
