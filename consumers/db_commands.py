@@ -65,6 +65,12 @@ def guarded(handler: Handler) -> Handler:
         except MigrationError as exc:
             print(f"riskgate: {exc}", file=sys.stderr)
             return 1
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            where = db.describe_url(db.database_url(args.database_url))
+            first = str(exc).strip().splitlines()[0]
+            print(f"riskgate: {where} has no riskgate schema ({first}); run riskgate migrate",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         except psycopg.OperationalError as exc:
             where = db.describe_url(db.database_url(args.database_url))
             print(f"riskgate: cannot use PostgreSQL at {where}: {exc}".strip(), file=sys.stderr)

@@ -180,11 +180,13 @@ def test_audit_when_entries_unreadable_then_rejects_recorded_and_acked(
     assert errors[2] == "entry has no data field"
 
 
-def _audit_process(url: str, redis_url: str, portfolio: str, log: Any) -> subprocess.Popen[bytes]:
+def _audit_process(
+    url: str, redis_url: str, portfolio: str, log: Any, *extra: str
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable, "-m", "gate.cli", "audit", "--portfolio", portfolio,
         "--redis-url", redis_url, "--database-url", url, "--consumer", "proc",
-        "--block-ms", "50", "--max-backoff", "0.3", "--batch", "40", "--no-migrate",
+        "--block-ms", "50", "--max-backoff", "0.3", "--batch", "40", *extra,
     ]  # fmt: skip
     env = {**os.environ, "RISKGATE_LOG_LEVEL": "DEBUG"}
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -198,7 +200,7 @@ def test_audit_process_when_postgres_unreachable_for_a_while_then_nothing_lost_o
     proxy = PgProxy(pg_url)
     log_path = tmp_path / "audit.log"
     with log_path.open("wb") as log:
-        proc = _audit_process(proxy.url(pg_url), redis_url, h.portfolio, log)
+        proc = _audit_process(proxy.url(pg_url), redis_url, h.portfolio, log, "--no-migrate")
         try:
             decide(h, 100, "w1")
             wait_for(lambda: rows(pg_url, h.portfolio) == 100, "the first 100 rows")
@@ -226,3 +228,26 @@ def test_audit_process_when_postgres_unreachable_for_a_while_then_nothing_lost_o
                   (h.portfolio,))  # fmt: skip
     assert distinct == keys == 300
     assert "consumer stopped" in log_path.read_text()
+
+
+def test_audit_process_when_postgres_down_at_start_then_waits_and_writes_once_up(
+    h: Harness, pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Start-up waits for the database (a process manager must not see it exit), then
+    migrates (nothing to do here) and writes what arrived meanwhile."""
+    proxy = PgProxy(pg_url)
+    proxy.down()
+    log_path = tmp_path / "audit.log"
+    with log_path.open("wb") as log:
+        proc = _audit_process(proxy.url(pg_url), redis_url, h.portfolio, log)
+        try:
+            decide(h, 8, "s")
+            wait_for(lambda: "database unavailable" in log_path.read_text(), "a failed start")
+            assert proc.poll() is None and rows(pg_url, h.portfolio) == 0
+            proxy.up()
+            wait_for(lambda: rows(pg_url, h.portfolio) == 8, "the rows after start-up")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            proxy.close()
+    assert code == 0, log_path.read_text()[-3000:]

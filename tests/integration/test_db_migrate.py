@@ -245,3 +245,11 @@ def test_packaged_sql_when_listed_then_matches_the_repository() -> None:
     repo = Path(__file__).resolve().parents[2] / "sql"
     assert [m.name for m in discover(repo)] == [m.name for m in discover()]
     assert shutil.which("riskgate") is not None
+
+
+def test_commands_when_database_not_migrated_then_exit_1_saying_run_migrate(
+    empty_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command on an empty database says what to do instead of a traceback."""
+    assert main(["sync-config", "--database-url", empty_db]) == 1
+    assert "has no riskgate schema" in capsys.readouterr().err
