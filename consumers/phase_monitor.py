@@ -51,6 +51,7 @@ from gate.track import record
 from schemas.config import AssetsConfig
 from schemas.messages import Fill, MessageError, parse_event
 
+MIN_EVALUATION_GAP_S = 1.0
 LOCK_CLASS = 0x7068  # advisory lock (class, hashtext(portfolio)): one writer per portfolio
 
 
@@ -101,7 +102,7 @@ class PhaseMonitor(StreamToPg):
         self.evaluate_every_s = evaluate_every_s
         self.partitions = PartitionCache()
         self.dirty = True  # evaluate at start
-        self._next_evaluation = 0.0
+        self._last_evaluation = -1e9
         self._took_over = False
 
     # -- one writer per portfolio ----------------------------------------------------------
@@ -179,10 +180,13 @@ class PhaseMonitor(StreamToPg):
     # -- phases ----------------------------------------------------------------------------
 
     def idle(self, conn: Connection) -> None:
+        """Evaluate after changes (at most once a second under load), and periodically."""
         now = time.monotonic()
-        if self.dirty or now >= self._next_evaluation:
+        if (self.dirty and now >= self._last_evaluation + MIN_EVALUATION_GAP_S) or (
+            now >= self._last_evaluation + self.evaluate_every_s
+        ):
+            self._last_evaluation = now
             self.evaluate(conn)
-            self._next_evaluation = now + self.evaluate_every_s
 
     def evaluate(self, conn: Connection | None = None) -> list[str]:
         """Emit what the track record earns; returns the stream ids of events published."""
