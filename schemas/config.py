@@ -249,11 +249,14 @@ class ConfigError(ValueError):
 # --- loading --------------------------------------------------------------------------
 
 
-class _DecimalLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose floats are ``Decimal`` (and never inf or nan)."""
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
 
 
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+class _DecimalLoader(_SafeLoader):  # type: ignore[misc]
+    """``yaml.SafeLoader`` (libyaml's when present) whose floats are ``Decimal``."""
+
+
+def _construct_decimal(loader: Any, node: yaml.ScalarNode) -> Decimal:
     text = str(loader.construct_scalar(node)).replace("_", "")
     try:
         value = Decimal(text)
@@ -381,7 +384,6 @@ def check_references(cfg: AssetsConfig) -> Problems:
 def parse_config(text: str, source: str = "<string>") -> AssetsConfig:
     """Parse and validate config text; ``source`` names the file in errors."""
     try:
-        root = yaml.compose(text, Loader=_DecimalLoader)
         data: Any = yaml.load(text, Loader=_DecimalLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
@@ -394,6 +396,7 @@ def parse_config(text: str, source: str = "<string>") -> AssetsConfig:
     else:
         problems = check_references(cfg)
     if problems:
+        root = yaml.compose(text, Loader=_DecimalLoader)  # only now: for line numbers
         lines = []
         for loc, msg in problems:
             line = _line_of(root, loc)
