@@ -19,7 +19,7 @@ from decimal import Decimal
 from gate.enrich import Context
 from gate.money import ZERO, plain, ratio, show
 from gate.portfolio import Snapshot, Vitals
-from schemas.config import AssetsConfig
+from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Reason, ReasonCode, Side, construct_unchecked
 
 PERCENT = Decimal("0.01")
@@ -272,6 +272,17 @@ GATES_AFTER: tuple[Gate, ...] = (
 )
 #: Reduce-only intents shrink risk: they skip everything but the intent's own age.
 REDUCING_GATES: tuple[Gate, ...] = (intent_age,)
+
+
+def gates_after_for(asset: AssetConfig) -> tuple[Gate, ...]:
+    """GATES_AFTER without the special-rule gates that cannot apply to ``asset``."""
+    rules = asset.special_rules
+    skip: dict[Gate, bool] = {
+        earnings_blackout: rules.earnings_blackout_days is None,
+        sideways_market: not rules.avoid_sideways_market,
+        max_hold: rules.max_hold_days is None,
+    }
+    return tuple(g for g in GATES_AFTER if not skip.get(g, False))
 
 
 # --- limits ---------------------------------------------------------------------------

@@ -91,7 +91,17 @@ class _Batch:
         self.window = checks.rate_window(now)
         self.rates = dict(snapshot.rates)
         self.reserved: list[Reservation] = []
+        self.expires_at = now + timedelta(seconds=config.risk_management.reservation_ttl_seconds)
         self.base_report = _portfolio_checks(snapshot, self.vitals, config)
+        corr, oldest = snapshot.correlations, self.exposure.oldest_mark
+        self.opening_report = {
+            **self.base_report,
+            "correlations_age_s": _age(now, corr.as_of),
+            "correlations_fresh": self.correlated.fresh,
+            "oldest_mark_age_s": _age(now, oldest),
+            "agent_rate_limit": config.risk_management.max_intents_per_agent_per_minute,
+        }
+        self._gates_after: dict[str, tuple[checks.Gate, ...]] = {}
 
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
         reservations = dict(self.snapshot.reservations)
@@ -131,7 +141,10 @@ class _Batch:
         else:
             blocked = [r for r in (g(ctx) for g in checks.GATES_BEFORE) if r]
             blocked += self.blockers
-            blocked += [r for r in (g(ctx) for g in checks.GATES_AFTER) if r]
+            tail = self._gates_after.get(ctx.symbol)
+            if tail is None:
+                tail = self._gates_after[ctx.symbol] = checks.gates_after_for(ctx.asset)
+            blocked += [r for r in (g(ctx) for g in tail) if r]
             limits = [
                 checks.position_limit(ctx, self.vitals),
                 checks.heat_limit(ctx, self.vitals),
@@ -187,10 +200,11 @@ class _Batch:
             reasons=reasons,
             report=report,
         )
-        return decision, _reservation(ctx, qty)
+        return decision, _reservation(ctx, qty, self.expires_at)
 
     def _checks(self, ctx: Context, limits: list[Limit]) -> dict[str, Any]:
-        report = dict(self.base_report)
+        opening = not ctx.intent.reduce_only
+        report = dict(self.opening_report if opening else self.base_report)
         report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
         for lim in limits:
             if lim.code is ReasonCode.REDUCE_ONLY:
@@ -199,19 +213,9 @@ class _Batch:
             name = _NAMES[lim.code]
             report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
             report[f"{name}_limit"] = plain_constant(lim.limit)
-        if not ctx.intent.reduce_only:
+        if opening:
             report["correlated_with"] = self.correlated.members(ctx.symbol, LISTED_CORRELATED)
-            corr = ctx.snapshot.correlations
-            report["correlations_age_s"] = (
-                int((ctx.now - corr.as_of).total_seconds()) if corr.as_of is not None else None
-            )
-            report["correlations_fresh"] = self.correlated.fresh
-            oldest = ctx.exposure.oldest_mark
-            report["oldest_mark_age_s"] = (
-                int((ctx.now - oldest).total_seconds()) if oldest is not None else None
-            )
             report["agent_intents_this_minute"] = ctx.agent_intents
-            report["agent_rate_limit"] = ctx.config.risk_management.max_intents_per_agent_per_minute
         return report
 
     def _reject(
@@ -276,8 +280,11 @@ def _portfolio_checks(snapshot: Snapshot, v: Vitals, config: AssetsConfig) -> di
     }
 
 
-def _reservation(ctx: Context, qty: Decimal) -> Reservation:
-    ttl = ctx.config.risk_management.reservation_ttl_seconds
+def _age(now: datetime, then: datetime | None) -> int | None:
+    return int((now - then).total_seconds()) if then is not None else None
+
+
+def _reservation(ctx: Context, qty: Decimal, expires_at: datetime) -> Reservation:
     return Reservation(
         intent_id=ctx.intent.intent_id,
         agent_id=ctx.intent.agent_id,
@@ -289,7 +296,7 @@ def _reservation(ctx: Context, qty: Decimal) -> Reservation:
         price=ctx.intent.price,
         stop_price=ctx.stop,
         reduce_only=ctx.intent.reduce_only,
-        expires_at=ctx.now + timedelta(seconds=ttl),
+        expires_at=expires_at,
     )
 
 
