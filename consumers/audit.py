@@ -171,7 +171,7 @@ class AuditWriter(StreamToPg):
         settings: ConsumerSettings,
     ) -> None:
         log = structlog.get_logger("riskgate.audit").bind(
-            portfolio=keys.portfolio, consumer=settings.consumer
+            portfolio=keys.portfolio, consumer=settings.consumer, stream=keys.decisions
         )
         super().__init__(redis, pg, settings, log)
         self.keys = keys

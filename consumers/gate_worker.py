@@ -43,6 +43,7 @@ from consumers.streams import (
     reclaim,
     trim_consumed,
 )
+from consumers.telemetry import GateTelemetry, serve_gate
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
 
@@ -78,6 +79,7 @@ class GateWorker:
         settings: GateSettings,
         *,
         clock: Callable[[], datetime] = utcnow,
+        telemetry: GateTelemetry | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -96,6 +98,7 @@ class GateWorker:
         )
         self._next_reclaim = 0.0
         self._next_trim = 0.0
+        self.telemetry = telemetry  # instrumentation only (consumers.telemetry)
 
     # -- topology ------------------------------------------------------------------------
 
@@ -115,6 +118,14 @@ class GateWorker:
     # -- main loop -----------------------------------------------------------------------
 
     def run(self, shutdown: Shutdown) -> None:
+        exporter = serve_gate(self) if self.telemetry is None else None  # if a port is set
+        try:
+            self._loop(shutdown)
+        finally:
+            if exporter is not None:
+                exporter.close()
+
+    def _loop(self, shutdown: Shutdown) -> None:
         backoff = Backoff()
         ready = False  # groups created (Redis may be away at start-up too)
         drain = True  # first our own pending entries, then new ones
@@ -130,6 +141,8 @@ class GateWorker:
                     self.maintain()
                     self.step()
                 backoff.reset()
+                if self.telemetry is not None:
+                    self.telemetry.beat()
             except ResponseError as exc:
                 if not is_nogroup(exc):
                     self._failed(exc, shutdown, backoff)
@@ -272,6 +285,8 @@ class GateWorker:
             raise AssertionError("incremental exposure differs from the exposure from scratch")
 
     def _report(self, planned: Planned, entries: list[Entry]) -> None:
+        if self.telemetry is not None:
+            self.telemetry.batch(planned, entries)
         s = self.stats
         s["batches"] += 1
         s["decided"] += len(planned.decisions)

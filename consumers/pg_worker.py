@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from consumers.db import PG_TRANSIENT, Connection, connect, describe_url
 from consumers.runtime import Backoff, Shutdown
 from consumers.streams import Entry, delivery_counts, ensure_group, is_nogroup, read_group, reclaim
+from consumers.telemetry import WorkerTelemetry, serve_consumer
 
 REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
@@ -87,6 +88,7 @@ class StreamToPg(ABC):
         self.log = log
         self.stats: Counter[str] = Counter()
         self._next_reclaim = 0.0
+        self.telemetry: WorkerTelemetry | None = None  # instrumentation only
 
     # -- to implement --------------------------------------------------------------------
 
@@ -116,6 +118,14 @@ class StreamToPg(ABC):
         return conn
 
     def run(self, shutdown: Shutdown) -> None:
+        exporter = serve_consumer(self) if self.telemetry is None else None  # if a port is set
+        try:
+            self._loop(shutdown)
+        finally:
+            if exporter is not None:
+                exporter.close()
+
+    def _loop(self, shutdown: Shutdown) -> None:
         backoff = Backoff(cap=self.settings.max_backoff_s)
         drain = True  # our own pending entries first, then new ones
         self.log.info("consumer started", stream=self.stream, group=self.group)
@@ -127,6 +137,8 @@ class StreamToPg(ABC):
                 else:
                     self.turn()
                 backoff.reset()
+                if self.telemetry is not None:
+                    self.telemetry.beat()
             except Standby as exc:
                 self.pg.reset()
                 drain = True

@@ -92,7 +92,7 @@ class PhaseMonitor(StreamToPg):
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         log = structlog.get_logger("riskgate.phase").bind(
-            portfolio=keys.portfolio, consumer=settings.consumer
+            portfolio=keys.portfolio, consumer=settings.consumer, stream=keys.events
         )
         super().__init__(redis, pg, settings, log)
         self.keys = keys
