@@ -42,8 +42,13 @@ _CONNECT_OPTIONS = {
 
 
 def database_url(url: str | None = None) -> str:
-    """The database to use: ``url``, else ``$DATABASE_URL``, else the local default."""
-    return url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    """The database to use: ``url``, else ``$DATABASE_URL``, else the embedded PostgreSQL
+    of the data directory (:mod:`consumers.embedded`)."""
+    if url or os.environ.get("DATABASE_URL"):
+        return url or os.environ["DATABASE_URL"]
+    from consumers import embedded  # noqa: PLC0415 - only when no URL is set
+
+    return embedded.database_url()
 
 
 def describe_url(url: str) -> str:

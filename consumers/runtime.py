@@ -24,8 +24,9 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
     """structlog once per process: JSON when not on a terminal, key=value on one."""
     level_name = (level or os.environ.get("RISKGATE_LOG_LEVEL", "INFO")).upper()
-    if json_logs is None:
-        json_logs = not sys.stderr.isatty()
+    if json_logs is None:  # RISKGATE_LOG_FORMAT=json|console overrides the terminal test
+        fmt = os.environ.get("RISKGATE_LOG_FORMAT", "").lower()
+        json_logs = fmt == "json" if fmt in ("json", "console") else not sys.stderr.isatty()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_logs
@@ -48,7 +49,12 @@ def configure_logging(level: str | None = None, json_logs: bool | None = None) -
 
 
 def redis_url(url: str | None = None) -> str:
-    return url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    """``url``, else ``$REDIS_URL``, else the embedded Redis of the data directory."""
+    if url or os.environ.get("REDIS_URL"):
+        return url or os.environ["REDIS_URL"]
+    from consumers import embedded  # noqa: PLC0415 - only when no URL is set
+
+    return embedded.redis_url()
 
 
 def connect(url: str | None = None, *, socket_timeout: float | None = 10.0) -> Redis:

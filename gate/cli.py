@@ -10,7 +10,7 @@ from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from consumers import commands, db_commands, security_commands
+from consumers import commands, db_commands, embedded, ops_commands, security_commands
 from consumers.commands import UsageError
 from gate.assets import AssetManager, default_config_path
 from schemas.config import AssetsConfig, ConfigError, load_config
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="asset config file (default: $RISKGATE_CONFIG or the packaged one)",
     )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="embedded servers' directory when no URL is set (default: $RISKGATE_DATA_DIR "
+        "or .riskgate)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("assets", help="summary of configured and enabled assets")
@@ -85,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)  # the commands that need Redis live with the consumers
     db_commands.register(sub)  # and those that need PostgreSQL
     security_commands.register(sub)
+    ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    embedded.use_data_dir(args.data_dir)
     handler: Handler = args.handler
     try:
         return handler(args)

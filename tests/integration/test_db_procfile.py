@@ -17,6 +17,7 @@ from consumers.client import GateClient
 from schemas.messages import Status
 from tests.builders import ROOT
 from tests.integration.pg import scalar, temp_database
+from tests.integration.redis_server import free_port
 
 
 @pytest.fixture
@@ -32,13 +33,14 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
     monitor records the day's close; SIGTERM stops them all."""
     procfile = (ROOT / "Procfile").read_text()
     for line in ("gate: riskgate gate", "audit: riskgate audit", "phase: riskgate phase-monitor"):
-        assert line in procfile.splitlines()
+        assert f"{line} --metrics-port $PORT" in procfile.splitlines()  # honcho: 5000, 5100, ...
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "DATABASE_URL": pg_url,
         "RISKGATE_PORTFOLIO": portfolio,
+        "PORT": str(free_port()),  # honcho's base port: metrics on PORT, PORT+100, PORT+200
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
     log = tmp_path / "honcho.log"
