@@ -66,9 +66,9 @@ def test_processes_when_same_data_dir_then_share_servers_and_last_one_out_stops_
 def test_servers_command_when_started_then_pinned_until_stopped(tmp_path: Path) -> None:
     """`riskgate servers start` keeps both running past its exit; `stop` stops them."""
     data = tmp_path / "data"
-    started = _riskgate(data, "servers", "start")
-    assert started.returncode == 0, started.stderr
     try:
+        started = _riskgate(data, "servers", "start")
+        assert started.returncode == 0, started.stderr
         info = json.loads(_riskgate(data, "servers", "--json").stdout)
         assert info["redis"]["running"] and info["postgres"]["running"]
         assert _riskgate(data, "migrate").returncode == 0  # joins; leaves them running
