@@ -187,10 +187,12 @@ def rejection(
 
 
 def _decimal_or_zero(value: Any) -> Decimal:
+    """The requested quantity an invalid intent named, if it is a usable one, else 0
+    (the reason's message says what was wrong with it)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return Decimal(0)
     try:
         d = Decimal(str(value))
     except InvalidOperation:
         return Decimal(0)
-    return d if d.is_finite() and abs(d) < Decimal("1e15") else Decimal(0)
+    return d if d.is_finite() and 0 <= d < Decimal("1e15") else Decimal(0)

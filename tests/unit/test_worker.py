@@ -362,3 +362,23 @@ def test_two_workers_when_racing_then_loser_rebases_and_stays_exact(h: Harness) 
     assert h.worker.stats["conflicts"] + other.stats["conflicts"] >= 5
     assert len(h.decisions()) == 12
     assert h.pending() == 0
+
+
+def test_rejection_when_quantity_invalid_then_requested_reported_as_zero(h: Harness) -> None:
+    """A rejected unparseable intent never reports a negative requested quantity (the
+    audit table refuses those); its reason says what was wrong."""
+    h.raw_intent(
+        {
+            "intent_id": "neg-1",
+            "agent_id": "a",
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "quantity": "-5",
+            "price": "1",
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    h.pump()
+    d = h.decision("neg-1")
+    assert (d.status, d.requested_quantity, d.approved_quantity) == (Status.REJECTED, 0, 0)
+    assert "greater than 0" in d.reasons[0].message
