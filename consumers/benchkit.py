@@ -21,7 +21,7 @@ from redis import Redis
 
 from consumers import control
 from consumers.keys import DATA, GROUP_GATE, Keys
-from consumers.streams import ensure_group, read_group
+from consumers.streams import ensure_group, group_lag, read_group
 from gate.money import floor_to_lot
 from schemas.config import AssetsConfig
 from schemas.messages import TradeIntent, parse_intent
@@ -177,7 +177,7 @@ def decided_span(redis: Redis, keys: Keys, n: int, timeout: float) -> float:
 def lag_zero(redis: Redis, keys: Keys, stream: str) -> bool:
     groups = {g["name"]: g for g in redis.xinfo_groups(stream)}
     g = groups.get(GROUP_GATE.encode())
-    return g is not None and g["lag"] == 0 and g["pending"] == 0
+    return g is not None and g["pending"] == 0 and group_lag(redis, stream, g) == 0
 
 
 # --- worker processes ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from consumers import keys as k
 from consumers.keys import Keys
 from consumers.store import Store
+from consumers.streams import group_lag
 from gate.exposure import Exposure
 from gate.money import plain, ratio, show
 from gate.phases import active_phases
@@ -104,7 +105,7 @@ def _group_rows(redis: Redis, stream: str) -> list[dict[str, Any]]:
         {
             "group": g["name"].decode() if isinstance(g["name"], bytes) else g["name"],
             "pending": g["pending"],
-            "lag": g.get("lag"),
+            "lag": group_lag(redis, stream, g),
             "consumers": g["consumers"],
         }
         for g in groups

@@ -116,6 +116,23 @@ def reclaim(
     return Reclaimed(entries, deleted, next_cursor)
 
 
+LAG_COUNT_CAP = 100_000
+
+
+def group_lag(redis: Redis, stream: str, group: dict[str, Any]) -> int:
+    """Entries of ``stream`` not yet delivered to ``group`` (an XINFO GROUPS row).
+
+    Redis 7 reports it (``lag``); Redis 6.2 does not, so count the entries after the
+    group's last-delivered id (capped at LAG_COUNT_CAP: enough to see it is behind).
+    """
+    lag = group.get("lag")
+    if lag is not None:
+        return int(lag)
+    after = _text(group["last-delivered-id"])
+    rows = redis.xrange(stream, min=f"({after}", max="+", count=LAG_COUNT_CAP)
+    return len(rows or [])
+
+
 def safe_trim_id(redis: Redis, stream: str) -> bytes | None:
     """The lowest id any group still needs: its oldest pending entry or next undelivered.
 

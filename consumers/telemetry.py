@@ -39,6 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from consumers.keys import GROUP_GATE, Keys
 from consumers.store import Store
+from consumers.streams import group_lag as undelivered
 from gate.exposure import Exposure
 from gate.money import ratio
 from gate.phases import active_phases
@@ -135,8 +136,8 @@ def _id_ms(value: Any) -> int | None:
         return None
 
 
-def group_lag(redis: Redis, stream: str, group: str) -> dict[str, float | None]:
-    """Pending entries, lag in entries (Redis >= 7) and in seconds (any version).
+def group_backlog(redis: Redis, stream: str, group: str) -> dict[str, float | None]:
+    """Pending entries, and lag in entries and in seconds (Redis 6.2 and 7).
 
     Seconds: from the last entry delivered to the group to the newest entry of the
     stream, by their ids' times; 0 when the group has read everything.
@@ -151,13 +152,13 @@ def group_lag(redis: Redis, stream: str, group: str) -> dict[str, float | None]:
         if name != group:
             continue
         delivered = _id_ms(g.get("last-delivered-id"))
-        lag = g.get("lag")
+        lag = undelivered(redis, stream, g)
         behind = 0.0
         if last_id is not None and delivered is not None and lag != 0:
             behind = max(0.0, (last_id - delivered) / 1000)
         return {
             "pending": float(g["pending"]),
-            "lag": None if lag is None else float(lag),
+            "lag": float(lag),
             "lag_seconds": behind,
         }
     return {"pending": 0.0, "lag": None, "lag_seconds": 0.0}
@@ -206,7 +207,7 @@ class WorkerTelemetry(Collector):
     def sample(self) -> None:
         """Read the gauges that need Redis; on failure keep the last values."""
         try:
-            lags = {(s, g): group_lag(self.redis, s, g) for s, g in self.groups}
+            lags = {(s, g): group_backlog(self.redis, s, g) for s, g in self.groups}
             extra = self.sample_more()
         except (RedisError, OSError, ValueError) as exc:
             self.sample_errors += 1
@@ -272,7 +273,7 @@ class WorkerTelemetry(Collector):
     def _lag_families(self) -> Iterator[Metric]:
         names = (
             ("pending", "riskgate_consumer_pending_entries", "Delivered, not yet acked."),
-            ("lag", "riskgate_consumer_lag_entries", "Entries not yet delivered (Redis >= 7)."),
+            ("lag", "riskgate_consumer_lag_entries", "Entries not yet delivered to the group."),
             ("lag_seconds", "riskgate_consumer_lag_seconds", "Newest entry minus last delivered."),
         )
         lags: dict[tuple[str, str], dict[str, float | None]] = self.samples.get("lags", {})

@@ -13,6 +13,7 @@ from redis import Redis
 
 from consumers import control
 from consumers.keys import DATA, GROUP_GATE
+from consumers.streams import group_lag
 from gate.money import floor_to_lot
 from schemas.messages import Status, TradeIntent
 from tests.builders import all_enabled
@@ -70,7 +71,7 @@ def _wait_all_decided(h: Harness, n: int, workers: Workers, timeout: float = 180
     while time.monotonic() < deadline:
         if h.redis.xlen(h.keys.decisions) >= n and h.pending() == 0:
             groups = {g["name"]: g for g in h.redis.xinfo_groups(h.keys.intents)}
-            if groups[GROUP_GATE.encode()]["lag"] == 0:
+            if group_lag(h.redis, h.keys.intents, groups[GROUP_GATE.encode()]) == 0:
                 return
         time.sleep(0.2)
     raise AssertionError(

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from consumers.audit import AuditWriter
 from consumers.keys import DATA
 from consumers.pg_worker import ConsumerSettings, PgLink
-from consumers.telemetry import ConsumerTelemetry, Exporter, GateTelemetry, group_lag
+from consumers.telemetry import ConsumerTelemetry, Exporter, GateTelemetry, group_backlog
 from tests.builders import ROOT
 from tests.harness import Harness
 
@@ -94,7 +94,7 @@ def test_gate_sample_when_portfolio_funded_then_vitals_and_lag_exported(h: Harne
     assert _value(samples, "riskgate_portfolio_heat_limit_ratio") == 0.25
     assert _value(samples, "riskgate_halted") == 0
     assert _value(samples, "riskgate_consumer_pending_entries", stream="intents") == 0
-    assert group_lag(h.redis, h.keys.intents, "gate")["lag_seconds"] >= 0
+    assert group_backlog(h.redis, h.keys.intents, "gate")["lag_seconds"] >= 0
 
 
 def test_alert_rules_when_loaded_then_every_rule_is_complete_and_uses_exported_metrics(
