@@ -20,17 +20,18 @@ from redis import Redis
 from tests.builders import ROOT
 from tests.harness import Harness, unique_portfolio, wipe
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    url = os.environ["REDIS_URL"]  # set (or a server started) by tests/conftest.py
+    client = Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except Exception as exc:  # pragma: no cover - the environment's fault, said plainly
-        pytest.fail(f"integration tests need Redis at {REDIS_URL}: {exc}")
-    return REDIS_URL
+        pytest.fail(f"integration tests need Redis at {url}: {exc}")
+    finally:
+        client.close()
+    return url
 
 
 @pytest.fixture

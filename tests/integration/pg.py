@@ -26,20 +26,23 @@ from consumers.migrate import discover, migrate
 from consumers.registry import sync_config
 from tests.builders import base_config
 
-ADMIN_URL = os.environ.get(
-    "RISKGATE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    """Read when used: tests/conftest.py may have started a server and set it."""
+    return os.environ.get("RISKGATE_TEST_PG_ADMIN_URL", LOCAL_ADMIN_URL)
 
 
 def admin() -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+        return psycopg.connect(admin_url(), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # the environment's fault, said plainly
-        pytest.fail(f"integration tests need PostgreSQL at {ADMIN_URL}: {exc}")
+        pytest.fail(f"integration tests need PostgreSQL at {admin_url()}: {exc}")
 
 
 def url_for(name: str) -> str:
-    return make_conninfo(ADMIN_URL, dbname=name)
+    return make_conninfo(admin_url(), dbname=name)
 
 
 def drop_database(name: str) -> None:
@@ -83,9 +86,13 @@ class PgProxy:
     at once); ``up()`` forwards again. Runs one selector thread; ``close()`` stops it.
     """
 
-    def __init__(self, target_url: str = ADMIN_URL) -> None:
-        info = conninfo_to_dict(target_url)
-        self.target = (str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432))
+    def __init__(self, target_url: str | None = None) -> None:
+        info = conninfo_to_dict(target_url or admin_url())
+        host, port = str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432)
+        # a host that is a directory is PostgreSQL's Unix socket (the embedded server's)
+        self.target: str | tuple[str, int] = (
+            f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+        )
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
@@ -103,6 +110,14 @@ class PgProxy:
     def url(self, dbname_url: str) -> str:
         """``dbname_url`` rewritten to go through the proxy."""
         return make_conninfo(dbname_url, host="127.0.0.1", port=str(self.port))
+
+    def _dial(self) -> socket.socket:
+        if isinstance(self.target, str):
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.settimeout(5)
+            upstream.connect(self.target)
+            return upstream
+        return socket.create_connection(self.target, timeout=5)
 
     def down(self) -> None:
         self.accepting = False
@@ -138,7 +153,7 @@ class PgProxy:
             client.close()
             return
         try:
-            upstream = socket.create_connection(self.target, timeout=5)
+            upstream = self._dial()
         except OSError:
             client.close()
             return
