@@ -43,14 +43,17 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_redis_options(p: argparse.ArgumentParser) -> None:
+    """--portfolio and --redis-url, for every command that talks to Redis."""
     p.add_argument(
         "--portfolio",
         default=os.environ.get("RISKGATE_PORTFOLIO", "main"),
         help="portfolio name (default: $RISKGATE_PORTFOLIO or main)",
     )
     p.add_argument(
-        "--redis-url", default=None, help="default: $REDIS_URL or redis://localhost:6379/0"
+        "--redis-url",
+        default=None,
+        help="default: $REDIS_URL, else the data directory's embedded Redis",
     )
 
 
@@ -252,7 +255,7 @@ def register(sub: Sub) -> None:
 
 def _register_worker(sub: Sub) -> None:
     p = sub.add_parser("gate", help="run a gate worker")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
     p.add_argument("--batch", type=int, default=_env_int("RISKGATE_BATCH", 256))
     p.add_argument("--block-ms", type=int, default=_env_int("RISKGATE_BLOCK_MS", 1000))
@@ -285,35 +288,35 @@ def _register_worker(sub: Sub) -> None:
 
 def _register_controls(sub: Sub) -> None:
     p = sub.add_parser("halt", help="kill switch on: only reduce-only intents pass")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("--reason", default="", help="recorded in the log")
     p.set_defaults(handler=cmd_halt)
     p = sub.add_parser("resume", help="kill switch off")
-    _common(p)
+    add_redis_options(p)
     p.set_defaults(handler=cmd_resume)
 
     for name, on in (("enable", True), ("disable", False)):
         p = sub.add_parser(name, help=f"{name} symbols, asset classes or phases, live")
-        _common(p)
+        add_redis_options(p)
         p.add_argument("targets", nargs="+", metavar="SYMBOL|CLASS|PHASE")
         p.set_defaults(handler=lambda a, on=on: cmd_enable(a, on))
 
     p = sub.add_parser("flag", help="set an earnings date or market regime for a symbol")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("flag", choices=("earnings", "regime"))
     p.add_argument("symbol")
     p.add_argument("value", help="YYYY-MM-DD | trending | sideways | none")
     p.set_defaults(handler=cmd_flag)
 
     p = sub.add_parser("status", help="portfolio, limits, streams and consumer groups")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
 
 
 def _register_sdk(sub: Sub) -> None:
     p = sub.add_parser("submit", help="publish a trade intent (and wait for its decision)")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("symbol")
     p.add_argument("side", choices=("buy", "sell"))
     p.add_argument("quantity", type=_decimal)
@@ -328,10 +331,10 @@ def _register_sdk(sub: Sub) -> None:
     p.set_defaults(handler=cmd_submit)
 
     p = sub.add_parser("deposit", help="publish a deposit event")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("amount", type=_decimal)
     p.set_defaults(handler=cmd_event, event="deposit")
     p = sub.add_parser("mark", help="publish a mark-to-market event")
-    _common(p)
+    add_redis_options(p)
     p.add_argument("prices", nargs="+", metavar="SYMBOL=PRICE")
     p.set_defaults(handler=cmd_event, event="mark")

@@ -20,7 +20,6 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import decimal_text
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/riskgate"
 MAINTENANCE_DB = "postgres"
 
 # Connection lost, server restarting or refusing, serialization failure or deadlock:

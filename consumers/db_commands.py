@@ -19,7 +19,7 @@ from redis import Redis
 
 from consumers import db
 from consumers.audit import AuditWriter
-from consumers.commands import UsageError
+from consumers.commands import UsageError, add_redis_options
 from consumers.correlations import Result as CorrelationResult
 from consumers.correlations import run_once
 from consumers.db_services import Builder, run_consumer, run_every
@@ -276,19 +276,12 @@ def _database(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--database-url",
         default=None,
-        help=f"default: $DATABASE_URL or {db.DEFAULT_DATABASE_URL}",
+        help="default: $DATABASE_URL, else the data directory's embedded PostgreSQL",
     )
 
 
 def _redis(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--portfolio",
-        default=os.environ.get("RISKGATE_PORTFOLIO", "main"),
-        help="portfolio name (default: $RISKGATE_PORTFOLIO or main)",
-    )
-    p.add_argument(
-        "--redis-url", default=None, help="default: $REDIS_URL or redis://localhost:6379/0"
-    )
+    add_redis_options(p)
     _database(p)
 
 

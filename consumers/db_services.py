@@ -17,9 +17,9 @@ import structlog
 from consumers import db
 from consumers.keys import Keys
 from consumers.migrate import discover, migrate
-from consumers.pg_worker import REDIS_TRANSIENT, ConsumerSettings, PgLink, StreamToPg
+from consumers.pg_worker import ConsumerSettings, PgLink, StreamToPg
 from consumers.registry import sync_config
-from consumers.runtime import Backoff, Shutdown, configure_logging, connect
+from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown, configure_logging, connect
 from schemas.config import AssetsConfig
 
 RETRYABLE: tuple[type[Exception], ...] = (*db.PG_TRANSIENT, *REDIS_TRANSIENT)

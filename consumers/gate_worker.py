@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from redis import Redis
-from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ResponseError
 
 from consumers import keys as k
 from consumers.batch import Planned, Planner
@@ -31,7 +31,7 @@ from consumers.codec import StateError
 from consumers.commit import Committer
 from consumers.intake import sort_entries
 from consumers.keys import Keys
-from consumers.runtime import Backoff, Shutdown
+from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.signing import order_signer
 from consumers.store import Loaded, Store
 from consumers.streams import (
@@ -46,8 +46,6 @@ from consumers.streams import (
 from consumers.telemetry import GateTelemetry, serve_gate
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
-
-TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +149,7 @@ class GateWorker:
                 self.stats["nogroup"] += 1
                 ready = False
                 drain = True
-            except TRANSIENT as exc:
+            except REDIS_TRANSIENT as exc:
                 self._forget()
                 drain = True
                 self.stats["redis_errors"] += 1
@@ -175,31 +173,27 @@ class GateWorker:
         getattr(self.log, level)("batch failed; nothing approved, will retry", error=repr(exc))
         shutdown.wait(backoff.next_delay())
 
-    def step(self) -> int:
-        """Read one batch of new entries (blocking up to block_ms) and handle it."""
-        entries = read_group(
+    def _read(self, *, pending: bool) -> list[Entry]:
+        return read_group(
             self.redis,
             k.GROUP_GATE,
             self.settings.consumer,
             (self.keys.intents, self.keys.events, self.keys.phases),
             count=self.settings.batch,
-            block_ms=self.settings.block_ms,
+            block_ms=None if pending else self.settings.block_ms,
+            pending=pending,
         )
+
+    def step(self) -> int:
+        """Read one batch of new entries (blocking up to block_ms) and handle it."""
+        entries = self._read(pending=False)
         if entries:
             self.process(entries)
         return len(entries)
 
     def drain_pending(self) -> bool:
         """Handle this consumer's own unacked entries; False once there are none."""
-        entries = read_group(
-            self.redis,
-            k.GROUP_GATE,
-            self.settings.consumer,
-            (self.keys.intents, self.keys.events, self.keys.phases),
-            count=self.settings.batch,
-            block_ms=None,
-            pending=True,
-        )
+        entries = self._read(pending=True)
         if not entries:
             return False
         by_stream: dict[str, list[bytes]] = {}

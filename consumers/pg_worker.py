@@ -22,16 +22,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import BusyLoadingError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
 from consumers.db import PG_TRANSIENT, Connection, connect, describe_url
-from consumers.runtime import Backoff, Shutdown
+from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.streams import Entry, delivery_counts, ensure_group, is_nogroup, read_group, reclaim
 from consumers.telemetry import WorkerTelemetry, serve_consumer
-
-REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,12 @@ from typing import Any
 
 import structlog
 from redis import Redis
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 from consumers.tls import tls_options
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+#: Redis errors that mean "not now" (down, restarting, loading): retry, never give up.
+REDIS_TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError)
 
 
 def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
