@@ -242,9 +242,18 @@ def expire_reservations(
 ) -> tuple[Snapshot, tuple[Reservation, ...]]:
     """Drop reservations whose TTL has passed; returns the snapshot and what expired.
 
+    Reservations are kept in expiry order (each is appended with ``now + TTL``; a
+    loaded state is sorted once), so the scan stops at the first one still alive: it
+    costs what expired, not what exists. Should that order ever be broken (clocks of
+    two workers apart), a reservation expires late, never early: it holds risk longer.
     The same snapshot object comes back when nothing expired.
     """
-    expired = tuple(r for r in snapshot.reservations.values() if r.expires_at <= now)
+    expired_list = []
+    for r in snapshot.reservations.values():
+        if r.expires_at > now:
+            break
+        expired_list.append(r)
+    expired = tuple(expired_list)
     if not expired:
         return snapshot, ()
     live = dict(snapshot.reservations)

@@ -193,3 +193,44 @@ def test_apply_events_when_fill_and_mark_then_reports_what_it_touched() -> None:
     assert out.reservations_touched == {"i1"}
     assert not out.fx_changed
     assert apply_events(snap, [mark({"BTC/USDT": "1"}, fx={"JPY": "0.007"})], CFG, NOW).fx_changed
+
+
+def test_expire_when_in_expiry_order_then_scan_stops_at_first_live() -> None:
+    """Expiry walks reservations oldest first and stops at the first still alive."""
+    snap = snapshot(
+        reservations=[
+            reservation(
+                f"r{i}",
+                "BTC/USDT",
+                "0.01",
+                "100000",
+                "94000",
+                expires_at=NOW + timedelta(minutes=i),
+            )
+            for i in range(-3, 4)
+        ]
+    )
+    after, expired = expire_reservations(snap, NOW)
+    assert [r.intent_id for r in expired] == ["r-3", "r-2", "r-1", "r0"]
+    assert list(after.reservations) == ["r1", "r2", "r3"]
+
+
+def test_decode_state_when_hash_unordered_then_reservations_in_expiry_order() -> None:
+    """A state read from Redis comes back in expiry order (the hash keeps none)."""
+    from consumers.codec import decode_state, encode_reservation
+
+    fields = {
+        f"res:r{i}": encode_reservation(
+            reservation(
+                f"r{i}",
+                "BTC/USDT",
+                "0.01",
+                "100000",
+                "94000",
+                expires_at=NOW + timedelta(minutes=m),
+            )
+        )
+        for i, m in ((1, 30), (2, 10), (3, 20))
+    }
+    _, _, _, reservations, _ = decode_state(fields)
+    assert list(reservations) == ["r2", "r3", "r1"]
