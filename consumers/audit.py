@@ -15,9 +15,10 @@ never block the stream. When a batch is refused, its rows are written one by one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from typing import TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -69,6 +70,9 @@ SELECT %(portfolio)s, %(consumer)s, %(stream)s, r.stream_id, r.raw, r.error
        AS r (stream_id, raw, error)
 ON CONFLICT DO NOTHING
 """
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,16 +151,21 @@ def insert_decisions(
     return conn.execute(INSERT_DECISIONS, params).rowcount
 
 
-def parse_decision(entry: Entry) -> Decision | Reject:
+def parse_entry(entry: Entry, parse: Callable[[bytes], T], what: str) -> T | Reject:
+    """``parse(entry.raw)``, or a Reject saying what was wrong with it (never raises)."""
     msg_id = entry.msg_id.decode()
     if entry.raw is None:
         return Reject(msg_id, None, "entry has no data field")
     try:
-        return Decision.model_validate(parse_json(entry.raw))
+        return parse(entry.raw)
     except MessageError as exc:
         return Reject(msg_id, printable(entry.raw), str(exc))
     except ValidationError as exc:
-        return Reject(msg_id, printable(entry.raw), f"not a decision: {describe(exc)}")
+        return Reject(msg_id, printable(entry.raw), f"not {what}: {describe(exc)}")
+
+
+def parse_decision(entry: Entry) -> Decision | Reject:
+    return parse_entry(entry, lambda raw: Decision.model_validate(parse_json(raw)), "a decision")
 
 
 class AuditWriter(StreamToPg):

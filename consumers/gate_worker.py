@@ -43,7 +43,7 @@ from consumers.streams import (
     reclaim,
     trim_consumed,
 )
-from consumers.telemetry import GateTelemetry, serve_gate
+from consumers.telemetry import GateTelemetry, serve_gate, serving
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
 
@@ -116,12 +116,8 @@ class GateWorker:
     # -- main loop -----------------------------------------------------------------------
 
     def run(self, shutdown: Shutdown) -> None:
-        exporter = serve_gate(self) if self.telemetry is None else None  # if a port is set
-        try:
+        with serving(serve_gate, self):  # metrics when a port is set
             self._loop(shutdown)
-        finally:
-            if exporter is not None:
-                exporter.close()
 
     def _loop(self, shutdown: Shutdown) -> None:
         backoff = Backoff()

@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from consumers.db import PG_TRANSIENT, Connection, connect, describe_url
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.streams import Entry, delivery_counts, ensure_group, is_nogroup, read_group, reclaim
-from consumers.telemetry import WorkerTelemetry, serve_consumer
+from consumers.telemetry import WorkerTelemetry, serve_consumer, serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +114,8 @@ class StreamToPg(ABC):
         return conn
 
     def run(self, shutdown: Shutdown) -> None:
-        exporter = serve_consumer(self) if self.telemetry is None else None  # if a port is set
-        try:
+        with serving(serve_consumer, self):  # metrics when a port is set
             self._loop(shutdown)
-        finally:
-            if exporter is not None:
-                exporter.close()
 
     def _loop(self, shutdown: Shutdown) -> None:
         backoff = Backoff(cap=self.settings.max_backoff_s)

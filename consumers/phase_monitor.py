@@ -25,12 +25,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from pydantic import ValidationError
 from redis import Redis
 
-from consumers.audit import Reject, insert_rejects, printable
+from consumers.audit import Reject, insert_rejects, parse_entry
 from consumers.db import Connection, PartitionCache
-from consumers.intake import describe
 from consumers.keys import GROUP_PHASE, Keys
 from consumers.metrics import current_metrics, refresh_asset_performance
 from consumers.pg_worker import ConsumerSettings, PgLink, Standby, StreamToPg
@@ -49,7 +47,7 @@ from gate.ledger import PortfolioEvent
 from gate.phases import evaluate_phase
 from gate.track import record
 from schemas.config import AssetsConfig
-from schemas.messages import Fill, MessageError, parse_event
+from schemas.messages import Fill, parse_event
 
 MIN_EVALUATION_GAP_S = 1.0
 LOCK_CLASS = 0x7068  # advisory lock (class, hashtext(portfolio)): one writer per portfolio
@@ -66,15 +64,7 @@ def entry_time(entry: Entry) -> datetime:
 
 
 def parse(entry: Entry) -> PortfolioEvent | Reject:
-    msg_id = entry.msg_id.decode()
-    if entry.raw is None:
-        return Reject(msg_id, None, "entry has no data field")
-    try:
-        return parse_event(entry.raw)
-    except MessageError as exc:
-        return Reject(msg_id, printable(entry.raw), str(exc))
-    except ValidationError as exc:
-        return Reject(msg_id, printable(entry.raw), f"not a portfolio event: {describe(exc)}")
+    return parse_entry(entry, parse_event, "a portfolio event")
 
 
 class PhaseMonitor(StreamToPg):

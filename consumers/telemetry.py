@@ -16,6 +16,7 @@ never waits on Redis.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -543,6 +544,17 @@ def _serve(telemetry: WorkerTelemetry) -> Exporter | None:
         raise UsageError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from exc
     telemetry.log.info("metrics served", port=exporter.port, paths=["/metrics", "/healthz"])
     return exporter
+
+
+@contextlib.contextmanager
+def serving(serve: Callable[[Any], Exporter | None], worker: Any) -> Iterator[None]:
+    """Serve ``worker``'s metrics while the block runs (unless it came with telemetry)."""
+    exporter = serve(worker) if getattr(worker, "telemetry", None) is None else None
+    try:
+        yield
+    finally:
+        if exporter is not None:
+            exporter.close()
 
 
 def serve_gate(worker: GateWorker) -> Exporter | None:
