@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,7 +245,8 @@ def test_packaged_sql_when_listed_then_matches_the_repository() -> None:
     """The installed package finds the same migrations as the source tree."""
     repo = Path(__file__).resolve().parents[2] / "sql"
     assert [m.name for m in discover(repo)] == [m.name for m in discover()]
-    assert shutil.which("riskgate") is not None
+    # the console script is installed beside the interpreter running the tests
+    assert shutil.which("riskgate", path=str(Path(sys.executable).parent)) is not None
 
 
 def test_commands_when_database_not_migrated_then_exit_1_saying_run_migrate(
