@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +20,7 @@ from redis import Redis
 
 from tests.builders import ROOT
 from tests.harness import Harness, unique_portfolio, wipe
+from tests.integration.redis_server import free_port
 
 
 @pytest.fixture(scope="session")
@@ -143,3 +145,27 @@ def new_portfolio(redis: Redis) -> Iterator[str]:
     name = unique_portfolio("it2")
     yield name
     wipe(redis, name)
+
+
+@contextmanager
+def honcho(log: Path, env: dict[str, str], *processes: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``honcho start [PROCESS ...]`` in the repo, the venv's scripts on PATH, a free base
+    PORT for the metrics servers (PORT, PORT+100, ...); SIGTERM when the block ends."""
+    bin_dir = str(Path(sys.executable).parent)
+    full = {
+        **os.environ,
+        "PORT": str(free_port()),
+        **env,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [os.path.join(bin_dir, "honcho"), "start", *processes],
+            cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)

@@ -19,7 +19,7 @@ from consumers.streams import group_lag, trim_consumed
 from schemas.messages import Status
 from tests.builders import ROOT
 from tests.harness import Harness
-from tests.integration.conftest import Workers
+from tests.integration.conftest import Workers, honcho
 from tests.unit.test_worker import BAD_INPUTS
 
 D = Decimal
@@ -238,32 +238,15 @@ def test_procfile_when_run_under_honcho_then_gate_decides(
     redis_url: str, portfolio: str, tmp_path: Path
 ) -> None:
     """The Procfile's gate line runs under honcho and decides intents."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "RISKGATE_PORTFOLIO": portfolio,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-    }
     log = tmp_path / "honcho.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [os.path.join(bin_dir, "honcho"), "start", "gate"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            client = GateClient(redis_url, portfolio)
-            client.deposit("100000")
-            iid = client.submit("ETH/USDT", "buy", "0.1", price="3900")
-            decision = client.wait_decision(iid, 30)
-            assert decision is not None, log.read_text()
-            assert decision.status is Status.APPROVED
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+    env = {"REDIS_URL": redis_url, "RISKGATE_PORTFOLIO": portfolio}
+    with honcho(log, env, "gate"):
+        client = GateClient(redis_url, portfolio)
+        client.deposit("100000")
+        iid = client.submit("ETH/USDT", "buy", "0.1", price="3900")
+        decision = client.wait_decision(iid, 30)
+        assert decision is not None, log.read_text()
+        assert decision.status is Status.APPROVED
 
 
 def test_client_orders_when_approved_then_executor_reads_and_acks(h: Harness) -> None:
