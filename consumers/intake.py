@@ -21,11 +21,8 @@ from consumers.streams import Entry
 from schemas.messages import (
     INTENT_ID_PATTERN,
     MAX_ENTRY_BYTES,
-    Cancel,
+    AnyEvent,
     Decision,
-    Deposit,
-    Fill,
-    Mark,
     MessageError,
     Reason,
     ReasonCode,
@@ -38,7 +35,7 @@ from schemas.messages import (
 
 RAW_KEEP = 4096  # bytes of a bad payload kept in its dead letter
 _INTENT_ID = re.compile(INTENT_ID_PATTERN)
-PortfolioEvent = Deposit | Fill | Cancel | Mark
+PortfolioEvent = AnyEvent
 
 
 @dataclass(slots=True)

@@ -98,17 +98,21 @@ def parse_keys(text: str) -> tuple[SigningKey, ...]:
     return tuple(keys)
 
 
-def keys_from_env(environ: Mapping[str, str] | None = None) -> tuple[SigningKey, ...]:
-    """The keys in ``RISKGATE_ORDER_KEYS`` or the file ``RISKGATE_ORDER_KEYS_FILE``."""
+def keys_from_env(
+    environ: Mapping[str, str] | None = None,
+    var: str = ENV_KEYS,
+    file_var: str = ENV_KEYS_FILE,
+) -> tuple[SigningKey, ...]:
+    """The keys in ``var`` (``RISKGATE_ORDER_KEYS``) or the file named by ``file_var``."""
     env = os.environ if environ is None else environ
-    inline, path = env.get(ENV_KEYS, ""), env.get(ENV_KEYS_FILE, "")
+    inline, path = env.get(var, ""), env.get(file_var, "")
     if inline.strip() and path:
-        raise KeyConfigError(f"set {ENV_KEYS} or {ENV_KEYS_FILE}, not both")
+        raise KeyConfigError(f"set {var} or {file_var}, not both")
     if path:
         try:
             inline = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise KeyConfigError(f"{ENV_KEYS_FILE}={path}: {exc.strerror}") from None
+            raise KeyConfigError(f"{file_var}={path}: {exc.strerror}") from None
     return parse_keys(inline)
 
 
@@ -147,13 +151,16 @@ def canonical(order: Mapping[str, Any]) -> bytes:
 class Signer:
     """Signs orders with the first key; verifies with any listed key."""
 
-    def __init__(self, keys: Sequence[SigningKey] = (), context: str = "") -> None:
+    def __init__(
+        self, keys: Sequence[SigningKey] = (), context: str = "", domain: bytes = DOMAIN
+    ) -> None:
         ids = [k.key_id for k in keys]
         if len(set(ids)) != len(ids):
             raise KeyConfigError("a key id is listed twice")
         self._keys = {k.key_id: k.secret for k in keys}
         self._current = ids[0] if ids else None
         self.context = context
+        self.domain = domain  # what is signed: orders, operator events, intents
 
     @classmethod
     def from_env(cls, context: str = "", environ: Mapping[str, str] | None = None) -> Signer:
@@ -175,7 +182,7 @@ class Signer:
         return f"Signer(key_ids={list(self._keys)!r}, context={self.context!r})"
 
     def _mac(self, key_id: str, order: Mapping[str, Any]) -> str:
-        message = DOMAIN + b"\n" + self.context.encode() + b"\n" + canonical(order)
+        message = self.domain + b"\n" + self.context.encode() + b"\n" + canonical(order)
         return hmac.new(self._keys[key_id], message, hashlib.sha256).hexdigest()
 
     def sign(self, order: Mapping[str, Any]) -> dict[str, Any]:

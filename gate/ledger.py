@@ -13,9 +13,9 @@ from decimal import Decimal
 
 from gate.portfolio import Position, Reservation, Snapshot, equity, fx_rate
 from schemas.config import AssetsConfig
-from schemas.messages import Cancel, Deposit, Fill, Mark, Side
+from schemas.messages import AnyEvent, Cancel, Deposit, Fill, Mark, Side
 
-PortfolioEvent = Deposit | Fill | Cancel | Mark
+PortfolioEvent = AnyEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +225,7 @@ def apply_events(
             book.fill(ev, now)
         elif isinstance(ev, Cancel):
             book.cancel(ev)
-        else:
+        elif isinstance(ev, Mark):
             book.mark(ev)
     return Applied(
         book.snapshot(),

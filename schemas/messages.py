@@ -57,6 +57,9 @@ def decimal_text(value: Decimal) -> str:
 DecimalStr = PlainSerializer(decimal_text, return_type=str, when_used="json")
 Num = Annotated[Decimal, AfterValidator(_bounded), DecimalStr]
 Positive = Annotated[Decimal, Field(gt=0), AfterValidator(_bounded), DecimalStr]
+NonNegative = Annotated[Decimal, Field(ge=0), AfterValidator(_bounded), DecimalStr]
+KeyId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+Signature = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
 Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f\x7f\s]+$")]
@@ -102,6 +105,8 @@ class ReasonCode(StrEnum):
     INVALID_INTENT = "invalid_intent"
     STALE_INTENT = "stale_intent"
     LOT_SIZE = "lot_size"
+    PRICE_COLLAR = "price_collar"  # the intent's price is too far from the latest mark
+    NO_MARKET_PRICE = "no_market_price"  # no mark recent enough to value an opening
 
 
 class Inbound(BaseModel):
@@ -167,10 +172,32 @@ class ApprovedOrder(Outbound):
     config_hash: str
 
 
-class Deposit(Inbound):
+class OperatorEvent(Inbound):
+    """Money in or out and stop resets are an operator's, not an executor's: when
+    operator keys are configured they must carry an operator signature
+    (``key_id``, ``signature``; see consumers.signing)."""
+
+    key_id: KeyId | None = None
+    signature: Signature | None = None
+
+
+class Deposit(OperatorEvent):
+    """``amount`` > 0 pays in, < 0 withdraws."""
+
     type: Literal["deposit"]
     event_id: EventId
     amount: Annotated[Decimal, AfterValidator(_bounded)]
+    at: UtcTime | None = None
+
+
+class Resume(OperatorEvent):
+    """An operator clears the latched emergency stop and daily-loss stop (``riskgate
+    resume``): the drawdown's reference peak restarts from the current value."""
+
+    type: Literal["resume"]
+    event_id: EventId
+    operator: Text
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
     at: UtcTime | None = None
 
 
@@ -182,6 +209,7 @@ class Fill(Inbound):
     side: Side
     quantity: Positive
     price: Positive
+    fee: NonNegative | None = None  # in the symbol's quote currency, like price
     at: UtcTime | None = None
 
 
@@ -200,8 +228,9 @@ class Mark(Inbound):
     fx: Annotated[dict[str, Positive], Field(max_length=100)] = Field(default_factory=dict)
 
 
-PortfolioEvent = Annotated[Deposit | Fill | Cancel | Mark, Field(discriminator="type")]
-_EVENT = TypeAdapter[Deposit | Fill | Cancel | Mark](PortfolioEvent)
+AnyEvent = Deposit | Fill | Cancel | Mark | Resume
+PortfolioEvent = Annotated[AnyEvent, Field(discriminator="type")]
+_EVENT = TypeAdapter[AnyEvent](PortfolioEvent)
 
 
 class PhaseEvent(Outbound):
@@ -276,7 +305,7 @@ def parse_intent(raw: bytes | str) -> TradeIntent:
     return TradeIntent.model_validate(data)
 
 
-def parse_event(raw: bytes | str) -> Deposit | Fill | Cancel | Mark:
+def parse_event(raw: bytes | str) -> AnyEvent:
     """Parse one portfolio event's ``data``."""
     fast = _exact_json_path(raw)
     if fast is not None:
