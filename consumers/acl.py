@@ -49,8 +49,9 @@ MIN_PASSWORD_CHARS = 16
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SAFE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+$")  # no glob, quote or ACL syntax chars
 
-#: Every user may ping and pick a database (connection health checks, URLs with /N).
-BASE_COMMANDS = ("+ping", "+hello", "+select")
+#: Every user may ping and pick a database (connection health checks, URLs with /N), and
+#: read Redis's clock (TIME): the gate decides by it, the CLI and SDK date things by it.
+BASE_COMMANDS = ("+ping", "+hello", "+select", "+time")
 #: Consuming a stream with a consumer group, as riskgate's workers and SDK do.
 CONSUME = (
     "+xreadgroup",

@@ -15,15 +15,22 @@ import structlog
 from consumers.codec import changes, iso
 from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
-from consumers.signing import Signer, signed_order_json
+from consumers.signing import Signer, operator_problem, signed_order_json
 from consumers.store import Loaded
 from consumers.streams import Entry
 from gate.decide import BatchResult, decide_batch
-from gate.exposure import Exposure
+from gate.exposure import Exposure, reference_prices
 from gate.ledger import Applied, apply_events, expire_reservations
 from gate.portfolio import Reservation, Snapshot
 from schemas.config import AssetsConfig
-from schemas.messages import Decision, ReasonCode, Status, TradeIntent, decimal_text
+from schemas.messages import (
+    Decision,
+    OperatorEvent,
+    ReasonCode,
+    Status,
+    TradeIntent,
+    decimal_text,
+)
 
 log = structlog.get_logger("riskgate.batch")
 
@@ -36,6 +43,7 @@ class Planned:
     decisions: list[Decision] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
     dead: int = 0
+    refused: int = 0  # events refused as implausible (future-dated, unsigned, ...)
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
 
 
@@ -65,10 +73,17 @@ UNSIGNED = Signer()
 
 
 class Planner:
-    def __init__(self, worker: str, max_deliveries: int, signer: Signer = UNSIGNED) -> None:
+    def __init__(
+        self,
+        worker: str,
+        max_deliveries: int,
+        signer: Signer = UNSIGNED,
+        operators: Signer = UNSIGNED,
+    ) -> None:
         self.worker = worker
         self.max_deliveries = max_deliveries
         self.signer = signer
+        self.operators = operators  # verifies deposits and resumes (off: accept all)
 
     def plan(
         self,
@@ -108,8 +123,9 @@ class Planner:
         for bad in intake.bad_events:
             self._dead(out, bad.entry, bad.error, now)
 
+        events = self._authentic(out, events, now)
         applied, events = self._apply(out, snapshot, events, loaded, now)
-        plan.applied += [AppliedEntry(e.msg_id, ev.event_id) for e, ev in events]
+        self._record(out, applied, events, now)
         book = _follow(book, snapshot, applied, cfg, now)
         snapshot = applied.snapshot
 
@@ -154,12 +170,47 @@ class Planner:
             | applied.reservations_touched
             | {r.intent_id for r in result.reserved},
             rates={i.agent_id for _, i in intents},
+            marks=applied.marks_touched,
         )
         out.snapshot = snapshot
         out.exposure = result.exposure
         return out
 
     # -- steps ---------------------------------------------------------------------------
+
+    def _authentic(
+        self, out: Planned, events: list[tuple[Entry, PortfolioEvent]], now: datetime
+    ) -> list[tuple[Entry, PortfolioEvent]]:
+        """Operator events without a valid operator signature are refused."""
+        if not self.operators.enabled:
+            return events
+        kept = []
+        for entry, ev in events:
+            if isinstance(ev, OperatorEvent):
+                problem = operator_problem(self.operators, entry.raw or b"")
+                if problem is not None:
+                    out.refused += 1
+                    self._dead(out, entry, f"refused: {ev.type} {problem}", now)
+                    continue
+            kept.append((entry, ev))
+        return kept
+
+    def _record(
+        self,
+        out: Planned,
+        applied: Applied,
+        events: list[tuple[Entry, PortfolioEvent]],
+        now: datetime,
+    ) -> None:
+        """Applied events get their markers; refused ones a dead letter that says why."""
+        refused = dict(applied.refused)
+        for e, ev in events:
+            why = refused.get(ev.event_id)
+            if why is None:
+                out.plan.applied.append(AppliedEntry(e.msg_id, ev.event_id))
+            else:
+                out.refused += 1
+                self._dead(out, e, f"refused: {why}", now)
 
     def _apply(
         self,
@@ -178,6 +229,7 @@ class Planner:
             return applied, events
         kept = []
         current = snapshot
+        refused: list[tuple[str, str]] = []
         for entry, ev in events:
             try:
                 one = apply_events(current, [ev], loaded.config, now)
@@ -189,6 +241,7 @@ class Planner:
                 continue
             current = one.snapshot
             out.notes += one.notes
+            refused += one.refused
             kept.append((entry, ev))
         # rare path: say everything may have changed, so callers recompute from scratch
         return Applied(
@@ -198,6 +251,8 @@ class Planner:
             tuple(snapshot.reservations.values()),
             tuple(current.reservations.values()),
             fx_changed=True,
+            marks_touched=frozenset(current.marks),
+            refused=tuple(refused),
         ), kept
 
     def _decide(
@@ -286,8 +341,10 @@ def _follow(
 ) -> Exposure:
     """Bring ``book`` (the exposure of ``before``) up to ``applied.snapshot``."""
     after = applied.snapshot
-    if applied.fx_changed:
+    touched = applied.marks_touched | applied.positions_touched
+    if applied.fx_changed or book.repriced(after, touched):
         return Exposure.of(after, config, now)
+    book.refs = reference_prices(after)
     for r in applied.released:
         book.release(r, after.account, config)
     for r in applied.reserved:

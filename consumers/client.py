@@ -26,7 +26,13 @@ from redis import Redis
 
 from consumers.keys import DATA, Keys
 from consumers.runtime import connect
-from consumers.signing import OrderSignatureError, Signer, order_signer, verified_order
+from consumers.signing import (
+    OrderSignatureError,
+    Signer,
+    operator_signer,
+    order_signer,
+    verified_order,
+)
 from consumers.streams import ensure_group, read_group
 from schemas.messages import ApprovedOrder, Decision, MessageError, TradeIntent, parse_json
 
@@ -59,11 +65,14 @@ class GateClient:
         redis: Redis | None = None,
         prefix: str | None = None,
         signer: Signer | None = None,
+        operator_keys: Signer | None = None,
     ) -> None:
         self.redis = redis if redis is not None else connect(redis_url)
         self.keys = Keys(portfolio, prefix) if prefix else Keys(portfolio)
         # verifies approved orders (RISKGATE_ORDER_KEYS); without keys, accepts all
         self.signer = signer if signer is not None else order_signer(self.keys)
+        # signs deposits and resumes (RISKGATE_OPERATOR_KEYS); without keys, unsigned
+        self.operators = operator_keys if operator_keys is not None else operator_signer(self.keys)
 
     # -- agents --------------------------------------------------------------------------
 
@@ -173,8 +182,10 @@ class GateClient:
 
         return ack
 
-    def _event(self, payload: dict[str, Any]) -> str:
+    def _event(self, payload: dict[str, Any], *, operator: bool = False) -> str:
         payload.setdefault("event_id", f"{payload['type']}-{uuid.uuid4().hex}")
+        if operator:
+            payload = self.operators.sign(payload)
         self.redis.xadd(self.keys.events, {DATA: _json(payload)})
         return str(payload["event_id"])
 
@@ -188,6 +199,7 @@ class GateClient:
         *,
         event_id: str | None = None,
         at: datetime | None = None,
+        fee: Number | None = None,
     ) -> str:
         payload: dict[str, Any] = {
             "type": "fill",
@@ -198,6 +210,8 @@ class GateClient:
             "price": str(price),
             "at": (at or datetime.now(UTC)).isoformat(),
         }
+        if fee is not None:
+            payload["fee"] = str(fee)
         if event_id:
             payload["event_id"] = event_id
         return self._event(payload)
@@ -209,10 +223,19 @@ class GateClient:
         return self._event(payload)
 
     def deposit(self, amount: Number, *, event_id: str | None = None) -> str:
+        """Pay in (``amount`` > 0) or withdraw (< 0): an operator event, signed with the
+        operator key when one is configured."""
         payload: dict[str, Any] = {"type": "deposit", "amount": str(amount)}
         if event_id:
             payload["event_id"] = event_id
-        return self._event(payload)
+        return self._event(payload, operator=True)
+
+    def resume(self, operator: str, reason: str, *, event_id: str | None = None) -> str:
+        """Clear the latched emergency and daily-loss stops (an operator event)."""
+        payload: dict[str, Any] = {"type": "resume", "operator": operator, "reason": reason}
+        if event_id:
+            payload["event_id"] = event_id
+        return self._event(payload, operator=True)
 
     def mark(
         self,

@@ -19,8 +19,11 @@ from gate.portfolio import (
     Account,
     Correlations,
     Flags,
+    Latch,
     Position,
+    Quote,
     RateCount,
+    Regime,
     Reservation,
     Snapshot,
 )
@@ -40,6 +43,17 @@ def _opt_dec(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _latch(latch: Latch | None) -> list[str] | None:
+    return None if latch is None else [latch.at.isoformat(), _dec(latch.value)]
+
+
+def _unlatch(raw: Any) -> Latch | None:
+    if raw is None:
+        return None
+    at, value = raw
+    return Latch(datetime.fromisoformat(at), Decimal(value))
+
+
 def encode_account(a: Account) -> str:
     return json.dumps(
         {
@@ -50,21 +64,61 @@ def encode_account(a: Account) -> str:
             "realized_pnl": _dec(a.realized_pnl),
             "marked_at": a.marked_at.isoformat() if a.marked_at else None,
             "fx": {c: _dec(v) for c, v in a.fx.items()},
+            "units": _dec(a.units),
+            "peak_nav": _dec(a.peak_nav),
+            "day_start_nav": _dec(a.day_start_nav),
+            "stopped": _latch(a.stopped),
+            "day_stopped": _latch(a.day_stopped),
+            "fees": _dec(a.fees),
         },
         separators=(",", ":"),
     )
 
 
 def decode_account(raw: Mapping[str, Any]) -> Account:
+    peak = Decimal(raw["peak_equity"])
+    day_start = Decimal(raw["day_start_equity"])
+    if "units" in raw:
+        units, peak_nav = Decimal(raw["units"]), Decimal(raw["peak_nav"])
+        day_nav = Decimal(raw["day_start_nav"])
+    elif peak > 0:  # written before the return index: one unit per unit of peak equity
+        units, peak_nav, day_nav = peak, Decimal(1), day_start / peak
+    else:
+        units = peak_nav = day_nav = Decimal(0)
     return Account(
         cash=Decimal(raw["cash"]),
-        peak_equity=Decimal(raw["peak_equity"]),
-        day_start_equity=Decimal(raw["day_start_equity"]),
+        peak_equity=peak,
+        day_start_equity=day_start,
         day=date.fromisoformat(raw["day"]) if raw.get("day") else None,
         realized_pnl=Decimal(raw["realized_pnl"]),
         marked_at=datetime.fromisoformat(raw["marked_at"]) if raw.get("marked_at") else None,
         fx={c: Decimal(v) for c, v in raw.get("fx", {}).items()},
+        units=units,
+        peak_nav=peak_nav,
+        day_start_nav=day_nav,
+        stopped=_unlatch(raw.get("stopped")),
+        day_stopped=_unlatch(raw.get("day_stopped")),
+        fees=Decimal(raw.get("fees", "0")),
     )
+
+
+def encode_quote(q: Quote) -> str:
+    return f"{q.price}|{iso(q.at)}"
+
+
+def decode_quote(raw: str) -> Quote:
+    price, at = raw.split("|")
+    return Quote(Decimal(price), datetime.fromisoformat(at))
+
+
+def encode_regime(value: str, as_of: datetime) -> str:
+    return f"{value}|{as_of.isoformat()}"
+
+
+def decode_regime(raw: str) -> Regime:
+    """``value|as_of``; a bare value (written without a time) has no ``as_of``."""
+    value, sep, at = raw.partition("|")
+    return Regime(value, datetime.fromisoformat(at) if sep else None)
 
 
 def encode_position(p: Position) -> str:
@@ -199,23 +253,27 @@ def _decode_field(name: str, value: str) -> Any:
         return decode_reservation(json.loads(value))
     if name.startswith(k.P_RATE):
         return decode_rate(value)
+    if name.startswith(k.P_MARK):
+        return decode_quote(value)
     return int(value) if name == k.F_VERSION else None
 
 
 def decode_state(
     fields: Mapping[bytes | str, bytes | str],
     cache: DecodeCache | None = None,
-) -> tuple[int, Account, dict[str, Position], dict[str, Reservation], dict[str, RateCount]]:
+) -> Snapshot:
     """Decode the state hash (HGETALL); an empty hash is a fresh, empty portfolio.
 
-    With ``cache`` (from the previous call), unchanged fields are not decoded again;
-    the cache is updated in place to the fields given.
+    The snapshot's flags and correlations (other keys) are left empty. With ``cache``
+    (from the previous call), unchanged fields are not decoded again; the cache is
+    updated in place to the fields given.
     """
     version = 0
     account = Account()
     positions: dict[str, Position] = {}
     reservations: dict[str, Reservation] = {}
     rates: dict[str, RateCount] = {}
+    marks: dict[str, Quote] = {}
     fresh: DecodeCache = {}
     for raw_name, raw_value in fields.items():
         hit = cache.get(raw_name) if cache is not None else None
@@ -238,12 +296,21 @@ def decode_state(
             reservations[name[len(k.P_RESERVATION) :]] = obj
         elif name.startswith(k.P_RATE):
             rates[name[len(k.P_RATE) :]] = obj
+        elif name.startswith(k.P_MARK):
+            marks[name[len(k.P_MARK) :]] = obj
     if cache is not None:
         cache.clear()
         cache.update(fresh)
     # expiry order, which expire_reservations relies on (a hash has no order of its own)
     reservations = dict(sorted(reservations.items(), key=lambda kv: kv[1].expires_at))
-    return version, account, positions, reservations, rates
+    return Snapshot(
+        version=version,
+        account=account,
+        positions=positions,
+        reservations=reservations,
+        rates=rates,
+        marks=marks,
+    )
 
 
 def decode_control(
@@ -252,7 +319,7 @@ def decode_control(
     """Flags plus the enable overrides (symbol -> on/off, class -> on/off)."""
     halted = False
     earnings: dict[str, date] = {}
-    regimes: dict[str, str] = {}
+    regimes: dict[str, Regime] = {}
     assets: dict[str, bool] = {}
     classes: dict[AssetClass, bool] = {}
     for raw_name, raw_value in fields.items():
@@ -267,7 +334,7 @@ def decode_control(
             elif name.startswith(k.P_EARNINGS):
                 earnings[name[len(k.P_EARNINGS) :]] = date.fromisoformat(value)
             elif name.startswith(k.P_REGIME):
-                regimes[name[len(k.P_REGIME) :]] = value
+                regimes[name[len(k.P_REGIME) :]] = decode_regime(value)
         except ValueError as exc:
             raise StateError(f"control field {name!r} is unreadable: {exc}") from exc
     return Flags(halted=halted, earnings=earnings, regimes=regimes), assets, classes
@@ -305,6 +372,7 @@ def changes(
     positions: Iterable[str] = (),
     reservations: Iterable[str] = (),
     rates: Iterable[str] = (),
+    marks: Iterable[str] = (),
 ) -> tuple[dict[str, str], list[str]]:
     """State hash fields to set and delete for what a batch touched, as found in ``new``."""
     hset: dict[str, str] = {}
@@ -327,4 +395,8 @@ def changes(
         rc = new.rates.get(agent)
         if rc is not None:
             hset[k.P_RATE + agent] = encode_rate(rc)
+    for symbol in marks:
+        q = new.marks.get(symbol)
+        if q is not None:
+            hset[k.P_MARK + symbol] = encode_quote(q)
     return hset, hdel

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from consumers.runtime import (
 )
 from gate.assets import AssetManager
 from schemas.config import AssetsConfig
+from schemas.messages import Deposit, Mark
 
 if TYPE_CHECKING:  # subscriptable for the type checker only
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -112,8 +113,41 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    version = control.resume(connect(args.redis_url), _keys(args))
-    print(f"{args.portfolio}: trading resumed; version {version}")
+    """Kill switch off, and the latched stops cleared by a signed operator event."""
+    redis, keys = connect(args.redis_url), _keys(args)
+    s = control.status(redis, keys, _config(args))
+    latched = [
+        f"{name} latched {latch['latched_at']} at {latch['at_value']}"
+        for name, latch in (
+            ("emergency stop", s["emergency_stop"]),
+            ("daily loss limit", s["daily_loss_stop"]),
+        )
+        if latch is not None
+    ]
+    if latched and not args.reason:
+        raise UsageError(f"{'; '.join(latched)}: clearing a latched stop needs --reason")
+    log = structlog.get_logger("riskgate.control")
+    if s["halted"]:
+        version = control.resume(redis, keys)
+        print(f"{args.portfolio}: kill switch off; version {version}")
+    if latched:
+        client = GateClient(redis=redis, portfolio=args.portfolio)
+        event_id = client.resume(args.operator, args.reason)
+        print(
+            f"{args.portfolio}: clearing {'; '.join(latched)}; the drawdown's reference peak "
+            f"restarts from nav {s['nav']} (was {s['peak_nav']}), equity {s['equity']}; "
+            f"event {event_id} (applied by the gate)"
+        )
+    if not s["halted"] and not latched:
+        print(f"{args.portfolio}: nothing to resume (not halted, no stop latched)")
+    log.warning(
+        "resumed",
+        portfolio=args.portfolio,
+        operator=args.operator,
+        reason=args.reason,
+        halted=s["halted"],
+        latched=latched,
+    )
     return 0
 
 
@@ -156,6 +190,13 @@ def _print_status(s: dict[str, Any]) -> None:
         f"equity {s['equity']}  cash {s['cash']}  peak {s['peak_equity']}"
         f"  drawdown {s['drawdown']}  daily pnl {s['daily_pnl']}"
     )
+    for name, key in (("EMERGENCY STOP", "emergency_stop"), ("DAILY LOSS STOP", "daily_loss_stop")):
+        latch = s[key]
+        if latch is not None:
+            print(
+                f"{name} latched {latch['latched_at']} at {latch['at_value']}: reduce-only "
+                "until riskgate resume --reason ..."
+            )
     print(f"heat {s['heat']} (limit {s['heat_limit']})  class shares {s['class_shares']}")
     print(f"active phases {', '.join(s['active_phases'])}")
     print(f"positions ({len(s['positions'])}):")
@@ -215,16 +256,29 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_event(args: argparse.Namespace) -> int:
+    """deposit and mark, validated with the models the gate uses (exit 2 naming the field)."""
     client = GateClient(args.redis_url, args.portfolio)
-    if args.event == "deposit":
-        print(client.deposit(args.amount))
-        return 0
-    prices = {}
-    for pair in args.prices:
-        symbol, _, price = pair.rpartition("=")
-        if not symbol:
-            raise UsageError(f"expected SYMBOL=PRICE, got {pair!r}")
-        prices[symbol] = _decimal(price)
+    try:
+        if args.event == "deposit":
+            Deposit.model_validate({"type": "deposit", "event_id": "cli", "amount": args.amount})
+            print(client.deposit(args.amount))
+            return 0
+        prices = {}
+        for pair in args.prices:
+            symbol, _, price = pair.rpartition("=")
+            if not symbol:
+                raise UsageError(f"expected SYMBOL=PRICE, got {pair!r}")
+            prices[symbol] = _decimal(price)
+        unknown = sorted(set(prices) - set(_config(args).assets))
+        if unknown:
+            raise UsageError(
+                f"not configured symbols: {', '.join(unknown)} (the gate ignores them)"
+            )
+        Mark.model_validate(
+            {"type": "mark", "event_id": "cli", "prices": prices, "at": datetime.now(UTC)}
+        )
+    except ValidationError as exc:
+        raise UsageError(f"invalid {args.event}: {describe(exc)}") from exc
     print(client.mark(prices))
     return 0
 
@@ -291,8 +345,17 @@ def _register_controls(sub: Sub) -> None:
     add_redis_options(p)
     p.add_argument("--reason", default="", help="recorded in the log")
     p.set_defaults(handler=cmd_halt)
-    p = sub.add_parser("resume", help="kill switch off")
+    p = sub.add_parser(
+        "resume",
+        help="kill switch off, and clear a latched emergency stop or daily-loss stop",
+    )
     add_redis_options(p)
+    p.add_argument("--reason", default="", help="why (required to clear a latched stop)")
+    p.add_argument(
+        "--operator",
+        default=os.environ.get("RISKGATE_OPERATOR") or os.environ.get("USER") or "operator",
+        help="who (default: $RISKGATE_OPERATOR, else $USER)",
+    )
     p.set_defaults(handler=cmd_resume)
 
     for name, on in (("enable", True), ("disable", False)):
@@ -330,7 +393,9 @@ def _register_sdk(sub: Sub) -> None:
     p.add_argument("--timeout", type=float, default=10.0)
     p.set_defaults(handler=cmd_submit)
 
-    p = sub.add_parser("deposit", help="publish a deposit event")
+    p = sub.add_parser(
+        "deposit", help="publish a deposit (negative: withdrawal), an operator event"
+    )
     add_redis_options(p)
     p.add_argument("amount", type=_decimal)
     p.set_defaults(handler=cmd_event, event="deposit")

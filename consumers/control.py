@@ -15,13 +15,14 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from consumers import keys as k
+from consumers.codec import encode_regime
 from consumers.keys import Keys
 from consumers.store import Store
 from consumers.streams import group_lag
 from gate.exposure import Exposure
 from gate.money import plain, ratio, show
 from gate.phases import active_phases
-from gate.portfolio import Vitals
+from gate.portfolio import Latch, Vitals
 from schemas.config import AssetClass, AssetsConfig
 
 REGIMES = ("trending", "sideways")
@@ -86,12 +87,22 @@ def set_earnings(redis: Redis, keys: Keys, symbol: str, when: date | None) -> No
         set_control(redis, keys, {field: when.isoformat()})
 
 
-def set_regime(redis: Redis, keys: Keys, symbol: str, regime: str | None) -> None:
+def redis_now(redis: Redis) -> datetime:
+    """Redis's clock (``TIME``): the one the gate decides by."""
+    seconds, micros = redis.time()
+    return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
+
+
+def set_regime(
+    redis: Redis, keys: Keys, symbol: str, regime: str | None, as_of: datetime | None = None
+) -> None:
+    """Set a regime assessed ``as_of`` (default: now on Redis's clock); it expires after
+    ``regime_max_age_hours``."""
     field = k.P_REGIME + symbol
     if regime is None:
         set_control(redis, keys, {}, [field])
     elif regime in REGIMES:
-        set_control(redis, keys, {field: regime})
+        set_control(redis, keys, {field: encode_regime(regime, as_of or redis_now(redis))})
     else:
         raise ValueError(f"regime must be one of {', '.join(REGIMES)} or none")
 
@@ -112,11 +123,17 @@ def _group_rows(redis: Redis, stream: str) -> list[dict[str, Any]]:
     ]
 
 
+def _latch(latch: Latch | None) -> dict[str, str | None] | None:
+    if latch is None:
+        return None
+    return {"latched_at": latch.at.isoformat(), "at_value": show(latch.value)}
+
+
 def status(
     redis: Redis, keys: Keys, base: AssetsConfig, now: datetime | None = None
 ) -> dict[str, Any]:
     """Everything an operator asks first, as plain data (printed as text or JSON)."""
-    now = now or datetime.now(UTC)
+    now = now or redis_now(redis)
     loaded = Store(redis, keys, base).load()
     snap, cfg = loaded.snapshot, loaded.config
     exposure = Exposure.of(snap, cfg, now)
@@ -138,8 +155,13 @@ def status(
         "cash": plain(v.cash),
         "peak_equity": plain(v.peak_equity),
         "drawdown": show(v.drawdown),
+        "nav": show(v.nav),
+        "peak_nav": show(v.peak_nav),
+        "emergency_stop": _latch(v.stopped),
+        "daily_loss_stop": _latch(v.day_stopped),
         "daily_pnl": plain(v.daily_pnl),
         "daily_loss": show(v.daily_loss),
+        "fees": plain(snap.account.fees),
         "heat": show(ratio(exposure.heat, eq)),
         "heat_limit": plain(cfg.risk_management.max_portfolio_heat),
         "class_shares": {
@@ -147,6 +169,10 @@ def status(
             for c in sorted(
                 set(exposure.positions.class_notional) | set(exposure.reserved.class_notional)
             )
+        },
+        "marks": {
+            s: {"price": plain(q.price), "at": q.at.isoformat()}
+            for s, q in sorted(snap.marks.items())
         },
         "positions": {
             s: {

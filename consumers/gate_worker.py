@@ -32,7 +32,7 @@ from consumers.commit import Committer
 from consumers.intake import sort_entries
 from consumers.keys import Keys
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
-from consumers.signing import order_signer
+from consumers.signing import operator_signer, order_signer
 from consumers.store import Loaded, Store
 from consumers.streams import (
     Entry,
@@ -68,6 +68,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def redis_clock(redis: Redis) -> Callable[[], datetime]:
+    """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'."""
+
+    def now() -> datetime:
+        seconds, micros = redis.time()
+        return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
+
+    return now
+
+
 class GateWorker:
     def __init__(
         self,
@@ -76,17 +86,19 @@ class GateWorker:
         config: AssetsConfig,
         settings: GateSettings,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         telemetry: GateTelemetry | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self.clock = clock
+        self.clock = clock or redis_clock(redis)
         self.store = Store(redis, keys, config)
         self.committer = Committer(redis, keys, k.GROUP_GATE, settings.marker_ttl_s)
         # bad RISKGATE_ORDER_KEYS stop the worker here, at start-up
-        self.planner = Planner(settings.consumer, settings.max_deliveries, order_signer(keys))
+        self.planner = Planner(
+            settings.consumer, settings.max_deliveries, order_signer(keys), operator_signer(keys)
+        )
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
         self.exposure: Exposure | None = None  # and its exposure
         self._stale: Loaded | None = None  # the snapshot a lost race left us with
@@ -282,6 +294,7 @@ class GateWorker:
         s["decided"] += len(planned.decisions)
         s["events"] += len(planned.plan.applied)
         s["dead"] += planned.dead
+        s["refused_events"] += planned.refused
         s["left_pending"] += planned.left_pending
         for event_id, note in planned.notes:
             self.log.warning("event applied with a note", event_id=event_id, note=note)

@@ -30,6 +30,7 @@ F_ACCOUNT = "account"
 P_POSITION = "pos:"
 P_RESERVATION = "res:"
 P_RATE = "rate:"
+P_MARK = "mark:"  # latest trusted mark of a symbol: "price|iso time"
 
 # fields of the control hash
 F_HALTED = "halted"
@@ -93,7 +94,7 @@ class Keys:
     # -- internal keys -----------------------------------------------------------------
     @property
     def state(self) -> str:
-        """Hash: version, account, pos:<symbol>, res:<intent_id>, rate:<agent>."""
+        """Hash: version, account, pos:<symbol>, res:<intent_id>, rate:<agent>, mark:<symbol>."""
         return self.base + "state"
 
     @property

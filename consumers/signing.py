@@ -248,3 +248,36 @@ def verified_order(signer: Signer, raw: bytes | str) -> dict[str, Any]:
         raise OrderSignatureError("order is not a JSON object")
     signer.verify(data)
     return unsigned(data)
+
+
+# -- operator events: deposits, withdrawals, resumes ------------------------------------
+
+ENV_OPERATOR_KEYS = "RISKGATE_OPERATOR_KEYS"
+ENV_OPERATOR_KEYS_FILE = "RISKGATE_OPERATOR_KEYS_FILE"
+OPERATOR_DOMAIN = b"riskgate-operator-v1"
+
+
+def operator_signer(keys: Keys, environ: Mapping[str, str] | None = None) -> Signer:
+    """Signs (CLI, SDK) or verifies (gate) operator events on ``keys``' events stream.
+
+    Keys from ``RISKGATE_OPERATOR_KEYS`` (or ``RISKGATE_OPERATOR_KEYS_FILE``), in the
+    order keys' format; none: operator events are accepted unsigned (development).
+    """
+    found = keys_from_env(environ, ENV_OPERATOR_KEYS, ENV_OPERATOR_KEYS_FILE)
+    return Signer(found, context=keys.events, domain=OPERATOR_DOMAIN)
+
+
+def operator_problem(signer: Signer, raw: bytes | str) -> str | None:
+    """Why the operator event ``raw`` is not properly signed, or None when it is."""
+    try:
+        data = parse_json(raw)
+    except ValueError as exc:
+        return f"is unreadable: {exc}"
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    try:
+        signer.verify(data)
+    except OrderSignatureError as exc:
+        what = str(exc).replace("order", "operator event", 1)
+        return f"is an operator event and needs an operator signature: {what}"
+    return None

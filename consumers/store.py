@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis import Redis
 
@@ -47,14 +47,9 @@ class Store:
         pipe.hgetall(self.keys.control)
         pipe.get(self.keys.correlations)
         state, control, corr = pipe.execute()
-        version, account, positions, reservations, rates = decode_state(state, self._decoded)
         flags, assets, classes = decode_control(control)
-        snapshot = Snapshot(
-            version=version,
-            account=account,
-            positions=positions,
-            reservations=reservations,
-            rates=rates,
+        snapshot = replace(
+            decode_state(state, self._decoded),
             flags=flags,
             correlations=decode_correlations(corr),
         )

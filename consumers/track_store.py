@@ -14,7 +14,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from consumers.codec import decode_account, decode_position, encode_account, encode_position
+from consumers.codec import (
+    decode_account,
+    decode_position,
+    decode_quote,
+    encode_account,
+    encode_position,
+    encode_quote,
+)
 from consumers.db import Connection, jsonb
 from gate.portfolio import Snapshot
 from gate.track import CloseRow, Derived, OpenTrip, Track
@@ -26,6 +33,7 @@ def encode_track(t: Track) -> dict[str, Any]:
     return {
         "account": json.loads(encode_account(snap.account)),
         "positions": {s: json.loads(encode_position(p)) for s, p in snap.positions.items()},
+        "marks": {s: encode_quote(q) for s, q in snap.marks.items()},
         "net_deposits": str(t.net_deposits),
         "realized": {s: str(v) for s, v in t.realized.items()},
         "classes": dict(t.classes),
@@ -48,6 +56,7 @@ def decode_track(raw: dict[str, Any]) -> Track:
     snapshot = Snapshot(
         account=decode_account(raw["account"]),
         positions={s: decode_position(p) for s, p in raw["positions"].items()},
+        marks={s: decode_quote(q) for s, q in raw.get("marks", {}).items()},
     )
     return Track(
         snapshot=snapshot,

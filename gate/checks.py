@@ -63,28 +63,42 @@ def not_halted(s: Standing) -> Reason | None:
     return reason(ReasonCode.TRADING_HALTED, "trading is halted by an operator; reduce-only only")
 
 
+RESUME_HINT = "reduce-only only until an operator runs riskgate resume"
+
+
 def emergency_stop(s: Standing) -> Reason | None:
+    """Drawdown of the deposit-free return index at the stop; once tripped, latched."""
     limit = s.config.risk_management.emergency_stop_drawdown
-    if s.vitals.drawdown < limit:
+    latch, dd = s.vitals.stopped, s.vitals.drawdown
+    if latch is None and dd < limit:
         return None
-    return reason(
-        ReasonCode.EMERGENCY_STOP,
-        f"drawdown {pct(s.vitals.drawdown)} is at or beyond the {pct(limit)} emergency stop; "
-        "reduce-only only",
-        show(s.vitals.drawdown),
-        limit,
-    )
+    if latch is None:
+        message = f"drawdown {pct(dd)} is at or beyond the {pct(limit)} emergency stop"
+    else:
+        message = (
+            f"emergency stop latched {latch.at.isoformat()} at a drawdown of "
+            f"{pct(latch.value)} (limit {pct(limit)}; now {pct(dd)})"
+        )
+    return reason(ReasonCode.EMERGENCY_STOP, f"{message}; {RESUME_HINT}", show(dd), limit)
 
 
 def daily_loss(s: Standing) -> Reason | None:
+    """Today's deposit-free loss at the limit; once tripped, latched for the UTC day."""
     limit = s.config.risk_management.daily_loss_limit
-    if s.vitals.daily_loss < limit:
+    latch, loss = s.vitals.day_stopped, s.vitals.daily_loss
+    if latch is None and loss < limit:
         return None
+    if latch is None:
+        message = f"down {pct(loss)} today, at or beyond the {pct(limit)} daily loss limit"
+    else:
+        message = (
+            f"daily loss limit latched {latch.at.isoformat()} at a loss of "
+            f"{pct(latch.value)} (limit {pct(limit)}; now {pct(loss)}) for the UTC day"
+        )
     return reason(
         ReasonCode.DAILY_LOSS_LIMIT,
-        f"down {pct(s.vitals.daily_loss)} today, at or beyond the {pct(limit)} daily loss "
-        "limit; reduce-only only",
-        show(s.vitals.daily_loss),
+        f"{message}; reduce-only only until the next UTC day or riskgate resume",
+        show(loss),
         limit,
     )
 
@@ -99,9 +113,20 @@ def has_equity(s: Standing) -> Reason | None:
 
 def fresh_marks(s: Standing) -> Reason | None:
     max_age = s.config.risk_management.max_mark_age_seconds
-    if s.oldest_mark is None or s.now - s.oldest_mark <= timedelta(seconds=max_age):
+    if s.oldest_mark is None:
         return None
-    age = int((s.now - s.oldest_mark).total_seconds())
+    age_td = s.now - s.oldest_mark
+    if age_td < timedelta(0):  # a negative age is never fresh
+        ahead = int(-age_td.total_seconds())
+        return reason(
+            ReasonCode.STALE_PORTFOLIO,
+            f"a position mark is dated {ahead}s ahead of the gate's clock; not trusted",
+            -ahead,
+            max_age,
+        )
+    if age_td <= timedelta(seconds=max_age):
+        return None
+    age = int(age_td.total_seconds())
     return reason(
         ReasonCode.STALE_PORTFOLIO,
         f"the oldest position mark is {age}s old; portfolio state is stale",
@@ -144,6 +169,52 @@ def intent_age(ctx: Context) -> Reason | None:
     return None
 
 
+def market_price(ctx: Context) -> Reason | None:
+    """An opening needs a recent mark: exposure is valued at the market, not the agent."""
+    if ctx.market is not None:
+        return None
+    max_age = ctx.config.risk_management.max_mark_age_seconds
+    q = ctx.quote
+    if q is None:
+        return reason(
+            ReasonCode.NO_MARKET_PRICE,
+            f"no mark on record for {ctx.symbol}; an opening needs a market price",
+            None,
+            max_age,
+        )
+    age = int((ctx.now - q.at).total_seconds())
+    when = f"{age}s old" if age >= 0 else f"dated {-age}s ahead of the gate's clock"
+    return reason(
+        ReasonCode.NO_MARKET_PRICE,
+        f"the latest {ctx.symbol} mark is {when} (limit {max_age}s); an opening needs a "
+        "recent market price",
+        age,
+        max_age,
+    )
+
+
+def price_collar(ctx: Context) -> Reason | None:
+    """The intent's price within ``collar`` of the recent mark (a fat finger is refused)."""
+    mark, price = ctx.market, ctx.intent.price
+    if mark is None:
+        return None
+    off = abs(price - mark) / mark
+    if off <= ctx.collar:
+        return None
+    q = ctx.quote
+    assert q is not None
+    where = "above" if price > mark else "below"
+    low, high = mark * (1 - ctx.collar), mark * (1 + ctx.collar)
+    return reason(
+        ReasonCode.PRICE_COLLAR,
+        f"price {plain(price)} is {pct(off)} {where} the {ctx.symbol} mark {plain(mark)} "
+        f"({q.at.isoformat()}); the collar is ±{pct(ctx.collar)}: "
+        f"{plain(low)} to {plain(high)}",
+        show(off),
+        ctx.collar,
+    )
+
+
 def asset_enabled(ctx: Context) -> Reason | None:
     if ctx.asset.enabled:
         return None
@@ -157,18 +228,25 @@ def class_enabled(ctx: Context) -> Reason | None:
 
 
 def valid_stop(ctx: Context) -> Reason | None:
+    """The stop on the losing side of both the price and the recent mark."""
     stop, price = ctx.stop, ctx.intent.price
     if stop is None:
         return None
-    wrong_side = stop >= price if ctx.intent.side is Side.BUY else stop <= price
+    buy = ctx.intent.side is Side.BUY
+    mark = ctx.market
+    worst = price if mark is None else (min(price, mark) if buy else max(price, mark))
+    wrong_side = stop >= worst if buy else stop <= worst
     if stop > 0 and not wrong_side:
         return None
-    where = "below" if ctx.intent.side is Side.BUY else "above"
+    where = "below" if buy else "above"
+    against = f"the price {plain(price)}"
+    if mark is not None:
+        against += f" and the mark {plain(mark)}"
     return reason(
         ReasonCode.INVALID_STOP,
-        f"stop {plain(stop)} must be {where} the price {plain(price)} for a {ctx.intent.side}",
+        f"stop {plain(stop)} must be {where} {against} for a {ctx.intent.side}",
         stop,
-        price,
+        worst,
     )
 
 
@@ -201,7 +279,15 @@ def earnings_blackout(ctx: Context) -> Reason | None:
             days,
         )
     until = (when - ctx.now.date()).days
-    if 0 <= until <= days:
+    if until < 0:  # a past date says nothing about the next report: unknown
+        return reason(
+            ReasonCode.EARNINGS_BLACKOUT,
+            f"the earnings date on record for {ctx.symbol}, {when.isoformat()}, has passed; "
+            "set the next one before trading it",
+            until,
+            days,
+        )
+    if until <= days:
         return reason(
             ReasonCode.EARNINGS_BLACKOUT,
             f"{ctx.symbol} reports earnings on {when.isoformat()}, inside the {days}-day blackout",
@@ -214,9 +300,23 @@ def earnings_blackout(ctx: Context) -> Reason | None:
 def sideways_market(ctx: Context) -> Reason | None:
     if not ctx.asset.special_rules.avoid_sideways_market:
         return None
-    regime = ctx.snapshot.flags.regimes.get(ctx.symbol)
-    if regime == "trending":
-        return None
+    flag = ctx.snapshot.flags.regimes.get(ctx.symbol)
+    rm = ctx.config.risk_management
+    regime = flag.value if flag is not None else None
+    if flag is not None and regime == "trending":
+        age = ctx.now - flag.as_of if flag.as_of is not None else None
+        if age is not None and -timedelta(seconds=rm.max_clock_skew_seconds) <= age <= timedelta(
+            hours=rm.regime_max_age_hours
+        ):
+            return None
+        when = "without a time" if age is None else f"{int(age.total_seconds()) // 3600}h ago"
+        return reason(
+            ReasonCode.SIDEWAYS_MARKET,
+            f"{ctx.symbol} is only traded in trending markets; the 'trending' flag was set "
+            f"{when} and has expired (regime_max_age_hours {rm.regime_max_age_hours})",
+            regime,
+            "trending",
+        )
     what = "sideways" if regime == "sideways" else f"unknown ({regime or 'not set'})"
     return reason(
         ReasonCode.SIDEWAYS_MARKET,
@@ -261,7 +361,13 @@ def rate_window(now: datetime) -> int:
 
 
 #: Intent gates reported before the portfolio's reasons, then after them.
-GATES_BEFORE: tuple[Gate, ...] = (intent_age, asset_enabled, class_enabled)
+GATES_BEFORE: tuple[Gate, ...] = (
+    intent_age,
+    asset_enabled,
+    class_enabled,
+    market_price,
+    price_collar,
+)
 GATES_AFTER: tuple[Gate, ...] = (
     valid_stop,
     valid_take_profit,
@@ -270,8 +376,10 @@ GATES_AFTER: tuple[Gate, ...] = (
     max_hold,
     rate_limit,
 )
-#: Reduce-only intents shrink risk: they skip everything but the intent's own age.
-REDUCING_GATES: tuple[Gate, ...] = (intent_age,)
+#: Reduce-only intents shrink risk: they skip everything but the intent's own age and,
+#: when a recent mark exists, the price collar (an exit at a fat-finger price is still an
+#: erroneous order). Without a mark they pass: an exit must always be possible.
+REDUCING_GATES: tuple[Gate, ...] = (intent_age, price_collar)
 
 
 def gates_after_for(asset: AssetConfig) -> tuple[Gate, ...]:
@@ -313,11 +421,13 @@ class Limit:
 
 
 def position_limit(ctx: Context, v: Vitals) -> Limit:
+    """Held and reserved quantity at the larger of the mark and the intent's price."""
     pct_ = ctx.asset.risk.max_position_pct
+    exp = ctx.exposure
     return Limit(
         ReasonCode.MAX_POSITION,
         f"{ctx.symbol} position",
-        ctx.exposure.symbol_quantity(ctx.symbol) * ctx.unit_notional,
+        max(exp.symbol_quantity(ctx.symbol) * ctx.unit_notional, exp.symbol_notional(ctx.symbol)),
         ctx.unit_notional,
         pct_ * v.equity,
         v.equity,

@@ -1,13 +1,16 @@
 """Correlated exposure of a symbol, from class totals and the known correlations.
 
-Two assets count as correlated when ``|correlation| >= threshold``. An unknown (or
-stale) correlation counts when both are in one class (fail closed) and not across
-classes; an asset of unknown class is correlated only through known pairs. A symbol
-always counts with itself.
+Two assets count as correlated when ``|correlation| >= threshold``. A symbol always
+counts with itself. An unknown correlation, or any correlation once the set is older
+than ``correlation_max_age_hours``, follows ``unknown_correlation``:
 
-So the correlated exposure of S is its class's notional, minus same-class symbols
-known to be uncorrelated with S, plus other-class symbols known to be correlated:
-the cost follows the number of known pairs of S, not the number of assets.
+- ``correlated`` (the default, fail closed): it counts. The correlated exposure of S
+  is then the whole notional minus the symbols *known* to be uncorrelated with S.
+- ``uncorrelated``: it counts within one class only. The correlated exposure of S is
+  its class's notional, minus same-class symbols known to be uncorrelated with S, plus
+  other-class symbols known to be correlated.
+
+Either way the cost follows the number of known pairs of S, not the number of assets.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Correlated:
         self.fresh = correlations_fresh(snapshot, config, now)
         self.corr = snapshot.correlations if self.fresh else Correlations()
         self.threshold = config.risk_management.correlation_threshold
+        self.unknown_counts = config.risk_management.unknown_correlation == "correlated"
         self.exposure = exposure
         self.config = config
         self._members: dict[str, tuple[tuple[int, int], list[str]]] = {}
@@ -53,6 +57,8 @@ class Correlated:
         c = self.corr.get(a, b)
         if c is not None:
             return abs(c) >= self.threshold
+        if self.unknown_counts:
+            return True
         cls = self._class(a)
         return cls is not None and cls == self._class(b)
 
@@ -64,6 +70,12 @@ class Correlated:
     def used(self, symbol: str) -> Decimal:
         """Notional in ``symbol`` and everything correlated with it."""
         exp = self.exposure
+        if self.unknown_counts:
+            total = exp.total_notional
+            for other, correlated in self._known(symbol):
+                if not correlated:
+                    total -= exp.symbol_notional(other)
+            return total
         cls = self._class(symbol)
         total = exp.class_notional(cls) if cls is not None else exp.symbol_notional(symbol)
         for other, correlated in self._known(symbol):
@@ -81,7 +93,10 @@ class Correlated:
         exposure from none: cached on the exposure's revision.
         """
         cls = self._class(symbol)
-        same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
+        if self.unknown_counts:  # every exposed symbol may count
+            same_class = dict.fromkeys(self.exposure.symbol_class)
+        else:
+            same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
         key = (self.exposure.revision, limit)
         cached = self._members.get(symbol)
         if cached is not None and cached[0] == key:

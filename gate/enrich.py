@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from gate.exposure import Exposure
-from gate.portfolio import Snapshot, default_stop, fx_rate
+from gate.portfolio import Quote, Snapshot, default_stop, fx_rate
 from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Side, TradeIntent
 
@@ -28,6 +28,9 @@ class Context:
     unit_notional: Decimal  # account-currency exposure added per unit of quantity
     unit_risk: Decimal  # account-currency loss to the stop per unit (notional if no stop)
     agent_intents: int  # the agent's intents already counted this minute
+    quote: Quote | None  # the symbol's latest mark, however old
+    market: Decimal | None  # its price when recent enough to trade on (else None)
+    collar: Decimal  # the price collar, a fraction of the mark
 
     @property
     def symbol(self) -> str:
@@ -67,7 +70,17 @@ def enrich(
     else:
         stop = default_stop(intent.price, intent.side, intent.symbol, config)
     fx = fx_rate(asset.trading.quote_currency, snapshot.account, config)
-    unit_notional = intent.price * fx
+    quote = snapshot.quote(intent.symbol)
+    # the more conservative of the agent's price and the market's: the larger notional
+    # and the larger risk to stop (any known mark counts here, however old)
+    ref = intent.price if quote is None else max(intent.price, quote.price)
+    unit_notional = ref * fx
+    if stop is None:
+        unit_risk = unit_notional
+    else:
+        at_mark = abs(quote.price - stop) if quote is not None else abs(intent.price - stop)
+        unit_risk = max(abs(intent.price - stop), at_mark) * fx
+    collar = asset.risk.price_collar or config.asset_classes[asset.asset_class].price_collar
     return Context(
         intent=intent,
         asset=asset,
@@ -79,6 +92,15 @@ def enrich(
         stop=stop,
         take_profit=None if intent.reduce_only else _take_profit(intent, asset),
         unit_notional=unit_notional,
-        unit_risk=unit_notional if stop is None else abs(intent.price - stop) * fx,
+        unit_risk=unit_risk,
         agent_intents=agent_intents,
+        quote=quote,
+        market=quote.price if quote is not None and recent(quote, config, now) else None,
+        collar=collar,
     )
+
+
+def recent(quote: Quote, config: AssetsConfig, now: datetime) -> bool:
+    """A mark to trade on: not older than max_mark_age_seconds and not from the future."""
+    age = now - quote.at
+    return timedelta(0) <= age <= timedelta(seconds=config.risk_management.max_mark_age_seconds)

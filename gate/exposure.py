@@ -12,11 +12,15 @@ currency at the snapshot's fx rates; when those rates change, rebuild from scrat
 
 Opening orders count gross (a sell against a long is new exposure until filled);
 only ``reduce_only`` orders shrink a position, and they never add exposure.
+
+Reservations are valued at the more conservative of their order's price and the
+symbol's latest mark (the larger notional, the larger risk to stop); positions at
+their mark. When a mark moves under reserved quantity the reserved part is rebuilt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +34,7 @@ from schemas.messages import Side
 @dataclass(slots=True)
 class Part:
     heat: Decimal = ZERO
+    total: Decimal = ZERO  # notional of every symbol, of any class or none
     class_notional: dict[str, Decimal] = field(default_factory=dict)
     symbol_notional: dict[str, Decimal] = field(default_factory=dict)
     symbol_quantity: dict[str, Decimal] = field(default_factory=dict)
@@ -38,6 +43,7 @@ class Part:
         self, symbol: str, asset_class: str | None, qty: Decimal, notional: Decimal, risk: Decimal
     ) -> None:
         self.heat += risk
+        self.total += notional
         self.symbol_quantity[symbol] = self.symbol_quantity.get(symbol, ZERO) + qty
         self.symbol_notional[symbol] = self.symbol_notional.get(symbol, ZERO) + notional
         if asset_class is not None:
@@ -46,21 +52,34 @@ class Part:
     def copy(self) -> Part:
         return Part(
             self.heat,
+            self.total,
             dict(self.class_notional),
             dict(self.symbol_notional),
             dict(self.symbol_quantity),
         )
 
 
+def reference_prices(snapshot: Snapshot) -> dict[str, Decimal]:
+    """The latest mark per symbol (:meth:`Snapshot.quote`), for every symbol that has one."""
+    refs = {s: p.mark_price for s, p in snapshot.positions.items()}
+    refs.update((s, q.price) for s, q in snapshot.marks.items())
+    return refs
+
+
 def reservation_amounts(
-    r: Reservation, account: Account, config: AssetsConfig
+    r: Reservation, account: Account, config: AssetsConfig, mark: Decimal | None = None
 ) -> tuple[Decimal, Decimal]:
-    """(notional, risk to stop) of an opening reservation, in the account currency."""
+    """(notional, risk to stop) of an opening reservation, in the account currency,
+    at the more conservative of its price and ``mark``."""
     fx = fx_rate(r.quote_currency, account, config)
-    notional = r.quantity * r.price * fx
+    price = r.price if mark is None else max(r.price, mark)
+    notional = r.quantity * price * fx
     if r.stop_price is None:
         return notional, notional
-    return notional, r.quantity * abs(r.price - r.stop_price) * fx
+    distance = abs(r.price - r.stop_price)
+    if mark is not None:
+        distance = max(distance, abs(mark - r.stop_price))
+    return notional, r.quantity * distance * fx
 
 
 @dataclass(slots=True)
@@ -72,6 +91,7 @@ class Exposure:
     pending_reduce: dict[str, Decimal]
     oldest_mark: datetime | None
     fx: Mapping[str, Decimal]  # the account fx the amounts were computed with
+    refs: Mapping[str, Decimal]  # the marks reservations were valued at
     class_symbols: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
     revision: int = 0  # bumped when a symbol gains exposure from none (see Correlated)
 
@@ -85,7 +105,9 @@ class Exposure:
     def of(cls, snapshot: Snapshot, config: AssetsConfig, now: datetime | None = None) -> Exposure:
         """From scratch: every position, and every reservation still alive at ``now``
         (every reservation in the snapshot when ``now`` is None)."""
-        exp = cls(ZERO, Part(), Part(), {}, {}, None, snapshot.account.fx)
+        exp = cls(
+            ZERO, Part(), Part(), {}, {}, None, snapshot.account.fx, reference_prices(snapshot)
+        )
         exp.revalue_positions(snapshot, config)
         for r in snapshot.reservations.values():
             if now is None or r.expires_at > now:
@@ -98,9 +120,10 @@ class Exposure:
         Entries that are the same objects in both are not touched, so a reload that
         reuses decoded objects costs what changed. Rates moved: built from scratch.
         """
-        if dict(new.account.fx) != dict(old.account.fx):
+        if dict(new.account.fx) != dict(old.account.fx) or self.repriced(new):
             return Exposure.of(new, config)
         out = self.copy()
+        out.refs = reference_prices(new)  # equal for every symbol with reserved quantity
         for key, r in old.reservations.items():
             if new.reservations.get(key) is not r:
                 out.release(r, old.account, config)
@@ -114,6 +137,13 @@ class Exposure:
             out.revalue_positions(new, config)
         return out
 
+    def repriced(self, snapshot: Snapshot, symbols: Iterable[str] | None = None) -> bool:
+        """Has the mark of a symbol with reserved quantity moved (in ``symbols``, or any)?"""
+        refs = reference_prices(snapshot)
+        held = self.reserved.symbol_quantity
+        names = held if symbols is None else symbols
+        return any(held.get(s, ZERO) != 0 and refs.get(s) != self.refs.get(s) for s in names)
+
     def copy(self) -> Exposure:
         return Exposure(
             self.equity,
@@ -123,6 +153,7 @@ class Exposure:
             dict(self.pending_reduce),
             self.oldest_mark,
             self.fx,
+            self.refs,
             {c: dict(s) for c, s in self.class_symbols.items()},
             self.revision,
         )
@@ -152,7 +183,7 @@ class Exposure:
         if r.reduce_only:
             self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) + r.quantity
             return
-        notional, risk = reservation_amounts(r, account, config)
+        notional, risk = reservation_amounts(r, account, config, self.refs.get(r.symbol))
         if self.symbol_notional(r.symbol) <= 0:
             self.revision += 1
         self.reserved.add(r.symbol, r.asset_class, r.quantity, notional, risk)
@@ -163,7 +194,7 @@ class Exposure:
         if r.reduce_only:
             self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) - r.quantity
             return
-        notional, risk = reservation_amounts(r, account, config)
+        notional, risk = reservation_amounts(r, account, config, self.refs.get(r.symbol))
         self.reserved.add(r.symbol, r.asset_class, -r.quantity, -notional, -risk)
 
     # -- reads ---------------------------------------------------------------------------
@@ -171,6 +202,10 @@ class Exposure:
     @property
     def heat(self) -> Decimal:
         return self.positions.heat + self.reserved.heat
+
+    @property
+    def total_notional(self) -> Decimal:
+        return self.positions.total + self.reserved.total
 
     def class_notional(self, asset_class: str) -> Decimal:
         return self.positions.class_notional.get(asset_class, ZERO) + (
@@ -203,6 +238,7 @@ class Exposure:
         return (
             self.equity == other.equity
             and self.positions.heat == other.positions.heat
+            and self.total_notional == other.total_notional
             and self.reserved.heat == other.reserved.heat
             and all(
                 nz(getattr(a, f)) == nz(getattr(b, f))

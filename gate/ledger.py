@@ -1,19 +1,43 @@
-"""Portfolio events (deposit, fill, cancel, mark) applied to a snapshot, purely.
+"""Portfolio events (deposit, fill, cancel, mark, resume) applied to a snapshot, purely.
+
+``now`` is the gate's clock (Redis's, never a worker host's). An event dated more
+than ``max_clock_skew_seconds`` ahead of it is *refused*: not applied, reported in
+:attr:`Applied.refused` for the worker to dead-letter. Accepted times are clamped to
+``now``, so nothing an executor writes lies in the future: not a mark (which would
+freeze the symbol's price and move the day), not a fill's ``opened_at``.
 
 The executor's fills are the truth: a fill is applied even when no approval is
 known for it, and the oddity is reported as a note for the worker to log.
+
+After every event the deposit-free return index (:class:`gate.portfolio.Account`)
+is settled: its peak follows the nav, and a drawdown at the emergency stop, or a
+day's loss at the daily limit, *latches* until an operator's ``resume`` event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from gate.portfolio import Position, Reservation, Snapshot, equity, fx_rate
+from gate.money import ONE, ZERO
+from gate.portfolio import (
+    Latch,
+    Position,
+    Quote,
+    Reservation,
+    Snapshot,
+    default_stop,
+    equity,
+    fx_rate,
+    latched_today,
+    nav,
+    nav_drawdown,
+    wider_stop,
+)
 from schemas.config import AssetsConfig
-from schemas.messages import AnyEvent, Cancel, Deposit, Fill, Mark, Side
+from schemas.messages import AnyEvent, Cancel, Deposit, Fill, Mark, Resume, Side
 
 PortfolioEvent = AnyEvent
 
@@ -28,23 +52,44 @@ class Applied:
     released: tuple[Reservation, ...] = ()  # reservations removed (or replaced: old value)
     reserved: tuple[Reservation, ...] = ()  # replacements (what a partial fill left)
     fx_changed: bool = False
+    marks_touched: frozenset[str] = frozenset()
+    refused: tuple[tuple[str, str], ...] = ()  # (event_id, why): not applied
 
     @property
     def reservations_touched(self) -> frozenset[str]:
         return frozenset(r.intent_id for r in (*self.released, *self.reserved))
 
 
+def refusal(ev: PortfolioEvent, cash: Decimal, config: AssetsConfig, now: datetime) -> str | None:
+    """Why ``ev`` may not be applied, with ``cash`` in the account at ``now``, or None."""
+    skew = config.risk_management.max_clock_skew_seconds
+    at = getattr(ev, "at", None)
+    if at is not None and at - now > timedelta(seconds=skew):
+        ahead = int((at - now).total_seconds())
+        return (
+            f"{ev.type} is dated {at.isoformat()}, {ahead}s ahead of the gate's clock "
+            f"(Redis TIME {now.isoformat()}); max_clock_skew_seconds is {skew}"
+        )
+    if isinstance(ev, Deposit) and ev.amount < 0 and -ev.amount > cash:
+        return f"withdrawal of {-ev.amount} is larger than the cash {cash}; close positions first"
+    return None
+
+
 class _Book:
     """Mutable working copy of one snapshot, private to :func:`apply_events`."""
 
-    def __init__(self, snapshot: Snapshot, config: AssetsConfig) -> None:
+    def __init__(self, snapshot: Snapshot, config: AssetsConfig, now: datetime) -> None:
         self.base = snapshot
         self.config = config
+        self.now = now
         self.account = snapshot.account
         self.positions = dict(snapshot.positions)
         self.reservations = dict(snapshot.reservations)
+        self.marks = dict(snapshot.marks)
         self.notes: list[tuple[str, str]] = []
+        self.refused: list[tuple[str, str]] = []
         self.touched: set[str] = set()
+        self.marks_touched: set[str] = set()
         self.released: list[Reservation] = []
         self.reserved: list[Reservation] = []
         self.fx_changed = False
@@ -55,25 +100,112 @@ class _Book:
             account=self.account,
             positions=self.positions,
             reservations=self.reservations,
+            marks=self.marks,
         )
 
     def equity(self) -> Decimal:
         return equity(self.snapshot(), self.config)
 
+    def when(self, at: datetime | None) -> datetime:
+        """An event's time on the gate's clock: never after ``now``."""
+        return self.now if at is None or at > self.now else at
+
+    # -- the return index and the stops ------------------------------------------------
+
+    def roll_day(self, at: datetime) -> None:
+        """A new UTC day starts from the last equity (and nav) of the previous one."""
+        acc = self.account
+        if acc.day is None or at.date() > acc.day:
+            eq = self.equity()
+            self.account = replace(
+                acc, day=at.date(), day_start_equity=eq, day_start_nav=nav(acc, eq)
+            )
+
+    def settle(self, at: datetime) -> None:
+        """Peaks follow equity and nav; a stop reached latches."""
+        acc = self.account
+        eq = self.equity()
+        value = nav(acc, eq)
+        peak_nav = max(acc.peak_nav, value)
+        rm = self.config.risk_management
+        stopped, day_stopped = acc.stopped, acc.day_stopped
+        dd = nav_drawdown(value, peak_nav)
+        if stopped is None and dd >= rm.emergency_stop_drawdown:
+            stopped = Latch(at, dd)
+        day_nav = acc.day_start_nav if acc.day_start_nav > 0 else value
+        loss = nav_drawdown(value, day_nav)
+        if latched_today(acc, at.date()) is None and loss >= rm.daily_loss_limit:
+            day_stopped = Latch(at, loss)
+        self.account = replace(
+            acc,
+            peak_equity=max(acc.peak_equity, eq),
+            peak_nav=peak_nav,
+            stopped=stopped,
+            day_stopped=day_stopped,
+        )
+
     # -- events ------------------------------------------------------------------------
 
-    def deposit(self, ev: Deposit, now: datetime) -> None:
+    def deposit(self, ev: Deposit) -> None:
+        at = self.when(ev.at)
+        self.roll_day(at)
         before = self.equity()
-        after = before + ev.amount
         acc = self.account
-        day = acc.day or (ev.at or now).date()
-        day_start = acc.day_start_equity + ev.amount if acc.day else after
+        per_unit = nav(acc, before)
+        if acc.units <= 0 or per_unit <= 0:
+            # first money in (or a wiped-out portfolio): units at 1; a latched stop holds
+            units = acc.units + ev.amount
+            peak_nav = acc.peak_nav if acc.units > 0 else ONE
+            day_nav = acc.day_start_nav if acc.units > 0 else ONE
+        else:
+            units = acc.units + ev.amount / per_unit
+            peak_nav, day_nav = acc.peak_nav, acc.day_start_nav
+        after = before + ev.amount
         self.account = replace(
             acc,
             cash=acc.cash + ev.amount,
             peak_equity=max(acc.peak_equity + ev.amount, after),
-            day_start_equity=day_start,
-            day=day,
+            day_start_equity=acc.day_start_equity + ev.amount,
+            units=max(ZERO, units),
+            peak_nav=peak_nav,
+            day_start_nav=day_nav,
+        )
+        self.settle(at)
+
+    def resume(self, ev: Resume) -> None:
+        """An operator clears the latches; the reference peak restarts from here."""
+        at = self.when(ev.at)
+        self.roll_day(at)
+        acc = self.account
+        eq = self.equity()
+        value = nav(acc, eq)
+        cleared = []
+        if acc.stopped is not None:
+            cleared.append(
+                f"emergency stop latched {acc.stopped.at.isoformat()} at drawdown "
+                f"{acc.stopped.value:.4f}"
+            )
+        if acc.day_stopped is not None:
+            cleared.append(
+                f"daily-loss stop latched {acc.day_stopped.at.isoformat()} at a loss of "
+                f"{acc.day_stopped.value:.4f}"
+            )
+        self.account = replace(
+            acc,
+            stopped=None,
+            day_stopped=None,
+            peak_nav=value,
+            day_start_nav=value,
+            peak_equity=eq,
+            day_start_equity=eq,
+        )
+        what = "; ".join(cleared) or "no stop was latched"
+        self.notes.append(
+            (
+                ev.event_id,
+                f"resume by {ev.operator} ({ev.reason}): cleared {what}; reference peak "
+                f"reset from nav {acc.peak_nav} to {value} (equity {eq})",
+            )
         )
 
     def cancel(self, ev: Cancel) -> None:
@@ -83,8 +215,9 @@ class _Book:
         else:
             self.released.append(gone)
 
-    def fill(self, ev: Fill, now: datetime) -> None:
-        at = ev.at or now
+    def fill(self, ev: Fill) -> None:
+        at = self.when(ev.at)
+        self.roll_day(at)
         res = self._consume_reservation(ev)
         asset = self.config.assets.get(ev.symbol)
         pos = self.positions.get(ev.symbol)
@@ -100,7 +233,18 @@ class _Book:
         self.touched.add(ev.symbol)
         signed = ev.quantity if ev.side is Side.BUY else -ev.quantity
         stop = res.stop_price if res is not None else None
-        self.account = replace(self.account, cash=self.account.cash - signed * ev.price * fx)
+        fee = (ev.fee or ZERO) * fx
+        acc = self.account
+        self.account = replace(
+            acc,
+            cash=acc.cash - signed * ev.price * fx - fee,
+            realized_pnl=acc.realized_pnl - fee,
+            fees=acc.fees + fee,
+        )
+        # valued at the latest trusted mark when there is one: the fill's price is what
+        # was paid, not what the position is worth
+        mark = self.marks.get(ev.symbol)
+        value, valued_at = (mark.price, mark.at) if mark is not None else (ev.price, at)
         if pos is None:
             self.positions[ev.symbol] = Position(
                 symbol=ev.symbol,
@@ -108,35 +252,47 @@ class _Book:
                 quote_currency=quote,
                 quantity=signed,
                 avg_price=ev.price,
-                mark_price=ev.price,
-                marked_at=at,
+                mark_price=value,
+                marked_at=valued_at,
                 opened_at=at,
                 stop_price=stop,
             )
         elif (pos.quantity > 0) == (signed > 0):
-            self._add_to(pos, signed, ev.price, at, stop)
+            self._add_to(pos, signed, ev.price, (value, valued_at), stop)
         else:
             self._reduce(pos, signed=signed, price=ev.price, at=at, stop=stop, fx=fx)
+            moved = self.positions.get(ev.symbol)
+            if moved is not None and mark is not None:
+                self.positions[ev.symbol] = replace(moved, mark_price=value, marked_at=valued_at)
+        self.settle(at)
 
     def mark(self, ev: Mark) -> None:
+        at = self.when(ev.at)
         acc = self.account
         if ev.fx and any(acc.fx.get(c) != v for c, v in ev.fx.items()):
-            acc = replace(acc, fx={**acc.fx, **ev.fx})
-            self.account = acc
+            self.account = replace(acc, fx={**acc.fx, **ev.fx})
             self.fx_changed = True
-        if acc.day is None or ev.at.date() > acc.day:
-            # a new UTC day starts from the last equity of the previous one
-            acc = replace(acc, day=ev.at.date(), day_start_equity=self.equity())
+        self.roll_day(at)
+        ignored = []
         for symbol, price in ev.prices.items():
             pos = self.positions.get(symbol)
-            if pos is not None and ev.at >= pos.marked_at:
-                self.positions[symbol] = replace(pos, mark_price=price, marked_at=ev.at)
+            if symbol not in self.config.assets and pos is None:
+                ignored.append(symbol)  # unbounded state from unknown names: no
+                continue
+            last = self.marks.get(symbol)
+            if last is None or at >= last.at:
+                self.marks[symbol] = Quote(price, at)
+                self.marks_touched.add(symbol)
+            if pos is not None and at >= pos.marked_at:
+                self.positions[symbol] = replace(pos, mark_price=price, marked_at=at)
                 self.touched.add(symbol)
-        marked_at = ev.at if acc.marked_at is None else max(acc.marked_at, ev.at)
+        if ignored:
+            shown = ", ".join(sorted(ignored)[:5])
+            self.notes.append((ev.event_id, f"marks for unconfigured symbols ignored: {shown}"))
+        acc = self.account
+        marked_at = at if acc.marked_at is None else max(acc.marked_at, at)
         self.account = replace(acc, marked_at=marked_at)
-        self.account = replace(
-            self.account, peak_equity=max(self.account.peak_equity, self.equity())
-        )
+        self.settle(at)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -162,21 +318,40 @@ class _Book:
                 self.notes.append((ev.event_id, f"fill for {ev.intent_id} exceeds the approval"))
         return res
 
+    def _known_stop(self, stop: Decimal | None, price: Decimal, pos: Position) -> Decimal | None:
+        """A part's stop: its own, else the asset's rule at its price (None if unknown)."""
+        if stop is not None:
+            return stop
+        if pos.symbol not in self.config.assets:
+            return None
+        side = Side.BUY if pos.is_long else Side.SELL
+        return default_stop(price, side, pos.symbol, self.config)
+
     def _add_to(
-        self, pos: Position, signed: Decimal, price: Decimal, at: datetime, stop: Decimal | None
+        self,
+        pos: Position,
+        signed: Decimal,
+        price: Decimal,
+        valued: tuple[Decimal, datetime],
+        stop: Decimal | None,
     ) -> None:
         old, add = abs(pos.quantity), abs(signed)
         avg = (old * pos.avg_price + add * price) / (old + add)
-        if stop is None or pos.stop_price is None:
-            new_stop = None  # part of it has no known stop: the asset's rule applies
-        else:  # the wider stop: more risk counted, never less
-            new_stop = min(stop, pos.stop_price) if pos.is_long else max(stop, pos.stop_price)
+        if stop is None and pos.stop_price is None:
+            new_stop = None  # no known stop at all: the asset's rule at the mark applies
+        else:  # the wider stop, a missing one standing in by the asset's rule
+            a = self._known_stop(stop, price, pos)
+            b = self._known_stop(pos.stop_price, pos.mark_price, pos)
+            known = [s for s in (a, b) if s is not None]
+            new_stop = wider_stop(pos.is_long, *known) if known else None
+        value, valued_at = valued
+        newer = valued_at >= pos.marked_at
         self.positions[pos.symbol] = replace(
             pos,
             quantity=pos.quantity + signed,
             avg_price=avg,
-            mark_price=price,
-            marked_at=max(at, pos.marked_at),
+            mark_price=value if newer else pos.mark_price,
+            marked_at=max(valued_at, pos.marked_at),
             stop_price=new_stop,
         )
 
@@ -216,17 +391,22 @@ class _Book:
 def apply_events(
     snapshot: Snapshot, events: Iterable[PortfolioEvent], config: AssetsConfig, now: datetime
 ) -> Applied:
-    """Apply events in order. ``now`` stands in for events that carry no ``at``."""
-    book = _Book(snapshot, config)
+    """Apply events in order at the gate's clock ``now``; implausible ones are refused."""
+    book = _Book(snapshot, config, now)
     for ev in events:
-        if isinstance(ev, Deposit):
-            book.deposit(ev, now)
+        why = refusal(ev, book.account.cash, config, now)
+        if why is not None:
+            book.refused.append((ev.event_id, why))
+        elif isinstance(ev, Deposit):
+            book.deposit(ev)
         elif isinstance(ev, Fill):
-            book.fill(ev, now)
+            book.fill(ev)
         elif isinstance(ev, Cancel):
             book.cancel(ev)
         elif isinstance(ev, Mark):
             book.mark(ev)
+        else:
+            book.resume(ev)
     return Applied(
         book.snapshot(),
         tuple(book.notes),
@@ -234,6 +414,8 @@ def apply_events(
         tuple(book.released),
         tuple(book.reserved),
         book.fx_changed,
+        frozenset(book.marks_touched),
+        tuple(book.refused),
     )
 
 

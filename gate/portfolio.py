@@ -56,7 +56,31 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """The latest trusted market price of a symbol (from a mark event) and its time."""
+
+    price: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Latch:
+    """A tripped stop: it holds until an operator resumes, whatever the numbers do."""
+
+    at: datetime
+    value: Decimal  # the drawdown (or the day's loss) that tripped it
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
+    """Money and the deposit-free return index.
+
+    ``units`` are fund units: a deposit buys units at the current value per unit
+    (``nav = equity / units``) and a withdrawal sells them, so money in or out moves
+    neither the nav nor its peak. The emergency stop and the daily-loss limit are
+    measured on the nav, never on money.
+    """
+
     cash: Decimal = ZERO
     peak_equity: Decimal = ZERO
     day_start_equity: Decimal = ZERO
@@ -64,6 +88,20 @@ class Account:
     realized_pnl: Decimal = ZERO
     marked_at: datetime | None = None
     fx: Mapping[str, Decimal] = field(default_factory=lambda: EMPTY)
+    units: Decimal = ZERO
+    peak_nav: Decimal = ZERO
+    day_start_nav: Decimal = ZERO
+    stopped: Latch | None = None  # emergency stop latched
+    day_stopped: Latch | None = None  # daily-loss limit latched (for ``day``)
+    fees: Decimal = ZERO  # fees paid, account currency
+
+
+@dataclass(frozen=True, slots=True)
+class Regime:
+    """A market-regime flag and when it was assessed (it expires, see checks)."""
+
+    value: str
+    as_of: datetime | None  # None: written without a time (treated as expired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +110,7 @@ class Flags:
 
     halted: bool = False
     earnings: Mapping[str, date] = field(default_factory=dict)
-    regimes: Mapping[str, str] = field(default_factory=dict)
+    regimes: Mapping[str, Regime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +161,15 @@ class Snapshot:
     rates: Mapping[str, RateCount] = field(default_factory=dict)
     flags: Flags = field(default_factory=Flags)
     correlations: Correlations = field(default_factory=Correlations)
+    marks: Mapping[str, Quote] = field(default_factory=dict)  # latest mark per symbol
+
+    def quote(self, symbol: str) -> Quote | None:
+        """The symbol's latest mark: the mark events', else an open position's."""
+        q = self.marks.get(symbol)
+        if q is not None:
+            return q
+        pos = self.positions.get(symbol)
+        return Quote(pos.mark_price, pos.marked_at) if pos is not None else None
 
 
 # --- valuation ------------------------------------------------------------------------
@@ -157,14 +204,7 @@ def equity(snapshot: Snapshot, config: AssetsConfig) -> Decimal:
 
 def default_stop(price: Decimal, side: Side, symbol: str, config: AssetsConfig) -> Decimal:
     """The asset's stop rule applied to ``price``: percent, or pips for forex."""
-    asset = config.assets[symbol]
-    risk = asset.risk
-    if risk.stop_loss_pips is not None:
-        assert asset.trading.pip_size is not None  # schema guarantees it
-        distance = risk.stop_loss_pips * asset.trading.pip_size
-    else:
-        assert risk.stop_loss_pct is not None
-        distance = price * risk.stop_loss_pct
+    distance = stop_distance(price, symbol, config)
     return price - distance if side is Side.BUY else price + distance
 
 
@@ -177,17 +217,44 @@ def position_stop(p: Position, config: AssetsConfig) -> Decimal | None:
     return default_stop(p.mark_price, Side.BUY if p.is_long else Side.SELL, p.symbol, config)
 
 
+def stop_distance(price: Decimal, symbol: str, config: AssetsConfig) -> Decimal:
+    """The asset's default stop distance at ``price`` (percent, or pips for forex)."""
+    risk = config.assets[symbol].risk
+    if risk.stop_loss_pips is not None:
+        pip = config.assets[symbol].trading.pip_size
+        assert pip is not None  # schema guarantees it
+        return risk.stop_loss_pips * pip
+    assert risk.stop_loss_pct is not None
+    return price * risk.stop_loss_pct
+
+
 def position_risk(p: Position, account: Account, config: AssetsConfig) -> Decimal:
     """Loss if the position were stopped out now. Unknown stop: the whole value (fail closed).
 
-    Measured as ``|mark - stop|`` even when the mark is already past the stop, so a
-    position through its stop still counts as heat.
+    A position at or through its stop (the stop may gap, or never fill) counts at
+    least the asset's default stop distance from the mark: never about zero.
     """
     fx = fx_rate(p.quote_currency, account, config)
     stop = position_stop(p, config)
     if stop is None:
         return abs(p.quantity) * p.mark_price * fx
-    return abs(p.quantity) * abs(p.mark_price - stop) * fx
+    through = p.mark_price <= stop if p.is_long else p.mark_price >= stop
+    distance = abs(p.mark_price - stop)
+    if through:
+        distance = max(distance, stop_distance(p.mark_price, p.symbol, config))
+    return abs(p.quantity) * distance * fx
+
+
+def wider_stop(is_long: bool, *stops: Decimal) -> Decimal:
+    """The stop farther from the price: more risk counted, never less."""
+    return min(stops) if is_long else max(stops)
+
+
+def nav(account: Account, current: Decimal) -> Decimal:
+    """Value per fund unit at equity ``current`` (1 before the first deposit)."""
+    if account.units <= 0:
+        return ONE
+    return current / account.units
 
 
 def drawdown(current: Decimal, peak: Decimal) -> Decimal:
@@ -206,7 +273,10 @@ def daily_loss(current: Decimal, day_start: Decimal) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Vitals:
-    """Portfolio-level numbers that hold for a whole batch (reservations move none)."""
+    """Portfolio-level numbers that hold for a whole batch (reservations move none).
+
+    ``drawdown`` and ``daily_loss`` are deposit-free: measured on the nav per unit.
+    """
 
     equity: Decimal
     cash: Decimal
@@ -215,19 +285,45 @@ class Vitals:
     day_start_equity: Decimal
     daily_pnl: Decimal
     daily_loss: Decimal
+    nav: Decimal = ONE
+    peak_nav: Decimal = ONE
+    stopped: Latch | None = None
+    day_stopped: Latch | None = None
 
     @classmethod
     def of(cls, snapshot: Snapshot, current: Decimal, today: date) -> Vitals:
         acc = snapshot.account
-        # no mark yet today: the day starts from the equity we have now
-        day_start = acc.day_start_equity if acc.day == today else current
-        peak = max(acc.peak_equity, current)
+        # no event yet today: equity has not moved since the last one, the day starts here
+        same_day = acc.day == today
+        day_start = acc.day_start_equity if same_day else current
+        value = nav(acc, current)
+        peak_nav = max(acc.peak_nav, value)
+        day_nav = acc.day_start_nav if same_day and acc.day_start_nav > 0 else value
         return cls(
             equity=current,
             cash=acc.cash,
-            peak_equity=peak,
-            drawdown=drawdown(current, peak),
+            peak_equity=max(acc.peak_equity, current),
+            drawdown=nav_drawdown(value, peak_nav),
             day_start_equity=day_start,
             daily_pnl=current - day_start,
-            daily_loss=daily_loss(current, day_start),
+            daily_loss=nav_drawdown(value, day_nav),
+            nav=value,
+            peak_nav=peak_nav,
+            stopped=acc.stopped,
+            day_stopped=latched_today(acc, today),
         )
+
+
+def latched_today(acc: Account, today: date) -> Latch | None:
+    """The daily-loss latch if it was tripped ``today`` (a new UTC day clears it)."""
+    latch = acc.day_stopped
+    return latch if latch is not None and latch.at.date() == today else None
+
+
+def nav_drawdown(value: Decimal, reference: Decimal) -> Decimal:
+    """Fraction of ``reference`` lost; a nav at or below zero has lost everything."""
+    if reference <= 0:
+        return ZERO if value > 0 else ONE
+    if value >= reference:
+        return ZERO
+    return min(ONE, ratio(reference - value, reference))

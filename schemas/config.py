@@ -58,7 +58,12 @@ class RiskManagement(Strict):
     reservation_ttl_seconds: Annotated[int, Field(gt=0)] = 3600
     max_mark_age_seconds: Annotated[int, Field(gt=0)] = 900
     max_intent_age_seconds: Annotated[int, Field(gt=0)] = 300
-    max_clock_skew_seconds: Annotated[int, Field(ge=0)] = 60
+    # chosen: NTP keeps hosts within milliseconds; 5 s tolerates a bad one, not a lie
+    max_clock_skew_seconds: Annotated[int, Field(ge=0, le=300)] = 5
+    # chosen: a regime is assessed on daily bars; a day-old assessment is the oldest used
+    regime_max_age_hours: Annotated[int, Field(gt=0)] = 24
+    # a correlation that is unknown or older than correlation_max_age_hours: fail closed
+    unknown_correlation: Literal["correlated", "uncorrelated"] = "correlated"
     account_currency: Annotated[str, Field(pattern=r"^[A-Z]{3,5}$")] = "USD"
     fx_rates: Mapping[str, PositiveDecimal] = Field(default_factory=dict)
 
@@ -72,6 +77,7 @@ class RiskParams(Strict):
     take_profit_pct: OpenFraction | None = None
     take_profit_pips: PositiveDecimal | None = None
     leverage: Annotated[Decimal, Field(ge=1, le=500)] = Decimal(1)
+    price_collar: OpenFraction | None = None  # overrides the class's collar
     lot_size: PositiveDecimal
     min_size: PositiveDecimal
 
@@ -127,6 +133,9 @@ class AssetClassConfig(Strict):
     enabled: bool
     description: Name
     max_allocation: OpenFraction
+    # an intent priced further than this fraction from the latest mark is refused
+    # (MiFID II RTS 6 art. 15 price collars; SEC 15c3-5 erroneous-order controls)
+    price_collar: OpenFraction = Decimal("0.05")
 
 
 class Requirement(Strict):

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from gate.portfolio import Account, Correlations, Flags, Position, Reservation, Snapshot
+from gate.portfolio import Account, Correlations, Flags, Position, Quote, Reservation, Snapshot
 from schemas.config import AssetClass, AssetsConfig, load_config
 from schemas.messages import Side, TradeIntent
 
@@ -107,6 +107,21 @@ def reservation(
     )
 
 
+@cache
+def market_prices() -> dict[str, Decimal]:
+    """The marks tests trade at: every asset's reference price, BTC at 100,000."""
+    prices = {s: a.reference_price for s, a in base_config().assets.items()}
+    prices["BTC/USDT"] = D(100000)
+    return prices
+
+
+def marks(prices: dict[str, str] | None = None, at: datetime = NOW) -> dict[str, Quote]:
+    """Quotes at ``at``: the test market, with ``prices`` overriding."""
+    out = {s: Quote(p, at) for s, p in market_prices().items()}
+    out.update((s, Quote(D(p), at)) for s, p in (prices or {}).items())
+    return out
+
+
 def snapshot(
     cash: str | Decimal = "100000",
     positions: Iterable[Position] = (),
@@ -117,23 +132,36 @@ def snapshot(
     flags: Flags | None = None,
     correlations: Correlations | None = None,
     version: int = 1,
+    quotes: dict[str, Quote] | None = None,
 ) -> Snapshot:
-    """A portfolio as of NOW. Peak and day start default to the current equity."""
+    """A portfolio as of NOW, marked at the test market (``quotes``; positions at their
+    own marks). Peak and day start default to the current equity; the return index
+    has one unit per unit of peak equity."""
+    held = {p.symbol: p for p in positions}
+    market = marks() if quotes is None else dict(quotes)
+    market.update((s, Quote(p.mark_price, p.marked_at)) for s, p in held.items())
     snap = Snapshot(
         version=version,
         account=Account(cash=D(cash), day=NOW.date(), marked_at=NOW),
-        positions={p.symbol: p for p in positions},
+        positions=held,
         reservations={r.intent_id: r for r in reservations},
         flags=flags or Flags(),
         correlations=correlations or Correlations(),
+        marks=market,
     )
     from gate.portfolio import equity
 
     eq = equity(snap, all_enabled())
+    peak_equity = D(peak) if peak is not None else eq
+    day_equity = D(day_start) if day_start is not None else eq
+    units = peak_equity if peak_equity > 0 else D(0)
     account = replace(
         snap.account,
-        peak_equity=D(peak) if peak is not None else eq,
-        day_start_equity=D(day_start) if day_start is not None else eq,
+        peak_equity=peak_equity,
+        day_start_equity=day_equity,
+        units=units,
+        peak_nav=D(1) if units > 0 else D(0),
+        day_start_nav=day_equity / units if units > 0 else D(0),
     )
     return replace(snap, account=account)
 

@@ -16,7 +16,7 @@ from consumers.gate_worker import GateSettings, GateWorker
 from consumers.keys import DATA, GROUP_GATE, Keys
 from consumers.store import Loaded, Store
 from schemas.messages import Decision, parse_json
-from tests.builders import all_enabled, base_config
+from tests.builders import all_enabled, base_config, market_prices
 
 
 def unique_portfolio(tag: str = "t") -> str:
@@ -74,8 +74,11 @@ class Harness:
         payload = data if isinstance(data, str | bytes) else json.dumps(data)
         return self.raw(self.keys.intents, {DATA: payload})
 
-    def fund(self, amount: str = "100000") -> None:
+    def fund(self, amount: str = "100000", *, market: bool = True) -> None:
+        """Deposit ``amount`` and, with ``market``, mark every asset at the test market."""
         self.client.deposit(amount)
+        if market:
+            self.client.mark(market_prices())
         self.pump()
 
     # -- driving ---------------------------------------------------------------------------

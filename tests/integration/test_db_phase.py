@@ -20,7 +20,7 @@ from consumers.phase_monitor import PhaseMonitor
 from gate.cli import main
 from gate.performance import PhaseMetrics
 from schemas.messages import PhaseEvent, Status, parse_json
-from tests.builders import base_config
+from tests.builders import base_config, market_prices
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database
 
@@ -127,6 +127,7 @@ def test_monitor_when_60_day_record_meets_phase_1_then_emitted_once_and_nvda_tra
     assert len(phase_events(h)) == 2
 
     control.set_earnings(h.redis, h.keys, "NVDA", TODAY + timedelta(days=60))
+    h.client.mark(market_prices())  # NVDA has a market price
     h.pump()  # the gate reads the phases stream: NVDA and stocks enabled live
     again = h.intent("NVDA", quantity="1", price="132")
     h.pump()

@@ -11,7 +11,7 @@ import pytest
 
 from consumers.client import GateClient
 from schemas.messages import Status
-from tests.builders import ROOT
+from tests.builders import ROOT, market_prices
 from tests.integration.conftest import honcho
 from tests.integration.pg import scalar, temp_database
 
@@ -35,6 +35,7 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
     with honcho(log, env) as proc:
         client = GateClient(redis_url, portfolio)
         client.deposit("100000")
+        client.mark(market_prices())
         iid = client.submit("ETH/USDT", "buy", "0.1", price="3900")
         decision = client.wait_decision(iid, 60)
         assert decision is not None, log.read_text()

@@ -17,7 +17,7 @@ from consumers.client import GateClient
 from consumers.keys import DATA, GROUP_GATE
 from consumers.streams import group_lag, trim_consumed
 from schemas.messages import Status
-from tests.builders import ROOT
+from tests.builders import ROOT, market_prices
 from tests.harness import Harness
 from tests.integration.conftest import Workers, honcho
 from tests.unit.test_worker import BAD_INPUTS
@@ -208,6 +208,9 @@ def test_readme_flow_when_gate_and_submit_wait_then_decision_printed(
     env = {**os.environ, "REDIS_URL": redis_url, "RISKGATE_PORTFOLIO": portfolio}
     run = [sys.executable, "-m", "gate.cli"]
     subprocess.run([*run, "deposit", "100000"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [*run, "mark", "BTC/USDT=100000"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
     out = subprocess.run(
         [*run, "submit", "BTC/USDT", "buy", "0.01", "--price", "100000", "--wait"],
         env=env,
@@ -243,6 +246,7 @@ def test_procfile_when_run_under_honcho_then_gate_decides(
     with honcho(log, env, "gate"):
         client = GateClient(redis_url, portfolio)
         client.deposit("100000")
+        client.mark(market_prices())
         iid = client.submit("ETH/USDT", "buy", "0.1", price="3900")
         decision = client.wait_decision(iid, 30)
         assert decision is not None, log.read_text()

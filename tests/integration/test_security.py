@@ -34,7 +34,7 @@ from consumers.runtime import connect
 from consumers.signing import ENV_KEYS, order_signer, unsigned
 from consumers.tls import tls_options
 from schemas.messages import Status
-from tests.builders import base_config
+from tests.builders import base_config, market_prices
 from tests.harness import Harness
 from tests.integration.conftest import Workers
 from tests.integration.redis_server import RedisServer, TlsFiles, make_tls_certs
@@ -190,6 +190,7 @@ def test_roles_when_each_user_runs_its_loop_then_intent_decided_and_order_execut
     h = gate_harness(acl)
     agent, executor = acl.client(f"agent-{P}", P), acl.client(f"executor-{P}", P)
     executor.deposit("100000")
+    executor.mark(market_prices())
     h.pump()
     intent_id = agent.submit("BTC/USDT", "buy", "0.01", price="100000", agent_id="momo")
     h.pump()
@@ -216,6 +217,7 @@ def test_gate_user_when_maintenance_and_phase_events_then_all_commands_allowed(
     """Reclaim, trim, drain and live phase enables all run under the gate user's rights."""
     h = gate_harness(acl)
     acl.client(f"executor-{P}", P).deposit("100000")
+    acl.client(f"executor-{P}", P).mark(market_prices())
     h.pump()
     h.worker.drain_pending()
     h.worker.reclaim_idle()
@@ -385,6 +387,7 @@ def test_no_secret_when_worker_process_decides_then_absent_from_logs_and_outputs
         workers.start("w1", RISKGATE_ORDER_KEYS=ORDER_KEYS, RISKGATE_LOG_DECISIONS="1")
         agent, executor = acl.client(f"agent-{P}", P), acl.client(f"executor-{P}", P)
         executor.deposit("100000")
+        executor.mark(market_prices())
         good = agent.submit("BTC/USDT", "buy", "0.01", price="100000")
         agent.redis.xadd(Keys(P).intents, {DATA: '{"intent_id": "broken-0", "quantity": ['})
         agent.redis.xadd(Keys(P).intents, {DATA: json.dumps({"intent_id": "broken-1"})})

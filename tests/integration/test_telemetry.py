@@ -19,7 +19,7 @@ from consumers.gate_worker import GateSettings, GateWorker
 from consumers.keys import DATA, Keys
 from consumers.runtime import Shutdown
 from consumers.telemetry import Exporter, GateTelemetry
-from tests.builders import base_config
+from tests.builders import base_config, market_prices
 from tests.integration.conftest import Workers
 from tests.integration.redis_server import free_port
 
@@ -56,6 +56,7 @@ def test_metrics_endpoint_when_gate_process_decides_then_counters_match_decision
     workers.start("m1", "--metrics-port", str(port))
     client = GateClient(redis=redis, portfolio=portfolio)
     client.deposit("100000")
+    client.mark(market_prices())
     ids = [client.submit("BTC/USDT", "buy", q, price="100000") for q in ("0.01", "0.02", "90")]
     ids.append(client.submit("NOPE/X", "buy", "1", price="1"))
     for iid in ids:
@@ -112,6 +113,7 @@ def test_decision_log_when_stderr_not_a_terminal_then_json_with_bound_fields(
     workers.start("log1", RISKGATE_LOG_DECISIONS="1")
     client = GateClient(redis=redis, portfolio=portfolio)
     client.deposit("100000")
+    client.mark(market_prices())
     iid = client.submit("ETH/USDT", "buy", "0.1", price="3900", agent_id="momo")
     assert client.wait_decision(iid, 60) is not None, workers.logs()
     deadline = time.monotonic() + 30

@@ -54,7 +54,10 @@ def deposit(amount: str, hours: float = 0) -> Deposit:
 
 
 def run(events: Iterable[PortfolioEvent], track: Track | None = None) -> tuple[Track, Any]:
-    return record(track or Track(), [(e, T0) for e in events], base_config())
+    # each event reaches the stream when it happens (the stream id is its clock)
+    return record(
+        track or Track(), [(e, getattr(e, "at", None) or T0) for e in events], base_config()
+    )
 
 
 def test_record_when_position_opened_added_reduced_closed_then_one_round_trip() -> None:
@@ -122,7 +125,9 @@ def test_record_when_compared_with_the_gate_ledger_then_same_realized_pnl() -> N
         events.append(fill("NVDA", side, str(10 + i), px, i))
     events.append(fill("NVDA", "sell", "100", "99", 10))  # flips short
     track, _ = run(events)
-    ledger = apply_events(Track().snapshot, events, base_config(), T0).snapshot
+    ledger = Track().snapshot
+    for e in events:  # each applied when it happens, as the gate would
+        ledger = apply_events(ledger, [e], base_config(), getattr(e, "at", None) or T0).snapshot
     assert sum(track.realized.values()) == ledger.account.realized_pnl
     assert track.snapshot == ledger
 

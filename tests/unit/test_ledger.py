@@ -37,7 +37,9 @@ def mark(prices: dict[str, str], at: Any = NOW, **kw: Any) -> Mark:
 
 
 def apply(snap: Snapshot, *events: Any) -> tuple[Snapshot, list[str]]:
-    out = apply_events(snap, events, CFG, NOW)
+    """Apply at the gate's clock, which is at least the latest event's time."""
+    now = max([NOW, *(e.at for e in events if getattr(e, "at", None) is not None)])
+    out = apply_events(snap, events, CFG, now)
     return out.snapshot, [n for _, n in out.notes]
 
 
@@ -232,5 +234,5 @@ def test_decode_state_when_hash_unordered_then_reservations_in_expiry_order() ->
         )
         for i, m in ((1, 30), (2, 10), (3, 20))
     }
-    _, _, _, reservations, _ = decode_state(fields)
+    reservations = decode_state(fields).reservations
     assert list(reservations) == ["r2", "r3", "r1"]

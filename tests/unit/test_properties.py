@@ -17,6 +17,8 @@ from gate.money import floor_to_lot
 from gate.portfolio import (
     Correlations,
     Flags,
+    Quote,
+    Regime,
     Reservation,
     Snapshot,
     equity,
@@ -38,10 +40,11 @@ LIMIT_CODES = {
 }
 FLAGS = Flags(
     earnings={s: NOW.date() + timedelta(days=30) for s in SYMBOLS},
-    regimes=dict.fromkeys(SYMBOLS, "trending"),
+    regimes={s: Regime("trending", NOW) for s in SYMBOLS},
 )
 
 factor = st.decimals(min_value=D("0.5"), max_value=D("1.5"), places=3)
+near = st.decimals(min_value=D("0.92"), max_value=D("1.08"), places=3)
 
 
 @st.composite
@@ -54,13 +57,19 @@ def positions(draw: st.DrawFn) -> list:
         qty = CFG.assets[sym].risk.min_size * lots
         stop = None
         if draw(st.booleans()):
-            stop = mark * (D("0.9") if qty > 0 else D("1.1"))
+            stop = mark * draw(
+                st.sampled_from([D("0.9"), D("1.02")])
+                if qty > 0
+                else st.sampled_from([D("1.1"), D("0.98")])
+            )
         out.append(position(sym, qty, mark, stop, config=CFG))
     return out
 
 
 @st.composite
 def portfolios(draw: st.DrawFn) -> Snapshot:
+    """Random cash, positions, correlations and a market: most symbols marked (at any
+    price, some stale), some never."""
     cash = draw(st.decimals(min_value=1000, max_value=2_000_000, places=2))
     pos = draw(positions())
     pairs = {}
@@ -69,14 +78,24 @@ def portfolios(draw: st.DrawFn) -> Snapshot:
     ):
         if a != b:
             pairs[Correlations.key(a, b)] = draw(st.decimals(min_value=-1, max_value=1, places=2))
-    return snapshot(cash, pos, flags=FLAGS, correlations=Correlations(pairs, NOW))
+    quotes = {}
+    for sym in draw(st.lists(st.sampled_from(SYMBOLS), min_size=10, max_size=22, unique=True)):
+        age = draw(st.sampled_from([0, 60, 900, 901, -1]))
+        price = CFG.assets[sym].reference_price * draw(factor)
+        quotes[sym] = Quote(price, NOW - timedelta(seconds=age))
+    return snapshot(cash, pos, flags=FLAGS, correlations=Correlations(pairs, NOW), quotes=quotes)
 
 
 @st.composite
-def intents(draw: st.DrawFn) -> TradeIntent:
+def intents(draw: st.DrawFn, snap: Snapshot | None = None) -> TradeIntent:
+    """Any intent; priced near the symbol's mark (when ``snap`` has one) or anywhere."""
     sym = draw(st.sampled_from(SYMBOLS))
     asset = CFG.assets[sym]
-    price = asset.reference_price * draw(factor)
+    quote = snap.quote(sym) if snap is not None else None
+    if quote is not None and draw(st.booleans()):
+        price = quote.price * draw(near)
+    else:
+        price = asset.reference_price * draw(factor)
     lots = draw(st.integers(min_value=1, max_value=5000))
     qty = asset.risk.lot_size * lots + draw(st.sampled_from([D(0), asset.risk.lot_size * D("0.3")]))
     side = draw(st.sampled_from(["buy", "sell"]))
@@ -95,13 +114,18 @@ def intents(draw: st.DrawFn) -> TradeIntent:
     )
 
 
+def _mark(snap: Snapshot, symbol: str) -> Decimal:
+    quote = snap.quote(symbol)
+    assert quote is not None, f"{symbol} approved without any mark"
+    return quote.price
+
+
 def _limits_hold(snap: Snapshot, held: list[Reservation], cfg: AssetsConfig) -> list[str]:
-    """Recompute every cap from scratch; return the ones broken."""
+    """Recompute every cap from scratch, everything valued at the mark."""
     acc = snap.account
     eq = equity(snap, cfg)
     rm = cfg.risk_management
     heat = sum((position_risk(p, acc, cfg) for p in snap.positions.values()), D(0))
-    by_sym_qty: dict[str, Decimal] = {s: abs(p.quantity) for s, p in snap.positions.items()}
     by_sym_val: dict[str, Decimal] = {
         s: abs(p.quantity) * p.mark_price * fx_rate(p.quote_currency, acc, cfg)
         for s, p in snap.positions.items()
@@ -110,43 +134,42 @@ def _limits_hold(snap: Snapshot, held: list[Reservation], cfg: AssetsConfig) -> 
         if r.reduce_only:
             continue
         fx = fx_rate(r.quote_currency, acc, cfg)
+        mark = _mark(snap, r.symbol)
         heat += (
-            r.quantity * abs(r.price - r.stop_price) * fx
-            if r.stop_price
-            else r.quantity * r.price * fx
+            r.quantity * abs(mark - r.stop_price) * fx if r.stop_price else r.quantity * mark * fx
         )
-        by_sym_qty[r.symbol] = by_sym_qty.get(r.symbol, D(0)) + r.quantity
-        by_sym_val[r.symbol] = by_sym_val.get(r.symbol, D(0)) + r.quantity * r.price * fx
+        by_sym_val[r.symbol] = by_sym_val.get(r.symbol, D(0)) + r.quantity * mark * fx
     broken = []
     if heat > rm.max_portfolio_heat * eq:
         broken.append("heat")
-    return broken, by_sym_qty, by_sym_val, eq  # type: ignore[return-value]
+    return broken, by_sym_val, eq  # type: ignore[return-value]
 
 
 def _check_decision(
     d: Decision, snap: Snapshot, held: list[Reservation], cfg: AssetsConfig
 ) -> None:
-    broken, qty, val, eq = _limits_hold(snap, held, cfg)
+    broken, val, eq = _limits_hold(snap, held, cfg)
     assert not broken, (d, broken)
     asset = cfg.assets[d.symbol]
     rm = cfg.risk_management
-    fx = fx_rate(asset.trading.quote_currency, snap.account, cfg)
-    # position: all quantity held and reserved, valued at this intent's price
-    assert qty[d.symbol] * d.price * fx <= asset.risk.max_position_pct * eq, d
+    quote = snap.quote(d.symbol)
+    assert quote is not None and timedelta(0) <= NOW - quote.at <= timedelta(seconds=900), d
+    collar = asset.risk.price_collar or cfg.asset_classes[asset.asset_class].price_collar
+    assert d.price is not None and abs(d.price - quote.price) <= collar * quote.price, d
+    # position: all quantity held and reserved, valued at the mark
+    assert val[d.symbol] <= asset.risk.max_position_pct * eq, d
     cls = asset.asset_class
     cap = min(rm.max_single_asset_class, cfg.asset_classes[cls].max_allocation) * eq
     in_class = sum((v for s, v in val.items() if cfg.assets[s].asset_class is cls), D(0))
     assert in_class <= cap, d
+    # unknown correlations count (the default unknown_correlation: correlated)
     corr = sum(
         (
             v
             for s, v in val.items()
             if s == d.symbol
-            or (
-                (c := snap.correlations.get(d.symbol, s)) is not None
-                and abs(c) >= rm.correlation_threshold
-            )
-            or (c is None and cfg.assets[s].asset_class is cls)
+            or (c := snap.correlations.get(d.symbol, s)) is None
+            or abs(c) >= rm.correlation_threshold
         ),
         D(0),
     )
@@ -154,11 +177,12 @@ def _check_decision(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(portfolios(), st.lists(intents(), min_size=1, max_size=8))
-def test_decide_batch_when_anything_then_no_approval_breaks_a_limit(
-    snap: Snapshot, batch: list[TradeIntent]
-) -> None:
-    """Replayed in order, every approved or resized decision keeps every cap."""
+@given(st.data())
+def test_decide_batch_when_anything_then_no_approval_breaks_a_limit(data: st.DataObject) -> None:
+    """For any marks and any intent prices, replayed in order, every approved or resized
+    decision keeps every cap valued at the mark, inside the collar of a recent mark."""
+    snap = data.draw(portfolios())
+    batch = data.draw(st.lists(intents(snap), min_size=1, max_size=8))
     result = decide_batch(batch, snap, CFG, NOW)
     held: list[Reservation] = []
     for d in result.decisions:
@@ -178,11 +202,11 @@ def test_decide_batch_when_anything_then_no_approval_breaks_a_limit(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(portfolios(), intents())
-def test_decide_when_resized_by_a_limit_then_one_more_lot_breaks_it(
-    snap: Snapshot, one: TradeIntent
-) -> None:
+@given(st.data())
+def test_decide_when_resized_by_a_limit_then_one_more_lot_breaks_it(data: st.DataObject) -> None:
     """Resizing is maximal: the approved quantity plus one lot no longer fits."""
+    snap = data.draw(portfolios())
+    one = data.draw(intents(snap))
     (d,) = decide_batch([one], snap, CFG, NOW).decisions
     if d.status is not Status.RESIZED or not {r.code for r in d.reasons} & LIMIT_CODES:
         return
@@ -274,7 +298,7 @@ def test_exposure_when_followed_incrementally_then_equals_from_scratch(data: st.
     now = NOW
     for _ in range(3):
         result = decide_batch(
-            data.draw(st.lists(intents(), max_size=6)), snap, CFG, now, exposure=book
+            data.draw(st.lists(intents(snap), max_size=6)), snap, CFG, now, exposure=book
         )
         snap, book = result.snapshot, result.exposure
         assert book.same(Exposure.of(snap, CFG, now))

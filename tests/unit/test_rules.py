@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gate.decide import decide, decide_batch
-from gate.portfolio import Flags, RateCount, Snapshot
+from gate.portfolio import Flags, RateCount, Regime, Snapshot
 from schemas.config import AssetsConfig
 from schemas.messages import Status, TradeIntent
 from tests.builders import (
@@ -69,13 +69,20 @@ def _earnings(days_ahead: int | None) -> Snapshot:
     return snapshot(flags=Flags(earnings=earnings))
 
 
-def _regime(value: str | None) -> Snapshot:
-    return snapshot(flags=Flags(regimes={} if value is None else {"TQQQ": value}))
+def _regime(value: str | None, age: timedelta | None = timedelta(hours=1)) -> Snapshot:
+    as_of = None if age is None else NOW - age
+    return snapshot(flags=Flags(regimes={} if value is None else {"TQQQ": Regime(value, as_of)}))
 
 
 def _tqqq_held(age: timedelta) -> Snapshot:
     pos = position("TQQQ", "10", "100", "95", config=all_enabled(), opened_at=NOW - age)
-    return snapshot("99000", [pos], flags=Flags(regimes={"TQQQ": "trending"}))
+    return snapshot("99000", [pos], flags=Flags(regimes={"TQQQ": Regime("trending", NOW)}))
+
+
+def _unknown_uncorrelated() -> AssetsConfig:
+    cfg = all_enabled()
+    rm = cfg.risk_management.model_copy(update={"unknown_correlation": "uncorrelated"})
+    return cfg.model_copy(update={"risk_management": rm})
 
 
 def _rates(count: int, window_offset: int = 0) -> Snapshot:
@@ -202,19 +209,37 @@ CASES = [
         config=all_enabled(),
     ),
     Case(
-        "unknown cross-class correlation ignored",
+        "unknown cross-class correlation counts (fail closed)",
+        intent(quantity="0.1"),
+        "resized",
+        "0.05",
+        ["correlated_exposure"],
+        _nvda_55pct(None),
+        all_enabled(),
+    ),
+    Case(
+        "unknown cross-class correlation ignored when configured uncorrelated",
         intent(quantity="0.1"),
         "approved",
         "0.1",
         snap=_nvda_55pct(None),
-        config=all_enabled(),
+        config=_unknown_uncorrelated(),
     ),
     Case(
-        "stale correlation is unknown",
+        "stale correlation counts as correlated",
+        intent(quantity="0.1"),
+        "resized",
+        "0.05",
+        ["correlated_exposure"],
+        _nvda_55pct("0.1", fresh=False),
+        all_enabled(),
+    ),
+    Case(
+        "fresh low correlation frees the other class",
         intent(quantity="0.1"),
         "approved",
         "0.1",
-        snap=_nvda_55pct("0.9", fresh=False),
+        snap=_nvda_55pct("0.1"),
         config=all_enabled(),
     ),
     # -- emergency stop at 25 % drawdown --------------------------------------------------
@@ -291,12 +316,22 @@ CASES = [
         config=all_enabled(),
     ),
     Case(
-        "earnings yesterday",
+        "earnings yesterday: the next date is unknown",
         intent("NVDA", quantity="10", price="132"),
-        "approved",
-        "10",
-        snap=_earnings(-1),
-        config=all_enabled(),
+        "rejected",
+        "0",
+        ["earnings_blackout"],
+        _earnings(-1),
+        all_enabled(),
+    ),
+    Case(
+        "earnings 200 days ago",
+        intent("NVDA", quantity="10", price="132"),
+        "rejected",
+        "0",
+        ["earnings_blackout"],
+        _earnings(-200),
+        all_enabled(),
     ),
     Case(
         "earnings date unknown",
@@ -333,6 +368,32 @@ CASES = [
         "10",
         snap=_regime("trending"),
         config=all_enabled(),
+    ),
+    Case(
+        "tqqq trending flag just inside its age",
+        intent("TQQQ", quantity="10", price="100"),
+        "approved",
+        "10",
+        snap=_regime("trending", timedelta(hours=24)),
+        config=all_enabled(),
+    ),
+    Case(
+        "tqqq trending flag expired",
+        intent("TQQQ", quantity="10", price="100"),
+        "rejected",
+        "0",
+        ["sideways_market"],
+        _regime("trending", timedelta(hours=24, seconds=1)),
+        all_enabled(),
+    ),
+    Case(
+        "tqqq trending flag without a time",
+        intent("TQQQ", quantity="10", price="100"),
+        "rejected",
+        "0",
+        ["sideways_market"],
+        _regime("trending", None),
+        all_enabled(),
     ),
     # -- max hold (TQQQ 5 days) -----------------------------------------------------------
     Case(
