@@ -20,6 +20,7 @@ import yaml
 from redis import Redis
 
 from consumers import control
+from consumers.codec import encode_regime
 from consumers.keys import DATA, GROUP_GATE, Keys
 from consumers.streams import ensure_group, group_lag, read_group
 from gate.money import floor_to_lot
@@ -75,11 +76,19 @@ def prepare(redis: Redis, keys: Keys, cfg: AssetsConfig, equity: str) -> None:
         if asset.special_rules.earnings_blackout_days is not None:
             fields[f"earnings:{sym}"] = far.isoformat()
         if asset.special_rules.avoid_sideways_market:
-            fields[f"regime:{sym}"] = "trending"
+            fields[f"regime:{sym}"] = encode_regime("trending", control.redis_now(redis))
     if fields:
         control.set_control(redis, keys, fields)
     event = {"type": "deposit", "event_id": f"bench-{uuid.uuid4().hex}", "amount": equity}
     redis.xadd(keys.events, {DATA: json.dumps(event)})
+    # every asset marked at its reference price (where the bench's intents are priced)
+    mark = {
+        "type": "mark",
+        "event_id": f"bench-mark-{uuid.uuid4().hex}",
+        "prices": {sym: str(a.reference_price) for sym, a in cfg.assets.items()},
+        "at": control.redis_now(redis).isoformat(),
+    }
+    redis.xadd(keys.events, {DATA: json.dumps(mark)})
 
 
 # --- loads --------------------------------------------------------------------------------

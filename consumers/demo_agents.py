@@ -4,8 +4,9 @@
 * :class:`Agents`: intents across the enabled assets at a rate, in a realistic mix:
   sized by ``risk_per_trade`` with a stop, without a stop (the asset's rule sets it),
   oversized (resized or rejected), for an asset not enabled yet, reduce-only closes of
-  held positions, duplicates of an earlier intent (decided once), and malformed entries
-  (dead-lettered).
+  held positions, duplicates of an earlier intent (decided once), malformed entries
+  (dead-lettered), and a fat-fingered agent's prices far off the mark (price_collar).
+  Agents price at the market's latest mark, as the gate values exposure there.
 * :class:`Executor`: reads approved orders with :meth:`GateClient.orders` and fills them
   at the order's reference price (one in ten is cancelled instead), publishing the fill
   or cancel event the gate and the phase monitor apply.
@@ -26,6 +27,7 @@ import structlog
 
 from consumers import control
 from consumers.client import GateClient
+from consumers.codec import encode_regime
 from consumers.keys import DATA
 from gate.assets import AssetManager
 from gate.money import floor_to_lot
@@ -44,6 +46,7 @@ MIX = {
     "disabled_asset": 5,
     "duplicate": 6,
     "malformed": 5,
+    "fat_finger": 2,  # a deliberately bad agent: priced far off the mark (price_collar)
 }
 MALFORMED = (
     b"{not json",
@@ -67,6 +70,7 @@ def setup_portfolio(
     control.enable(redis, keys, config, phases, True)
     symbols = [s for p in phases for s in config.phases[p].assets]
     far, near = date.today() + timedelta(days=60), date.today() + timedelta(days=1)
+    now = control.redis_now(redis)
     fields: dict[str, str] = {}
     blackout_done = sideways_done = False
     for sym in symbols:
@@ -75,7 +79,8 @@ def setup_portfolio(
             fields[f"earnings:{sym}"] = (far if blackout_done else near).isoformat()
             blackout_done = True
         if rules.avoid_sideways_market:
-            fields[f"regime:{sym}"] = "trending" if sideways_done else "sideways"
+            regime = "trending" if sideways_done else "sideways"
+            fields[f"regime:{sym}"] = encode_regime(regime, now)
             sideways_done = True
     if fields:
         control.set_control(redis, keys, fields)
@@ -197,6 +202,8 @@ class Agents:
                 ("0.05", "0.1", "0.2", "0.3")))  # fmt: skip
             qty = max(floor_to_lot(base * factor, asset.risk.lot_size), asset.risk.min_size)
             side = "buy" if rng.random() < 0.8 else "sell"
+            if kind == "fat_finger":  # a price typed wrong by a factor of ten (or of two)
+                price = (price * D(rng.choice(("0.1", "0.5", "2", "10")))).quantize(D("0.0001"))
             stop = None
             if kind != "no_stop":
                 distance = D(rng.choice(("0.02", "0.05", "0.1", "0.2", "0.3")))
