@@ -304,17 +304,23 @@ class Planner:
         now: datetime,
         config_hash: str,
     ) -> None:
-        decision = rejection(
-            intent_id,
-            salvage,
-            code=ReasonCode.INVALID_INTENT,
-            message=message,
-            now=now,
-            config_hash=config_hash,
-        )
-        out.plan.decided.append(
-            DecidedEntry(entry.msg_id, intent_id, decision.model_dump_json(), "")
-        )
+        def build(fields: dict[str, object], text: str) -> Decision:
+            return rejection(
+                intent_id,
+                fields,
+                code=ReasonCode.INVALID_INTENT,
+                message=text,
+                now=now,
+                config_hash=config_hash,
+            )
+
+        decision = build(salvage, message)
+        try:
+            data = decision.model_dump_json()
+        except Exception:  # what was salvaged will not serialize: the id alone (it does)
+            decision = build({}, message.encode("utf-8", "replace").decode("utf-8"))
+            data = decision.model_dump_json()
+        out.plan.decided.append(DecidedEntry(entry.msg_id, intent_id, data, ""))
         out.decisions.append(decision)
 
 

@@ -32,6 +32,7 @@ from schemas.messages import (
     Side,
     Status,
     TradeIntent,
+    _bounded,
     check_shape,
     intent_digest,
     is_intent_id,
@@ -260,7 +261,10 @@ def dead_letter(entry: Entry, error: str, worker: str, now: datetime) -> DeadEnt
 
 
 def _short(value: Any, limit: int = 128) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """A salvaged text field, as text every JSON writer can encode (no lone surrogates)."""
+    if not isinstance(value, str):
+        return ""
+    return value[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def rejection(
@@ -304,4 +308,8 @@ def _decimal_or_zero(value: Any) -> Decimal:
         d = Decimal(str(value))
     except InvalidOperation:
         return Decimal(0)
-    return d if d.is_finite() and 0 <= d < Decimal("1e15") else Decimal(0)
+    try:  # the wire's bounds (finite, < 1e15, <= 18 places): every reader can parse it
+        bounded = _bounded(d)
+    except ValueError:
+        return Decimal(0)
+    return bounded if bounded >= 0 else Decimal(0)
