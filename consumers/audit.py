@@ -25,12 +25,12 @@ from pydantic import ValidationError
 from redis import Redis
 
 from consumers.db import PG_REFUSED, Connection, PartitionCache, jsonb
-from consumers.intake import describe
+from consumers.intake import RAW_KEEP, describe
 from consumers.keys import GROUP_AUDIT, Keys
 from consumers.pg_worker import ConsumerSettings, PgLink, StreamToPg
 from consumers.streams import Entry
 from schemas.config import AssetsConfig
-from schemas.messages import Decision, MessageError, parse_json
+from schemas.messages import MAX_ENTRY_BYTES, Decision, MessageError, ReasonCode, parse_json
 
 INSERT_DECISIONS = """
 WITH batch AS (
@@ -152,20 +152,41 @@ def insert_decisions(
 
 
 def parse_entry(entry: Entry, parse: Callable[[bytes], T], what: str) -> T | Reject:
-    """``parse(entry.raw)``, or a Reject saying what was wrong with it (never raises)."""
+    """``parse(entry.raw)``, or a Reject saying what was wrong with it (never raises:
+    whatever ``parse`` raises, RecursionError included, is this entry's Reject)."""
     msg_id = entry.msg_id.decode()
+    if entry.oversize:
+        error = f"entry is {entry.oversize} bytes, over the {MAX_ENTRY_BYTES} limit"
+        return Reject(msg_id, printable(entry.head), error)
     if entry.raw is None:
         return Reject(msg_id, None, "entry has no data field")
+    raw = entry.raw[:RAW_KEEP]
     try:
         return parse(entry.raw)
     except MessageError as exc:
-        return Reject(msg_id, printable(entry.raw), str(exc))
+        return Reject(msg_id, printable(raw), str(exc))
     except ValidationError as exc:
-        return Reject(msg_id, printable(entry.raw), f"not {what}: {describe(exc)}")
+        return Reject(msg_id, printable(raw), f"not {what}: {describe(exc)}")
+    except Exception as exc:
+        return Reject(msg_id, printable(raw), f"unexpected {type(exc).__name__}: {exc}"[:1000])
+
+
+def _decision(raw: bytes) -> Decision:
+    decision = Decision.model_validate(parse_json(raw))
+    if any(r.code is ReasonCode.INTENT_ID_REUSED for r in decision.reasons):
+        # a reuse notice, not a decision: the intent's decision is the one before it
+        original = decision.checks.get("original_decision")
+        raise MessageError(
+            f"reuse notice for intent {decision.intent_id}, not a decision "
+            f"(the decision is {original})"
+        )
+    return decision
 
 
 def parse_decision(entry: Entry) -> Decision | Reject:
-    return parse_entry(entry, lambda raw: Decision.model_validate(parse_json(raw)), "a decision")
+    """A decision, or a Reject (also for ``intent_id_reused`` notices: recorded in
+    consumer_rejects, never written as the intent's decision)."""
+    return parse_entry(entry, _decision, "a decision")
 
 
 class AuditWriter(StreamToPg):

@@ -6,7 +6,7 @@ gets back the :class:`CommitPlan` plus the snapshot that the commit will produce
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,6 +45,7 @@ class Planned:
     dead: int = 0
     refused: int = 0  # events refused as implausible (future-dated, unsigned, ...)
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
+    reused: int = 0  # intents refused: their id was decided for other content
 
 
 def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str:
@@ -94,10 +95,13 @@ class Planner:
         done_intents: Collection[str] = (),
         done_events: Collection[str] = (),
         exposure: Exposure | None = None,
+        reused: Mapping[str, str] | None = None,
     ) -> Planned:
         """One commit's worth of work for ``intake`` against ``loaded``.
 
         ``done_*``: ids the commit found already decided/applied; they are only acked.
+        ``reused``: intent ids the commit found decided for different content, with the
+        stream id of that decision: each such entry gets a dead letter and a notice.
         ``exposure``: the exposure of every reservation and position in ``loaded.snapshot``
         (as the previous batch left it), if known; expired reservations are released here.
         """
@@ -113,11 +117,9 @@ class Planner:
         plan.ack_events += [e.msg_id for e in intake.repeats_events]
 
         events: list[tuple[Entry, PortfolioEvent]] = []
-        for entry, ev in intake.events:
+        for entry, ev in intake.events:  # the delivery cap was applied by intake
             if ev.event_id in done_events:
                 plan.ack_events.append(entry.msg_id)
-            elif entry.deliveries > self.max_deliveries:
-                self._dead(out, entry, f"delivered {entry.deliveries} times without success", now)
             else:
                 events.append((entry, ev))
         for bad in intake.bad_events:
@@ -129,25 +131,26 @@ class Planner:
         book = _follow(book, snapshot, applied, cfg, now)
         snapshot = applied.snapshot
 
+        reused = reused or {}
         intents: list[tuple[Entry, TradeIntent]] = []
-        for entry, intent in intake.intents:
+        for entry, intent in intake.intents:  # the delivery cap was applied by intake
             if intent.intent_id in done_intents:
                 plan.ack_intents.append(entry.msg_id)
-            elif entry.deliveries > self.max_deliveries:
-                msg = f"delivered {entry.deliveries} times without being decided"
-                self._dead(out, entry, msg, now)
-                self._reject(
-                    out,
-                    entry,
-                    intent.intent_id,
-                    intent.model_dump(mode="json"),
-                    message=msg,
-                    now=now,
-                    config_hash=cfg.config_hash,
-                )
+            elif intent.intent_id in reused:
+                salvage = intent.model_dump(mode="json")
+                self._reused(
+                    out, entry, intent.intent_id, salvage,
+                    reused=reused, error="", now=now, config_hash=cfg.config_hash,
+                )  # fmt: skip
             else:
                 intents.append((entry, intent))
         for bad in intake.bad_intents:
+            if bad.intent_id is not None and bad.intent_id in reused:
+                self._reused(
+                    out, bad.entry, bad.intent_id, bad.salvage,
+                    reused=reused, error=bad.error, now=now, config_hash=cfg.config_hash,
+                )  # fmt: skip
+                continue
             self._dead(out, bad.entry, bad.error, now)
             if bad.intent_id is not None and bad.intent_id not in done_intents:
                 self._reject(
@@ -161,6 +164,8 @@ class Planner:
                 )
 
         result = self._decide(out, snapshot, intents, loaded, now, book=book)
+        for d in plan.decided:  # what each intent said, for the decided marker
+            d.digest = intake.digests.get(d.msg_id, "")
         snapshot = result.snapshot
         plan.hset, plan.hdel = changes(
             snapshot,
@@ -311,6 +316,38 @@ class Planner:
             deliveries=entry.deliveries,
         )
 
+    def _reused(
+        self,
+        out: Planned,
+        entry: Entry,
+        intent_id: str,
+        salvage: dict[str, object],
+        *,
+        reused: Mapping[str, str],
+        error: str,
+        now: datetime,
+        config_hash: str,
+    ) -> None:
+        """A dead letter and a notice (not a decision: no marker) for a reused id."""
+        original = reused[intent_id]
+        message = (
+            f"intent_id {intent_id} was already decided (decision {original}) for different "
+            "content; this intent was not decided"
+        )
+        self._dead(out, entry, f"{message}; {error}" if error else message, now)
+        notice = rejection(
+            intent_id,
+            salvage,
+            code=ReasonCode.INTENT_ID_REUSED,
+            message=message,
+            now=now,
+            config_hash=config_hash,
+            value=original,
+            checks={"original_decision": original},
+        )
+        out.plan.notices.append(notice.model_dump_json())
+        out.reused += 1
+
     def _reject(
         self,
         out: Planned,
@@ -322,17 +359,23 @@ class Planner:
         now: datetime,
         config_hash: str,
     ) -> None:
-        decision = rejection(
-            intent_id,
-            salvage,
-            code=ReasonCode.INVALID_INTENT,
-            message=message,
-            now=now,
-            config_hash=config_hash,
-        )
-        out.plan.decided.append(
-            DecidedEntry(entry.msg_id, intent_id, decision.model_dump_json(), "")
-        )
+        def build(fields: dict[str, object], text: str) -> Decision:
+            return rejection(
+                intent_id,
+                fields,
+                code=ReasonCode.INVALID_INTENT,
+                message=text,
+                now=now,
+                config_hash=config_hash,
+            )
+
+        decision = build(salvage, message)
+        try:
+            data = decision.model_dump_json()
+        except Exception:  # what was salvaged will not serialize: the id alone (it does)
+            decision = build({}, message.encode("utf-8", "replace").decode("utf-8"))
+            data = decision.model_dump_json()
+        out.plan.decided.append(DecidedEntry(entry.msg_id, intent_id, data, ""))
         out.decisions.append(decision)
 
 

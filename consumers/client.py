@@ -109,10 +109,13 @@ class GateClient:
         return intent.intent_id
 
     def decision(self, intent_id: str) -> Decision | None:
-        """The decision for ``intent_id`` if there is one yet."""
-        ref = self.redis.get(self.keys.decided(intent_id))
-        if ref is None:
+        """The decision for ``intent_id`` if there is one yet: always the first, effective
+        one (the marker names it), never a later ``intent_id_reused`` notice."""
+        mark = self.redis.get(self.keys.decided(intent_id))
+        if mark is None:
             return None
+        text = mark.decode() if isinstance(mark, bytes) else str(mark)
+        ref = text.split(" ", 1)[0]  # "<stream id> <digest>", or a bare id (older markers)
         rows = self.redis.xrange(self.keys.decisions, ref, ref)
         fields = rows[0][1] if rows else None
         if not fields:  # trimmed by retention: the marker outlives the stream entry

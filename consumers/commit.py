@@ -4,9 +4,16 @@ The script refuses the whole batch when the portfolio version moved since the ba
 was decided (``conflict``: re-read, re-decide) or when an intent or event in it was
 already decided/applied (``duplicate``: drop those, re-decide the rest). Otherwise,
 in one step: each decision XADDed and its "decided" marker set, each order XADDed,
-each event's "applied" marker set, dead letters XADDed, the state hash updated, the
-version bumped, and every entry of the batch XACKed. Nothing is acked before its
-output exists; nothing is half-written.
+each event's "applied" marker set, dead letters XADDed, reuse notices XADDed, the
+state hash updated, the version bumped, and every entry of the batch XACKed. Nothing
+is acked before its output exists; nothing is half-written.
+
+The decided marker ``decided:<intent_id>`` holds ``<decision stream id> <digest>``
+(the digest of what the intent said, :func:`schemas.messages.intent_digest`). An
+intent whose id is marked with the same digest (or a marker written before digests,
+which has none) is a duplicate; with a different digest it is *reused*: the reply
+names it and the original decision's stream id, and the worker answers it with a
+dead letter and a reuse notice instead of a decision (docs/PROTOCOL.md).
 """
 
 from __future__ import annotations
@@ -42,20 +49,31 @@ local nset, ndel, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local nacki, nacke = tonumber(ARGV[9]), tonumber(ARGV[10])
 local first_marker, nmarkers = 7, ni + ne
 
+local nnotice = tonumber(ARGV[11])
 if nmarkers > 0 then
-  local dup = {'duplicate', version}
-  for m = 1, nmarkers do
+  local dup, reused = {}, {}
+  for m = 1, ni do
+    local mark = redis.call('GET', KEYS[first_marker + m - 1])
+    if mark then
+      local sid, digest = string.match(mark, '^(%S+) (%S+)$')
+      local ours = ARGV[12 + (m - 1) * 4 + 3]
+      if digest == nil or ours == '' or digest == ours then dup[#dup + 1] = tostring(m)
+      else reused[#reused + 1] = tostring(m); reused[#reused + 1] = sid end
+    end
+  end
+  for m = ni + 1, nmarkers do
     if redis.call('EXISTS', KEYS[first_marker + m - 1]) == 1 then dup[#dup + 1] = tostring(m) end
   end
-  if #dup > 2 then return dup end
+  if #dup + #reused > 0 then return {'duplicate', version, dup, reused} end
 end
 
-local p = 11
+local p = 12
 local ack_intents, ack_events = {}, {}
 for i = 1, ni do
-  local msg, decision, order = ARGV[p], ARGV[p + 1], ARGV[p + 2]
-  p = p + 3
+  local msg, decision, order, digest = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
+  p = p + 4
   local id = redis.call('XADD', KEYS[4], '*', 'data', decision)
+  if digest ~= '' then id = id .. ' ' .. digest end
   redis.call('SET', KEYS[first_marker + i - 1], id, 'EX', ttl)
   if order ~= '' then redis.call('XADD', KEYS[5], '*', 'data', order) end
   ack_intents[#ack_intents + 1] = msg
@@ -71,6 +89,10 @@ for d = 1, nd do
   redis.call('XADD', KEYS[6], '*', 'data', payload)
   if source == 'i' then ack_intents[#ack_intents + 1] = msg
   else ack_events[#ack_events + 1] = msg end
+end
+for n = 1, nnotice do  -- reuse notices: on the decisions stream, no marker (its dead letter acks)
+  redis.call('XADD', KEYS[4], '*', 'data', ARGV[p])
+  p = p + 1
 end
 local sets, dels = {}, {}
 for s = 1, nset * 2 do sets[s] = ARGV[p]; p = p + 1 end
@@ -92,6 +114,7 @@ class DecidedEntry:
     intent_id: str
     decision: str  # Decision JSON
     order: str  # ApprovedOrder JSON, "" when rejected
+    digest: str = ""  # what the intent said (schemas.messages.intent_digest); "" unchecked
 
 
 @dataclass(slots=True)
@@ -117,12 +140,14 @@ class CommitPlan:
     hdel: list[str] = field(default_factory=list)
     ack_intents: list[bytes] = field(default_factory=list)  # acked with no output
     ack_events: list[bytes] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # reuse notices (Decision JSON)
 
     def empty(self) -> bool:
         return not (
             self.decided
             or self.applied
             or self.dead
+            or self.notices
             or self.hset
             or self.hdel
             or self.ack_intents
@@ -136,6 +161,7 @@ class Outcome:
     version: int
     duplicate_intents: tuple[str, ...] = ()
     duplicate_events: tuple[str, ...] = ()
+    reused: tuple[tuple[str, str], ...] = ()  # (intent_id, stream id of its decision)
 
 
 class Committer:
@@ -162,12 +188,14 @@ class Committer:
             self.marker_ttl_s,
             len(plan.ack_intents),
             len(plan.ack_events),
+            len(plan.notices),
         ]
         for d in plan.decided:
-            args += (d.msg_id, d.decision, d.order)
+            args += (d.msg_id, d.decision, d.order, d.digest)
         args += [a.msg_id for a in plan.applied]
         for x in plan.dead:
             args += (x.source, x.msg_id, x.payload)
+        args += plan.notices
         for name, value in plan.hset.items():
             args += (name, value)
         args += plan.hdel
@@ -180,13 +208,18 @@ class Committer:
             return Outcome("ok", version)
         if kind == "conflict":
             return Outcome("conflict", version)
-        marks = [int(_text(x)) for x in reply[2:]]
+        marks = [int(_text(x)) for x in reply[2]]
+        pairs = reply[3]
         n = len(plan.decided)
         return Outcome(
             "duplicate",
             version,
             tuple(plan.decided[m - 1].intent_id for m in marks if m <= n),
             tuple(plan.applied[m - n - 1].event_id for m in marks if m > n),
+            tuple(
+                (plan.decided[int(_text(pairs[j])) - 1].intent_id, _text(pairs[j + 1]))
+                for j in range(0, len(pairs), 2)
+            ),
         )
 
 

@@ -29,23 +29,24 @@ from consumers import keys as k
 from consumers.batch import Planned, Planner
 from consumers.codec import StateError
 from consumers.commit import Committer
-from consumers.intake import sort_entries
+from consumers.intake import dead_letter, describe, sort_entries
 from consumers.keys import Keys
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.signing import operator_signer, order_signer
 from consumers.store import Loaded, Store
 from consumers.streams import (
+    MAX_BATCH_BYTES,
+    BoundedReader,
     Entry,
     delivery_counts,
     ensure_group,
     is_nogroup,
-    read_group,
-    reclaim,
     trim_consumed,
 )
 from consumers.telemetry import GateTelemetry, serve_gate, serving
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
+from schemas.messages import MAX_ENTRY_BYTES, MessageError, parse_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class GateSettings:
     trim_every_s: float = 30.0
     log_decisions: bool = True
     verify_exposure: bool = False  # tests: check every batch's exposure from scratch
+    max_batch_bytes: int = MAX_BATCH_BYTES  # what one read may bring in, all streams
 
 
 def utcnow() -> datetime:
@@ -108,6 +110,8 @@ class GateWorker:
         )
         self._next_reclaim = 0.0
         self._next_trim = 0.0
+        self.reader = BoundedReader(redis, settings.max_batch_bytes)
+        self._drain_from: dict[str, str] = {}  # own-pending drain: after these ids
         self.telemetry = telemetry  # instrumentation only (consumers.telemetry)
 
     # -- topology ------------------------------------------------------------------------
@@ -182,14 +186,19 @@ class GateWorker:
         shutdown.wait(backoff.next_delay())
 
     def _read(self, *, pending: bool) -> list[Entry]:
-        return read_group(
-            self.redis,
+        """New entries, or (``pending``) our own unacked ones after the drain cursor;
+        bounded by count per stream and by ``max_batch_bytes`` (streams.BoundedReader)."""
+        streams = (self.keys.intents, self.keys.events, self.keys.phases)
+        if pending:
+            starts = {s: self._drain_from.get(s, "0") for s in streams}
+        else:
+            starts = dict.fromkeys(streams, ">")
+        return self.reader.read(
             k.GROUP_GATE,
             self.settings.consumer,
-            (self.keys.intents, self.keys.events, self.keys.phases),
+            starts,
             count=self.settings.batch,
             block_ms=None if pending else self.settings.block_ms,
-            pending=pending,
         )
 
     def step(self) -> int:
@@ -200,9 +209,15 @@ class GateWorker:
         return len(entries)
 
     def drain_pending(self) -> bool:
-        """Handle this consumer's own unacked entries; False once there are none."""
+        """Handle this consumer's own unacked entries; False once there are none.
+
+        One pass walks the pending list forward from a cursor, so it ends: a batch that
+        fails for any reason but Redis being away is not read again by this pass (its
+        entries wait for XAUTOCLAIM, which counts their deliveries toward the cap).
+        """
         entries = self._read(pending=True)
         if not entries:
+            self._drain_from = {}
             return False
         by_stream: dict[str, list[bytes]] = {}
         for e in entries:
@@ -211,20 +226,39 @@ class GateWorker:
         for stream, ids in by_stream.items():
             counts |= delivery_counts(self.redis, stream, k.GROUP_GATE, self.settings.consumer, ids)
         self.stats["drained"] += len(entries)
-        self.process([replace(e, deliveries=counts.get(e.msg_id, e.deliveries)) for e in entries])
+        before = dict(self._drain_from)
+        self._drain_from |= {stream: max(ids).decode() for stream, ids in by_stream.items()}
+        try:
+            self.process(
+                [replace(e, deliveries=counts.get(e.msg_id, e.deliveries)) for e in entries]
+            )
+        except REDIS_TRANSIENT:
+            self._drain_from = before  # not the entries' fault: read them again
+            raise
         return True
 
     # -- one batch -----------------------------------------------------------------------
 
     def process(self, entries: list[Entry]) -> None:
+        """Handle one batch; entries that reuse an intent id of an earlier entry of the
+        batch with other content go in a batch of their own after it (a reuse then)."""
+        rest = self._process_once(entries)
+        while rest:
+            rest = self._process_once(rest)
+
+    def _process_once(self, entries: list[Entry]) -> list[Entry]:
         phase_entries = [e for e in entries if e.stream == self.keys.phases]
         if phase_entries:
             self.apply_phase_events(phase_entries)
         intake = sort_entries(
-            [e for e in entries if e.stream != self.keys.phases], self.keys.intents
+            [e for e in entries if e.stream != self.keys.phases],
+            self.keys.intents,
+            self.settings.max_deliveries,
         )
+        self.stats["oversize"] += intake.oversize
         done_intents: set[str] = set()
         done_events: set[str] = set()
+        reused: dict[str, str] = {}
         conflicts = 0
         while True:
             loaded = self.loaded
@@ -237,9 +271,10 @@ class GateWorker:
                 done_intents=done_intents,
                 done_events=done_events,
                 exposure=self.exposure,
+                reused=reused,
             )
             if planned.plan.empty():
-                return
+                return intake.later
             outcome = self.committer.commit(planned.plan)
             if outcome.kind == "ok":
                 self.loaded = Loaded(
@@ -249,7 +284,8 @@ class GateWorker:
                 if self.settings.verify_exposure:
                     self._verify(planned, loaded.config)
                 self._report(planned, entries)
-                return
+                self.stats["intent_id_reused"] += planned.reused
+                return intake.later
             self._stale = self.loaded
             self.loaded = None
             if outcome.kind == "duplicate":
@@ -263,6 +299,7 @@ class GateWorker:
                 )
                 done_intents.update(outcome.duplicate_intents)
                 done_events.update(outcome.duplicate_events)
+                reused.update(outcome.reused)
                 continue
             conflicts += 1
             self.stats["conflicts"] += 1
@@ -320,32 +357,63 @@ class GateWorker:
     # -- live config from the phases stream ----------------------------------------------
 
     def apply_phase_events(self, entries: list[Entry]) -> None:
-        """``phase_activated`` enables the phase's classes and assets, live, idempotently."""
+        """``phase_activated`` enables the phase's classes and assets, live, idempotently.
+
+        Each entry in its own guard: one that cannot be read (over the delivery cap,
+        oversize, not a JSON object of the right shape, anything raised) is
+        dead-lettered and acked with the rest; other types are acked and ignored.
+        """
         base = self.store.base
         enable: dict[Any, Any] = {}
+        dead: list[str] = []
         for e in entries:
             try:
-                data = json.loads(e.raw or b"")
-                if data.get("type") != "phase_activated":
-                    continue
-                phase = base.phases.get(str(data.get("phase")))
-                assets = [a for a in data.get("assets", []) if a in base.assets]
-            except (ValueError, AttributeError, TypeError):
-                self.log.warning("unreadable phase event ignored", msg_id=e.msg_id.decode())
+                found = self._phase_activation(e)
+            except Exception as exc:
+                error = describe(exc) if isinstance(exc, MessageError) else repr(exc)[:1000]
+                self.log.warning("unreadable phase event", msg_id=e.msg_id.decode(), error=error)
+                dead.append(dead_letter(e, error, self.settings.consumer, self.clock()).payload)
                 continue
+            if found is None:
+                continue
+            name, assets = found
+            phase = base.phases.get(name)
+            assets = [a for a in assets if a in base.assets]
             if phase is not None:
                 assets += [a for a in phase.assets if a not in assets]
             classes = {base.assets[a].asset_class for a in assets}
             enable |= {k.P_ASSET_ENABLED + a: "1" for a in assets}
             enable |= {k.P_CLASS_ENABLED + c.value: "1" for c in classes}
-            self.log.info("phase activated; enabling", phase=data.get("phase"), assets=assets)
+            self.log.info("phase activated; enabling", phase=name, assets=assets)
         pipe = self.redis.pipeline(transaction=True)
         if enable:
             pipe.hset(self.keys.control, mapping=enable)
             pipe.hincrby(self.keys.state, k.F_VERSION, 1)
+        for payload in dead:
+            pipe.xadd(self.keys.deadletter, {k.DATA: payload})
         pipe.xack(self.keys.phases, k.GROUP_GATE, *[e.msg_id for e in entries])
         pipe.execute()
+        self.stats["dead"] += len(dead)
         self._stale, self.loaded = self.loaded, None
+
+    def _phase_activation(self, e: Entry) -> tuple[str, list[str]] | None:
+        """(phase, assets) of a ``phase_activated`` entry, None for another type;
+        MessageError when the entry cannot be used."""
+        if e.deliveries > self.settings.max_deliveries:
+            raise MessageError(f"delivered {e.deliveries} times without being handled")
+        if e.oversize:
+            raise MessageError(f"entry is {e.oversize} bytes, over the {MAX_ENTRY_BYTES} limit")
+        if e.raw is None:
+            raise MessageError("entry has no 'data' field")
+        data = parse_json(e.raw)  # bounded: size and depth checked before parsing
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise MessageError("phase event must be a JSON object with a string 'type'")
+        if data["type"] != "phase_activated":
+            return None
+        phase, assets = data.get("phase"), data.get("assets", [])
+        if not isinstance(phase, str) or not isinstance(assets, list):
+            raise MessageError("phase_activated needs a string 'phase' and a list 'assets'")
+        return phase, [a for a in assets if isinstance(a, str)]
 
     # -- housekeeping --------------------------------------------------------------------
 
@@ -364,8 +432,7 @@ class GateWorker:
         for stream in (self.keys.intents, self.keys.events):
             cursor: bytes = b"0-0"
             for _ in range(max_pages):
-                got = reclaim(
-                    self.redis,
+                got = self.reader.reclaim(
                     stream,
                     k.GROUP_GATE,
                     self.settings.consumer,

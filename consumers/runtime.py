@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import signal
 import socket
 import sys
@@ -73,8 +74,10 @@ def connect(url: str | None = None, *, socket_timeout: float | None = 10.0) -> R
 
 
 def default_consumer_name() -> str:
-    """Stable and unique per process: host-pid."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Unique per process start: host-pid-random. In containers host and pid repeat
+    (pid 1, same hostname), and a repeated name would silently inherit the pending
+    list of the process before; its entries are reclaimed by XAUTOCLAIM instead."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class Shutdown:

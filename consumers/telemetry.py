@@ -368,6 +368,16 @@ class GateTelemetry(WorkerTelemetry):
             stats.get("dead", 0) + stats.get("lost", 0),
         )  # fmt: skip
         yield self._counter(
+            "riskgate_intent_id_reused_total",
+            "Intents refused: their id was already decided for different content.",
+            stats.get("intent_id_reused", 0),
+        )
+        yield self._counter(
+            "riskgate_oversize_entries_total",
+            "Entries over the size limit, dead-lettered without being read whole.",
+            stats.get("oversize", 0),
+        )
+        yield self._counter(
             "riskgate_version_conflicts_total", "Commits refused: the portfolio moved meanwhile.",
             stats.get("conflicts", 0),
         )  # fmt: skip

@@ -8,6 +8,7 @@ Outbound messages (decisions, orders, phase events) serialise decimals as string
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -24,8 +25,20 @@ from pydantic import (
     TypeAdapter,
 )
 
+#: Largest ``data`` (and largest whole entry, every field counted) any consumer reads.
 MAX_ENTRY_BYTES = 64 * 1024
+#: Deepest nesting of JSON arrays/objects accepted (an intent needs 1, a mark 2).
+MAX_JSON_DEPTH = 32
+#: For pydantic (Rust regex: ``$`` is the end of the text). Python code must not use
+#: it with ``re.match`` (there ``$`` also matches before a final newline): use
+#: :func:`is_intent_id`.
 INTENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_INTENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def is_intent_id(value: object) -> bool:
+    """True for a well-formed intent id (the whole string: no trailing newline)."""
+    return isinstance(value, str) and _INTENT_ID.fullmatch(value) is not None
 
 
 def _bounded(value: Decimal) -> Decimal:
@@ -107,6 +120,7 @@ class ReasonCode(StrEnum):
     LOT_SIZE = "lot_size"
     PRICE_COLLAR = "price_collar"  # the intent's price is too far from the latest mark
     NO_MARKET_PRICE = "no_market_price"  # no mark recent enough to value an opening
+    INTENT_ID_REUSED = "intent_id_reused"  # the id was decided for different content
 
 
 class Inbound(BaseModel):
@@ -267,13 +281,48 @@ def _reject_constant(name: str) -> Any:
     raise MessageError(f"non-finite number {name} is not allowed")
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"', re.DOTALL)
+_BRACKET = re.compile(rb"[][{}]")
+
+
+def check_shape(
+    raw: bytes | str, *, max_bytes: int = MAX_ENTRY_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> bytes:
+    """``raw`` as bytes if it is small and shallow enough to parse; else MessageError.
+
+    Runs before any parser: the size, then the bracket depth outside strings. Costs
+    two ``bytes.count`` calls when the payload has at most ``max_depth`` brackets (any
+    intent or event), one linear scan otherwise; never recursion, never a parse.
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > max_bytes:
+        raise MessageError(f"entry is {len(data)} bytes, over the {max_bytes} limit")
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return data
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub(b'""', data)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                raise MessageError(f"JSON nested deeper than {max_depth} levels")
+        else:
+            depth -= 1
+    return data
+
+
 def parse_json(raw: bytes | str) -> Any:
-    """JSON with exact decimals: numbers with a fraction or exponent become Decimal."""
-    if len(raw) > MAX_ENTRY_BYTES:
-        raise MessageError(f"entry is {len(raw)} bytes, over the {MAX_ENTRY_BYTES} limit")
+    """JSON with exact decimals: numbers with a fraction or exponent become Decimal.
+
+    Only UTF-8, only within :func:`check_shape`'s bounds; every failure is a MessageError.
+    """
+    data = check_shape(raw)
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(
+            data.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant
+        )
+    except UnicodeDecodeError as exc:
+        raise MessageError(f"not UTF-8: {exc}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: belt and braces
         raise MessageError(f"not JSON: {exc}") from exc
 
 
@@ -288,9 +337,7 @@ def _exact_json_path(raw: bytes | str) -> bytes | None:
     Strings and integers are exact there; fractional numbers would go through a
     binary float, so those payloads take :func:`parse_json` instead.
     """
-    data = raw.encode() if isinstance(raw, str) else raw
-    if len(data) > MAX_ENTRY_BYTES:
-        raise MessageError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_BYTES} limit")
+    data = check_shape(raw)
     return None if _FRACTIONAL_NUMBER.search(data) else data
 
 
@@ -314,3 +361,35 @@ def parse_event(raw: bytes | str) -> AnyEvent:
     if not isinstance(data, dict):
         raise MessageError("event must be a JSON object")
     return _EVENT.validate_python(data)
+
+
+def _canonical_decimal(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def intent_digest(intent: TradeIntent) -> str:
+    """What an intent says, as 32 hex chars: ``c`` + sha256 of its canonical JSON.
+
+    Canonical: every field in declaration order, decimals normalized (``0.10`` and
+    ``0.1`` are the same quantity), ``created_at`` in UTC, absent optionals as null; so
+    a re-delivery, or a re-send of the same intent serialized differently, matches.
+    """
+    fields = [
+        intent.intent_id,
+        intent.agent_id,
+        intent.symbol,
+        intent.side.value,
+        _canonical_decimal(intent.quantity),
+        _canonical_decimal(intent.price),
+        _canonical_decimal(intent.stop_price),
+        _canonical_decimal(intent.take_profit),
+        intent.reduce_only,
+        intent.created_at.isoformat(),
+    ]
+    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    return "c" + hashlib.sha256(text.encode()).hexdigest()[:31]
+
+
+def raw_digest(raw: bytes | None) -> str:
+    """The digest of an intent that could not be parsed: ``r`` + sha256 of its bytes."""
+    return "r" + hashlib.sha256(raw or b"").hexdigest()[:31]

@@ -141,6 +141,7 @@ def test_sort_entries_when_garbage_then_every_entry_lands_somewhere(
         + len(out.bad_events)
         + len(out.repeats_intents)
         + len(out.repeats_events)
+        + len(out.later)
     )
     assert placed == len(entries)
 
@@ -215,3 +216,27 @@ def test_decide_when_any_valid_intent_then_a_decision_never_an_exception(
     if d.status is Status.REJECTED:
         assert d.approved_quantity == 0 and d.reasons
     json.loads(d.model_dump_json())
+
+
+nesting = st.builds(
+    lambda opens, leaf, tail: opens + leaf + tail,
+    st.text(alphabet="[{", min_size=0, max_size=3000),
+    st.sampled_from(["1.5", '"a"', "", "1", '"x": 1']),
+    st.text(alphabet="]}", max_size=3000),
+)
+
+
+@FUZZ
+@given(nesting, st.sampled_from(["i", "e"]), st.integers(1, 9))
+def test_sort_entries_when_nested_or_capped_then_never_raises_and_one_outcome_each(
+    body: str, kind: str, deliveries: int
+) -> None:
+    """Any nesting (RecursionError bait), any delivery count: one outcome, no exception."""
+    raw = ('{"intent_id": "n-1", "x": ' + body + "}").encode()
+    stream = "p:intents" if kind == "i" else "p:events"
+    entry = Entry(stream, b"1-0", raw, {b"data": raw}, deliveries)
+    out = sort_entries([entry], "p:intents", max_deliveries=5)
+    bad = out.bad_intents + out.bad_events
+    assert len(bad) == 1  # never a valid intent or event
+    if deliveries > 5:
+        assert bad[0].error.startswith("delivered")

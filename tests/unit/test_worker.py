@@ -52,19 +52,21 @@ def test_step_when_intent_then_decision_order_marker_and_ack(h: Harness) -> None
 
 
 def test_step_when_same_intent_id_twice_in_one_batch_then_one_decision(h: Harness) -> None:
-    """A duplicate within one read is acked without a second decision."""
-    h.intent(intent_id="dup-1")
-    h.intent(intent_id="dup-1")
+    """A duplicate (same id, same content) within one read is acked without a second decision."""
+    at = datetime.now(UTC)
+    h.intent(intent_id="dup-1", created_at=at)
+    h.intent(intent_id="dup-1", created_at=at)
     h.pump()
     assert [d.intent_id for d in h.decisions()] == ["dup-1"]
     assert h.pending() == 0
 
 
 def test_step_when_intent_id_seen_in_an_earlier_batch_then_no_second_decision(h: Harness) -> None:
-    """A later duplicate hits the decided marker in the commit: acked, nothing else."""
-    h.intent(intent_id="again", quantity="0.1")
+    """A later duplicate (same content) hits the decided marker in the commit: acked only."""
+    at = datetime.now(UTC)
+    h.intent(intent_id="again", quantity="0.1", created_at=at)
     h.pump()
-    h.intent(intent_id="again", quantity="0.2")
+    h.intent(intent_id="again", quantity="0.10", created_at=at)  # the same quantity
     h.intent(intent_id="fresh", quantity="0.05")
     h.pump()
     assert [d.intent_id for d in h.decisions()] == ["again", "fresh"]
@@ -202,7 +204,11 @@ BAD_INPUTS = [
         },
         None,
     ),
-    ("oversized", {DATA: json.dumps({"intent_id": "bad-big", "agent_id": "a" * 70_000})}, None),
+    (
+        "oversized",
+        {DATA: json.dumps({"intent_id": "bad-big", "agent_id": "a" * 70_000})},
+        "bad-big",
+    ),
 ]
 
 
