@@ -370,9 +370,11 @@ def _canonical_decimal(value: Decimal | None) -> str | None:
 def intent_digest(intent: TradeIntent) -> str:
     """What an intent says, as 32 hex chars: ``c`` + sha256 of its canonical JSON.
 
-    Canonical: every field in declaration order, decimals normalized (``0.10`` and
-    ``0.1`` are the same quantity), ``created_at`` in UTC, absent optionals as null; so
-    a re-delivery, or a re-send of the same intent serialized differently, matches.
+    Canonical: every field but ``created_at`` in declaration order, decimals normalized
+    (``0.10`` and ``0.1`` are the same quantity), absent optionals as null; so a
+    re-delivery, a re-send serialized differently, or a publish the SDK retried after a
+    dropped connection (stamped anew) matches. ``created_at`` says when, not what: a
+    retried intent decided once is still judged by the first copy's age.
     """
     fields = [
         intent.intent_id,
@@ -384,7 +386,6 @@ def intent_digest(intent: TradeIntent) -> str:
         _canonical_decimal(intent.stop_price),
         _canonical_decimal(intent.take_profit),
         intent.reduce_only,
-        intent.created_at.isoformat(),
     ]
     text = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
     return "c" + hashlib.sha256(text.encode()).hexdigest()[:31]
