@@ -5,8 +5,9 @@ of its last bar of each UTC day. A pair's returns are taken over the pair's **co
 close days** only (the days both symbols have a close): each return runs from one
 common close day to the next, the same interval for both. So a stock's Friday-to-
 Monday return is paired with the coin's Friday-to-Monday return, not with its
-Sunday-to-Monday one (which understated cross-class correlation: true 0.80 read as
-about 0.68), and a holiday on one side drops that day for the pair, not a return.
+Sunday-to-Monday one (which understated cross-class correlation: a review measured
+a true 0.80 as 0.68 on average), and a holiday on one side drops that day for the
+pair, not a return.
 The window is the ``window`` UTC days ending on the day of the newest bar; a pair's
 correlation is Pearson's r over those common-interval returns, and is only computed
 with at least ``min_observations`` of them (otherwise the pair stays unknown, and
