@@ -1,12 +1,17 @@
 """``riskgate correlations``: correlation of daily returns between the configured assets.
 
 For each configured symbol with bars in ``price_data``: its daily close is the close
-of its last bar of each UTC day; its daily return on a day is that close over the
-previous available close, minus one (a stock's Monday return spans the weekend).
+of its last bar of each UTC day. A pair's returns are taken over the pair's **common
+close days** only (the days both symbols have a close): each return runs from one
+common close day to the next, the same interval for both. So a stock's Friday-to-
+Monday return is paired with the coin's Friday-to-Monday return, not with its
+Sunday-to-Monday one (which understated cross-class correlation: a review measured
+a true 0.80 as 0.68 on average), and a holiday on one side drops that day for the
+pair, not a return.
 The window is the ``window`` UTC days ending on the day of the newest bar; a pair's
-correlation is Pearson's r over the days both symbols have a return, and is only
-computed with at least ``min_observations`` such days (otherwise the pair stays
-unknown, and the gate's fail-closed rule applies to it).
+correlation is Pearson's r over those common-interval returns, and is only computed
+with at least ``min_observations`` of them (otherwise the pair stays unknown, and
+the gate's fail-closed rule applies to it).
 
 ``as_of`` is the time of the newest bar used, not the time of the run: when prices
 stop arriving the correlations age, and after ``correlation_max_age_hours`` the gate
@@ -18,7 +23,7 @@ portfolio's correlations key with a state-version bump in one MULTI.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -61,24 +66,28 @@ class Result:
     skipped: int  # pairs with too few common days
 
 
-def daily_returns(closes: Iterable[tuple[date, Decimal]]) -> dict[date, Decimal]:
-    """Return per day from consecutive available daily closes."""
-    return {d2: c2 / c1 - 1 for (_, c1), (d2, c2) in pairwise(sorted(closes))}
+def common_returns(
+    a: Mapping[date, Decimal], b: Mapping[date, Decimal]
+) -> tuple[list[Decimal], list[Decimal]]:
+    """Both series' returns between consecutive days on which both have a close."""
+    days = sorted(set(a) & set(b))
+    ra = [a[d2] / a[d1] - 1 for d1, d2 in pairwise(days)]
+    rb = [b[d2] / b[d1] - 1 for d1, d2 in pairwise(days)]
+    return ra, rb
 
 
 def pair_correlations(
-    returns: dict[str, dict[date, Decimal]], min_observations: int
+    closes: Mapping[str, Mapping[date, Decimal]], min_observations: int
 ) -> tuple[list[Pair], int]:
+    """Pearson's r of every pair's common-interval returns (see the module docstring)."""
     pairs, skipped = [], 0
-    for a, b in combinations(sorted(returns), 2):
-        days = sorted(set(returns[a]) & set(returns[b]))
-        value = None
-        if len(days) >= min_observations:
-            value = correlation([returns[a][d] for d in days], [returns[b][d] for d in days])
+    for a, b in combinations(sorted(closes), 2):
+        ra, rb = common_returns(closes[a], closes[b])
+        value = correlation(ra, rb) if len(ra) >= min_observations else None
         if value is None:
             skipped += 1
             continue
-        pairs.append(Pair(a, b, value.quantize(PLACES, ROUND_HALF_EVEN), len(days)))
+        pairs.append(Pair(a, b, value.quantize(PLACES, ROUND_HALF_EVEN), len(ra)))
     return pairs, skipped
 
 
@@ -94,13 +103,13 @@ def compute(
         return Result(None, window_days, (), (), 0)
     newest = newest.astimezone(UTC)
     first_close = datetime.combine(newest.date() - timedelta(days=window_days), time(), UTC)
-    closes: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
+    closes: dict[str, dict[date, Decimal]] = defaultdict(dict)
     cur = conn.execute(DAILY_CLOSES, (symbols, first_close, newest + timedelta(microseconds=1)))
     for symbol, day, close, _at in cur:
-        closes[symbol].append((day, close))
-    returns = {s: daily_returns(c) for s, c in closes.items()}
-    returns = {s: r for s, r in returns.items() if r}
-    pairs, skipped = pair_correlations(returns, min_observations)
+        closes[symbol][day] = close
+    pairs, skipped = pair_correlations(
+        {s: c for s, c in closes.items() if len(c) > 1}, min_observations
+    )
     return Result(newest, window_days, tuple(pairs), tuple(sorted(closes)), skipped)
 
 

@@ -21,7 +21,6 @@ from consumers.phase_log import (
     publish,
     snapshot,
 )
-from gate.money import show
 from gate.performance import PhaseMetrics
 from gate.phases import RequirementResult, evaluate_phase
 from schemas.config import AssetsConfig
@@ -79,9 +78,7 @@ class ActivationRefused(Exception):
     def __init__(self, phase: str, unmet: list[RequirementResult]) -> None:
         self.phase = phase
         self.unmet = unmet
-        listed = "; ".join(
-            f"{r.name} is {show(r.value) or 'unknown'}, needs {r.requirement}" for r in unmet
-        )
+        listed = "; ".join(r.explain() for r in unmet)
         super().__init__(f"{phase}: requirements not met: {listed}")
 
 

@@ -61,7 +61,13 @@ def snapshot(metrics: PhaseMetrics, results: Sequence[RequirementResult]) -> dic
     return {
         "metrics": metrics.to_json(),
         "requirements": [
-            {"name": r.name, "requirement": r.requirement, "value": show(r.value), "met": r.met}
+            {
+                "name": r.name,
+                "requirement": r.requirement,
+                "value": show(r.value),
+                "met": r.met,
+                "note": r.note,
+            }
             for r in results
         ],
         "requirements_met": all(r.met for r in results),

@@ -44,6 +44,7 @@ def encode_track(t: Track) -> dict[str, Any]:
                 "max_quantity": str(trip.max_quantity),
                 "fills": trip.fills,
                 "realized": str(trip.realized),
+                "fees": str(trip.fees),
             }
             for s, trip in t.trips.items()
         },
@@ -70,6 +71,7 @@ def decode_track(raw: dict[str, Any]) -> Track:
                 Decimal(t["max_quantity"]),
                 int(t["fills"]),
                 Decimal(t["realized"]),
+                Decimal(t.get("fees", "0")),  # states saved before fees were charged
             )
             for s, t in raw["trips"].items()
         },
@@ -134,16 +136,17 @@ def claim_events(conn: Connection, portfolio: str, keys: Sequence[EventKey]) -> 
 INSERT_TRADES = """
 INSERT INTO trades (portfolio, executed_at, event_id, intent_id, symbol, asset_class, side,
                     quantity, price, position_before, position_after, avg_price_after,
-                    realized_pnl, closes_trip)
+                    realized_pnl, closes_trip, fee, fee_account)
 SELECT %s, * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
                          %s::text[], %s::numeric[], %s::numeric[], %s::numeric[],
-                         %s::numeric[], %s::numeric[], %s::numeric[], %s::boolean[])
+                         %s::numeric[], %s::numeric[], %s::numeric[], %s::boolean[],
+                         %s::numeric[], %s::numeric[])
 """
 
 INSERT_TRIP = """
 INSERT INTO round_trips (portfolio, close_event_id, symbol, asset_class, direction, opened_at,
-                         closed_at, max_quantity, fills, realized_pnl)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                         closed_at, max_quantity, fills, realized_pnl, fees)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 # a close from an earlier mark (a late event) never replaces a later one of the same day
@@ -193,13 +196,14 @@ def write_derived(
                  [f.quantity for f in fills], [f.price for f in fills],
                  [f.position_before for f in fills], [f.position_after for f in fills],
                  [f.avg_price_after for f in fills], [f.realized_pnl for f in fills],
-                 [f.closes_trip for f in fills]),
+                 [f.closes_trip for f in fills], [f.fee for f in fills],
+                 [f.fee_account for f in fills]),
             )  # fmt: skip
         cur.executemany(
             INSERT_TRIP,
             [
                 (portfolio, t.close_event_id, t.symbol, t.asset_class, t.direction, t.opened_at,
-                 t.closed_at, t.max_quantity, t.fills, t.realized_pnl)
+                 t.closed_at, t.max_quantity, t.fills, t.realized_pnl, t.fees)
                 for t in derived.trips
             ],
         )  # fmt: skip

@@ -46,11 +46,12 @@ def default_config_path() -> Path:
 
 def _number(value: Decimal | int | float | str) -> Decimal:
     """Caller-supplied numbers; floats go through their shortest repr, never binary."""
-    if isinstance(value, Decimal):
-        return value
     if isinstance(value, bool):
         raise TypeError("expected a number, got bool")
-    return Decimal(str(value))
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,13 +237,31 @@ class AssetManager:
         asset: Asset | str,
         portfolio_value: Decimal | int | float | str,
         price: Decimal | int | str | None = None,
-        fx_rate: Decimal = Decimal(1),
+        fx_rate: Decimal | None = None,
     ) -> Decimal:
-        """:meth:`calculate_position_size` in asset units, rounded down to the lot size."""
+        """:meth:`calculate_position_size` in asset units, rounded down to the lot size.
+
+        ``price`` is in the asset's quote currency; ``fx_rate`` (account-currency value
+        of one unit of it) defaults to the configured ``risk_management.fx_rates``
+        entry, so 100 USD/JPY-quoted units are not mistaken for 100 dollars.
+        """
         a = self._resolve(asset)
         px = _number(price) if price is not None else a.reference_price
+        fx = self._fx(a) if fx_rate is None else _number(fx_rate)
+        if px <= 0 or fx <= 0:
+            raise ValueError(f"price and fx rate must be positive, got {px} and {fx}")
         value = self.calculate_position_size(a, portfolio_value, px)
-        return floor_to_lot(value / (px * fx_rate), a.config.risk.lot_size)
+        return floor_to_lot(value / (px * fx), a.config.risk.lot_size)
+
+    def _fx(self, asset: Asset) -> Decimal:
+        """The configured value of one unit of the asset's quote currency."""
+        rm = self._config.risk_management
+        ccy = asset.config.trading.quote_currency
+        if ccy == rm.account_currency:
+            return Decimal(1)
+        if ccy not in rm.fx_rates:  # the loader refuses such a file; fail closed anyway
+            raise KeyError(f"no fx rate for {ccy} in risk_management.fx_rates")
+        return rm.fx_rates[ccy]
 
     # -- phases --------------------------------------------------------------------------
 
@@ -284,9 +303,16 @@ class AssetManager:
 
         Per asset: known, tradable, within ``max_position_pct``. Per class: within the
         class cap. Whole book: heat to the default stops within ``max_portfolio_heat``.
+        A portfolio value <= 0 makes every allocation invalid (``no_equity``): there is
+        nothing to take a share of, and a share of nothing is not 0 %.
         """
         value = _number(portfolio_value)
         rm = self._config.risk_management
+        if value <= 0:
+            return AllocationReport(
+                False,
+                (reason(ReasonCode.NO_EQUITY, "portfolio value is not positive", value, ZERO),),
+            )
         violations: list[Reason] = []
         by_class: dict[AssetClass, Decimal] = {}
         heat = ZERO

@@ -1,8 +1,12 @@
 """Phase metrics and per-asset / per-class performance from the track record. Pure.
 
 Inputs are what the phase monitor keeps: daily closes, each symbol's cumulative PnL
-at every close day, and the PnL of every closed round trip. The metric definitions
-are in :mod:`gate.stats`; the window is the ``WINDOW_DAYS`` UTC days ending ``today``.
+at every close day, and the PnL of every closed round trip, all net of fees. The
+metric definitions are in :mod:`gate.stats`; the window is the ``WINDOW_DAYS`` UTC
+days ending ``today``. A statistic that is undefined (no returns, no variation, no
+round trip) is None and left out of :meth:`PhaseMetrics.values`, so a requirement on
+it does not hold; the sample sizes behind them (``sharpe_days``, ``trades``) are
+metrics of their own, for phases to require a minimum of.
 """
 
 from __future__ import annotations
@@ -40,14 +44,18 @@ class PhaseMetrics:
     as_of: date
     window_days: int
     capital: Decimal
-    profitable_days: int
-    crypto_profitable_days: int
+    profitable_days: int  # net: profitable close days minus losing ones
+    crypto_profitable_days: int  # net, of the crypto class's daily PnL
     sharpe_ratio: Decimal | None
-    sharpe_days: int
-    max_drawdown: Decimal
+    sharpe_days: int  # daily returns in the window: the Sharpe's sample size
+    max_drawdown: Decimal | None
     win_rate: Decimal | None
-    trades: int
+    trades: int  # closed round trips: the win rate's sample size
     close_days: int
+    winning_days: int = 0
+    losing_days: int = 0
+    crypto_winning_days: int = 0
+    crypto_losing_days: int = 0
 
     def values(self) -> dict[str, Decimal]:
         """The metrics :func:`gate.phases.evaluate_phase` reads (undefined ones left out)."""
@@ -55,9 +63,11 @@ class PhaseMetrics:
             "capital": self.capital,
             "profitable_days": Decimal(self.profitable_days),
             "crypto_profitable_days": Decimal(self.crypto_profitable_days),
-            "max_drawdown": self.max_drawdown,
+            "sharpe_days": Decimal(self.sharpe_days),
             "trades": Decimal(self.trades),
         }
+        if self.max_drawdown is not None:
+            out["max_drawdown"] = self.max_drawdown
         if self.sharpe_ratio is not None:
             out["sharpe_ratio"] = self.sharpe_ratio
         if self.win_rate is not None:
@@ -72,6 +82,10 @@ class PhaseMetrics:
             "capital": plain(self.capital),
             "profitable_days": self.profitable_days,
             "crypto_profitable_days": self.crypto_profitable_days,
+            "winning_days": self.winning_days,
+            "losing_days": self.losing_days,
+            "crypto_winning_days": self.crypto_winning_days,
+            "crypto_losing_days": self.crypto_losing_days,
             "sharpe_ratio": show(self.sharpe_ratio),
             "sharpe_days": self.sharpe_days,
             "max_drawdown": show(self.max_drawdown),
@@ -108,20 +122,24 @@ def phase_metrics(
     recent = [
         r.ret for r in results if r.ret is not None and stats.in_window(r.day, today, window_days)
     ]
-    crypto = daily_pnl_by(assets, "class").get("crypto", {})
+    crypto = list(daily_pnl_by(assets, "class").get("crypto", {}).values())
     pnls = [t.pnl for t in trips]
     return PhaseMetrics(
         as_of=today,
         window_days=window_days,
         capital=capital,
-        profitable_days=sum(1 for r in results if r.pnl > 0),
-        crypto_profitable_days=sum(1 for pnl in crypto.values() if pnl > 0),
+        profitable_days=stats.net_positive(r.pnl for r in results),
+        crypto_profitable_days=stats.net_positive(crypto),
         sharpe_ratio=stats.sharpe_ratio(recent),
         sharpe_days=len(recent),
         max_drawdown=stats.max_drawdown(returns),
         win_rate=stats.win_rate(pnls),
         trades=len(pnls),
         close_days=len(results),
+        winning_days=sum(1 for r in results if r.pnl > 0),
+        losing_days=sum(1 for r in results if r.pnl < 0),
+        crypto_winning_days=sum(1 for pnl in crypto if pnl > 0),
+        crypto_losing_days=sum(1 for pnl in crypto if pnl < 0),
     )
 
 

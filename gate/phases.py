@@ -6,7 +6,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from schemas.config import PHASE_METRICS, AssetsConfig
+from schemas.config import PHASE_METRICS, SAMPLE_OF, AssetsConfig, Requirement
+
+UNDEFINED = {
+    "sharpe_ratio": "undefined: fewer than 2 daily returns in the window, or no variation",
+    "sharpe_days": "not given",
+    "win_rate": "undefined: no closed round trip",
+    "max_drawdown": "undefined: no daily return",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +22,13 @@ class RequirementResult:
     requirement: str
     value: Decimal | None
     met: bool
+    note: str | None = None  # why it is not met, when the numbers alone do not say
+
+    def explain(self) -> str:
+        """``sharpe_days is 3, needs >= 50``, and the note when there is one."""
+        value = "unknown" if self.value is None else format(self.value.normalize(), "f")
+        text = f"{self.name} is {value}, needs {self.requirement}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 def normalize_metrics(metrics: Mapping[str, object]) -> dict[str, Decimal]:
@@ -76,11 +90,7 @@ def evaluate_phase(
                 "previous_phase", f"{phase.requires_phase} complete", Decimal(done), done
             )
         )
-    for name, req in phase.requirements.items():
-        value = values.get(name)
-        results.append(
-            RequirementResult(name, req.describe(), value, value is not None and req.holds(value))
-        )
+    results += _requirements({str(k): v for k, v in phase.requirements.items()}, values)
     if require_capital:
         minimum = config.capital_requirements[phase_name].minimum
         capital = values.get("capital")
@@ -90,6 +100,38 @@ def evaluate_phase(
             )
         )
     return results
+
+
+def _requirements(
+    requirements: Mapping[str, Requirement], values: Mapping[str, Decimal]
+) -> list[RequirementResult]:
+    """Each requirement's verdict. Undefined never holds; nor does a statistic whose
+    sample-size requirement fails (a Sharpe of 3 returns is no evidence, however high)."""
+    sample_ok = {
+        name: name in values and req.holds(values[name])
+        for name, req in requirements.items()
+        if name in SAMPLE_OF.values()
+    }
+    out = []
+    for name, req in requirements.items():
+        value = values.get(name)
+        met = value is not None and req.holds(value)
+        note = None
+        if value is None:
+            note = UNDEFINED.get(name, "not given")
+        sample = SAMPLE_OF.get(name)
+        if sample is not None and not sample_ok.get(sample, True):
+            shown = values.get(sample)
+            count = "unknown" if shown is None else format(shown.normalize(), "f")
+            note = f"{note}; " if note else ""
+            note += (
+                f"sample too small: {sample} is {count}, needs {requirements[sample].describe()}"
+            )
+            met = False
+        elif name in sample_ok and not met:
+            note = note or "sample too small"
+        out.append(RequirementResult(name, req.describe(), value, met, note))
+    return out
 
 
 def next_phases(config: AssetsConfig, active: Collection[str]) -> list[str]:

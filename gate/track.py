@@ -9,6 +9,18 @@ net deposits, realized PnL per symbol and the open round trip per symbol.
 A **round trip** runs from flat to flat: the fill that opens a position starts it,
 fills that add or partly close continue it, the fill that brings the position to
 zero closes it; a fill that flips the position closes one and opens the next.
+
+**Fees.** A fill's ``fee`` is in the symbol's quote currency, like its price, and is
+converted with the same fx rate the ledger uses for that fill's price. The track
+charges it: cash (so equity, daily PnL and returns), the symbol's realized PnL (so
+per-asset and per-class daily PnL) and the round trip's PnL (so win rate) are all
+net of fees. The fee of a fill that flips a position is split between the trip it
+closes and the one it opens in proportion to the quantity of each.
+(:func:`gate.ledger.apply_events` itself knows nothing of fees.)
+
+Only money events change the track: deposits, fills, cancels and marks. Anything
+else on the events stream (``resume``, an operator's reset of the gate's latched
+stops) is no profit, loss or capital and leaves the track as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +33,9 @@ from decimal import Decimal
 from gate.ledger import PortfolioEvent, apply_events
 from gate.portfolio import Position, Snapshot, equity, fx_rate
 from schemas.config import AssetsConfig
-from schemas.messages import Deposit, Fill, Mark, Side
+from schemas.messages import Cancel, Deposit, Fill, Mark, Side
+
+TRACKED = (Deposit, Fill, Cancel, Mark)  # the events that move money or marks
 
 ZERO = Decimal(0)
 
@@ -32,7 +46,8 @@ class OpenTrip:
     direction: str  # "long" | "short"
     max_quantity: Decimal
     fills: int
-    realized: Decimal
+    realized: Decimal  # net of the fees charged to the trip so far
+    fees: Decimal = ZERO  # account currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +72,10 @@ class FillRow:
     position_before: Decimal
     position_after: Decimal
     avg_price_after: Decimal | None
-    realized_pnl: Decimal
+    realized_pnl: Decimal  # account currency, net of this fill's fee
     closes_trip: bool
+    fee: Decimal = ZERO  # as on the fill: quote currency
+    fee_account: Decimal = ZERO  # the same in the account currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +88,8 @@ class TripRow:
     closed_at: datetime
     max_quantity: Decimal
     fills: int
-    realized_pnl: Decimal
+    realized_pnl: Decimal  # net of fees
+    fees: Decimal = ZERO  # account currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,32 +152,63 @@ class _Recorder:
         self.notes: list[tuple[str, str]] = []
 
     def apply(self, ev: PortfolioEvent, now: datetime) -> None:
+        if not isinstance(ev, TRACKED):
+            return  # resume: no money moved, nothing to record
         before = self.track.snapshot
         applied = apply_events(before, [ev], self.config, now)
         self.notes.extend(applied.notes)
         after = applied.snapshot
+        fee = ZERO
+        if isinstance(ev, Fill) and ev.fee:
+            fee = ev.fee * fx_rate(self._quote(ev.symbol, before), before.account, self.config)
+            acc = after.account
+            after = replace(
+                after,
+                account=replace(acc, cash=acc.cash - fee, realized_pnl=acc.realized_pnl - fee),
+            )
         net = self.track.net_deposits + (ev.amount if isinstance(ev, Deposit) else ZERO)
         self.track = replace(self.track, snapshot=after, net_deposits=net)
         if isinstance(ev, Fill):
-            self._fill(ev, ev.at or now, before, after)
+            self._fill(ev, ev.at or now, before, after, fee)
         elif isinstance(ev, Mark):
             self._close(ev.at, after)
 
-    def _fill(self, ev: Fill, at: datetime, before: Snapshot, after: Snapshot) -> None:
+    def _quote(self, symbol: str, snapshot: Snapshot) -> str:
+        """The quote currency the ledger values this symbol's fills in."""
+        asset = self.config.assets.get(symbol)
+        if asset is not None:
+            return asset.trading.quote_currency
+        pos = snapshot.positions.get(symbol)
+        return pos.quote_currency if pos else self.config.risk_management.account_currency
+
+    def _fill(
+        self, ev: Fill, at: datetime, before: Snapshot, after: Snapshot, fee: Decimal
+    ) -> None:
         symbol = ev.symbol
         old, new = before.positions.get(symbol), after.positions.get(symbol)
-        gained = after.account.realized_pnl - before.account.realized_pnl
+        gained = after.account.realized_pnl - before.account.realized_pnl  # net of the fee
         self.realized[symbol] = self.realized.get(symbol, ZERO) + gained
         cls = class_of(symbol, self.config, new or old)
         self.classes[symbol] = cls
         qty_before = old.quantity if old else ZERO
         qty_after = new.quantity if new else ZERO
         closes = old is not None and (new is None or (new.quantity > 0) != (old.quantity > 0))
+        # a flip's fee is shared by the trip it closes and the one it opens, by quantity
+        opening_fee = ZERO
+        if closes and new is not None:
+            opening_fee = fee * abs(new.quantity) / ev.quantity
+        elif old is None:
+            opening_fee = fee
         if old is not None:
             trip = self.trips.get(symbol) or OpenTrip(  # opened before the track began
                 old.opened_at, _direction(old.quantity), abs(old.quantity), 1, ZERO
             )
-            trip = replace(trip, fills=trip.fills + 1, realized=trip.realized + gained)
+            trip = replace(
+                trip,
+                fills=trip.fills + 1,
+                realized=trip.realized + gained + opening_fee,
+                fees=trip.fees + fee - opening_fee,
+            )
             if closes:
                 self.trips.pop(symbol, None)
                 self.closed.append(
@@ -173,6 +222,7 @@ class _Recorder:
                         max_quantity=trip.max_quantity,
                         fills=trip.fills,
                         realized_pnl=trip.realized,
+                        fees=trip.fees,
                     )
                 )
             else:
@@ -180,7 +230,9 @@ class _Recorder:
                     trip, max_quantity=max(trip.max_quantity, abs(qty_after))
                 )
         if new is not None and (old is None or closes):
-            self.trips[symbol] = OpenTrip(at, _direction(new.quantity), abs(new.quantity), 1, ZERO)
+            self.trips[symbol] = OpenTrip(
+                at, _direction(new.quantity), abs(new.quantity), 1, -opening_fee, opening_fee
+            )
         self.fills.append(
             FillRow(
                 event_id=ev.event_id,
@@ -196,6 +248,8 @@ class _Recorder:
                 avg_price_after=new.avg_price if new else None,
                 realized_pnl=gained,
                 closes_trip=closes,
+                fee=ev.fee or ZERO,
+                fee_account=fee,
             )
         )
 

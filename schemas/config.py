@@ -172,15 +172,20 @@ class Requirement(Strict):
 
 
 Metric = Literal[
-    "crypto_profitable_days",
-    "profitable_days",
+    "crypto_profitable_days",  # net: profitable minus losing close days (crypto class)
+    "profitable_days",  # net: profitable minus losing close days
     "sharpe_ratio",
+    "sharpe_days",  # daily returns in the Sharpe window: its sample size
     "max_drawdown",
     "win_rate",
     "capital",
-    "trades",
+    "trades",  # closed round trips: the win rate's sample size
 ]
 PHASE_METRICS: frozenset[str] = frozenset(get_args(Metric))
+
+# A statistic needs its sample: requiring the first needs a minimum on the second.
+SAMPLE_OF: Mapping[str, str] = {"sharpe_ratio": "sharpe_days", "win_rate": "trades"}
+MIN_SAMPLE: Mapping[str, int] = {"sharpe_days": 2, "trades": 1}  # below: undefined anyway
 
 
 class Phase(Strict):
@@ -191,6 +196,22 @@ class Phase(Strict):
     classes: tuple[AssetClass, ...]
     assets: tuple[str, ...]
     requirements: Mapping[Metric, Requirement] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _statistics_need_samples(self) -> Phase:
+        """A Sharpe of 2 returns or a win rate of 1 trade proves nothing: a phase that
+        requires the statistic must require a minimum sample size for it."""
+        for metric, sample in SAMPLE_OF.items():
+            if metric not in self.requirements:
+                continue
+            req = self.requirements.get(sample)  # type: ignore[call-overload]
+            floor = MIN_SAMPLE[sample]
+            if req is None or req.min is None or req.min < floor:
+                raise ValueError(
+                    f"requiring {metric} needs {sample}: {{min: N}} with N >= {floor} "
+                    "(its sample size)"
+                )
+        return self
 
 
 class CapitalRequirement(Strict):

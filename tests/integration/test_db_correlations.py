@@ -173,3 +173,29 @@ def test_correlations_process_when_every_given_then_repeats_until_sigterm_exit_0
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)
     assert code == 0 and redis.exists(key)
+
+
+def test_correlations_when_stock_skips_weekends_then_common_close_days_give_true_value(
+    pg_url: str, redis: Redis, portfolio: str, tmp_path: Path
+) -> None:
+    """A coin closing daily and a stock closing on weekdays whose returns over the same
+    intervals correlate exactly 0.8: the job stores 0.800000 over 60 intervals (pairing
+    the stock's Friday-to-Monday return with the coin's Sunday-to-Monday read 0.749503)."""
+    from tests.unit.test_phase_evidence import weekday_pair
+
+    newest = MIDNIGHT.date() - timedelta(days=1)
+    monday = newest - timedelta(days=84 + newest.weekday())
+    crypto, stock = weekday_pair(monday, 12)
+    lines = ["symbol,time,close,volume"]
+    for symbol, closes in (("BTC/USDT", crypto), ("NVDA", stock)):
+        lines += [f"{symbol},{day.isoformat()}T12:00:00+00:00,{px},1" for day, px in closes.items()]
+    csv = tmp_path / "bars.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    assert main(["prices", "load", str(csv), "--database-url", pg_url]) == 0
+    args = ["correlations", "--portfolio", portfolio, "--database-url", pg_url, "--window", "100"]
+    assert main(args) == 0
+    stored = query(pg_url, "SELECT symbol_a, symbol_b, correlation, observations "
+                   "FROM asset_correlations")  # fmt: skip
+    assert stored == [("BTC/USDT", "NVDA", D("0.800000"), 60)]
+    published = decode_correlations(redis.get(f"riskgate:{{{portfolio}}}:correlations"))
+    assert published.get("NVDA", "BTC/USDT") == D("0.800000")

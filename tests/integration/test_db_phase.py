@@ -8,12 +8,14 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from redis import Redis
 
 from consumers import control
 from consumers.keys import DATA
+from consumers.metrics import current_metrics
 from consumers.pg_worker import ConsumerSettings, PgLink, Standby
 from consumers.phase_log import log_ready, snapshot
 from consumers.phase_monitor import PhaseMonitor
@@ -44,14 +46,16 @@ def at(day: date, hour: int) -> datetime:
     return datetime.combine(day, time(hour), UTC)
 
 
-def track_record(h: Harness, *, winning: int, losing_every: int = 0, flat: int = 0) -> None:
+def track_record(
+    h: Harness, *, winning: int, losing_every: int = 0, flat: int = 0, start: date = START
+) -> None:
     """A deposit, then one BTC round trip a day (+20, or -10 every ``losing_every``th day),
     then ``flat`` days without trades; a mark closes every day."""
     c = h.client
     c.deposit("10000", event_id="dep-0")
-    c.mark({"BTC/USDT": "100"}, at=at(START, 23), event_id="mark-0")
+    c.mark({"BTC/USDT": "100"}, at=at(start, 23), event_id="mark-0")
     for i in range(1, winning + flat + 1):
-        day = START + timedelta(days=i)
+        day = start + timedelta(days=i)
         if i <= winning:
             loss = losing_every and i % losing_every == 0
             exit_px = "99" if loss else "102"
@@ -112,10 +116,12 @@ def test_monitor_when_60_day_record_meets_phase_1_then_emitted_once_and_nvda_tra
     assert len(published) == 2 and events[0].assets == ("NVDA", "TSLA", "AMD")
     metrics = events[1].metrics
     assert (metrics["crypto_profitable_days"], metrics["trades"], metrics["win_rate"]) == (
-        48,
+        36,  # net: 48 profitable days minus 12 losing ones
         60,
         "0.8",
     )
+    assert (metrics["crypto_winning_days"], metrics["crypto_losing_days"]) == (48, 12)
+    assert metrics["sharpe_days"] == 59  # the closes of the 59 days before today
     assert D(metrics["sharpe_ratio"]) > D("1.5") and D(metrics["max_drawdown"]) < D("0.15")
     log = query(pg_url, "SELECT phase, activated_by, forced, ready_stream_id IS NOT NULL, "
                 "activated_stream_id IS NOT NULL, ready_snapshot -> 'requirements_met' "
@@ -189,9 +195,9 @@ def test_monitor_when_mark_arrives_late_then_later_close_of_the_day_stands(
 def test_monitor_when_one_requirement_missed_then_nothing_emitted_and_status_says_which(
     h: Harness, pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """25 profitable crypto days (30 needed), everything else met: no event, no log row;
-    phase status marks crypto_profitable_days NOT MET and only it."""
-    track_record(h, winning=25, flat=35)
+    """40 profitable and 20 losing crypto days: 20 net (30 needed), everything else met: no
+    event, no log row; phase status marks crypto_profitable_days NOT MET and only it."""
+    track_record(h, winning=60, losing_every=3)
     assert run(monitor(h, pg_url)) == []
     assert phase_events(h) == []
     assert scalar(pg_url, "SELECT count(*) FROM phase_activation_log") == 0
@@ -202,15 +208,17 @@ def test_monitor_when_one_requirement_missed_then_nothing_emitted_and_status_say
     report = json.loads(capsys.readouterr().out)
     phase1 = next(p for p in report["phases"] if p["phase"] == "phase_1_stocks")
     assert phase1["state"] == "waiting" and phase1["unmet"] == ["crypto_profitable_days"]
-    assert report["metrics"]["crypto_profitable_days"] == 25
+    assert report["metrics"]["crypto_profitable_days"] == 20
+    assert (report["metrics"]["crypto_winning_days"], report["metrics"]["trades"]) == (40, 60)
 
     assert main(args) == 0
     text = capsys.readouterr().out
     block = text.split("phase_1_stocks", 1)[1].split("\n\n", 1)[0]
     lines = {line.split()[0]: line for line in block.splitlines()[1:]}
     assert lines["crypto_profitable_days"].rstrip().endswith("NOT MET")
-    assert " 25 " in lines["crypto_profitable_days"]
-    for name in ("previous_phase", "sharpe_ratio", "max_drawdown", "win_rate", "capital"):
+    assert " 20 " in lines["crypto_profitable_days"]
+    names = ("previous_phase", "sharpe_ratio", "max_drawdown", "win_rate", "sharpe_days", "trades")
+    for name in (*names, "capital"):
         assert lines[name].rstrip().endswith(" met"), lines[name]
 
 
@@ -219,14 +227,14 @@ def test_phase_activate_when_unmet_then_refused_unless_forced_with_reason_and_lo
 ) -> None:
     """Manual activation: refused (exit 1, naming the unmet requirement); --force needs
     --reason (exit 2); forced: logged with who and why, published, enabled live; once."""
-    track_record(h, winning=25, flat=35)
+    track_record(h, winning=60, losing_every=3)
     run(monitor(h, pg_url))
     base = ["phase", "activate", "phase_1_stocks", "--portfolio", h.portfolio,
             "--database-url", pg_url]  # fmt: skip
     capsys.readouterr()  # the monitor's log lines
     assert main(base) == 1
     err = capsys.readouterr().err
-    assert "refusing to activate phase_1_stocks" in err and "crypto_profitable_days: 25" in err
+    assert "refusing to activate phase_1_stocks" in err and "crypto_profitable_days: 20" in err
     assert main([*base, "--force"]) == 2
     assert "--force needs --reason" in capsys.readouterr().err
     assert phase_events(h) == []
@@ -295,3 +303,123 @@ def test_monitor_when_another_holds_the_portfolio_lock_then_stands_by(
     second.pg.reset()
     assert second.connection() is not None
     second.pg.reset()
+
+
+def event(h: Harness, payload: dict[str, object]) -> None:
+    """An event as an executor or operator writes it (fields the client cannot set)."""
+    h.redis.xadd(h.keys.events, {DATA: json.dumps(payload)})
+
+
+def phase_1_status(h: Harness, pg_url: str, capsys: pytest.CaptureFixture[str]) -> Any:
+    capsys.readouterr()  # the monitor's log lines
+    args = ["phase", "status", "--portfolio", h.portfolio, "--database-url", pg_url, "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    return report, next(p for p in report["phases"] if p["phase"] == "phase_1_stocks")
+
+
+def test_monitor_when_sharpe_rests_on_three_returns_then_not_ready_and_status_says_why(
+    h: Harness, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 60-day record that ended 100 days ago, then 3 marks in the window with rising
+    equity: a Sharpe far above 1.5 from 3 returns. Nothing is emitted; the status names
+    sharpe_days (3, needs >= 50) and the Sharpe that rests on it."""
+    start = TODAY - timedelta(days=160)
+    track_record(h, winning=60, losing_every=5, start=start)
+    for n, px in ((3, "100.5"), (2, "101.5"), (1, "103")):  # 10 BTC held: +5, +10, +15
+        day = TODAY - timedelta(days=n)
+        if n == 3:
+            h.client.fill("hold", "BTC/USDT", "buy", "10", "100", at=at(day, 1), event_id="hb")
+        h.client.mark({"BTC/USDT": px}, at=at(day, 23), event_id=f"late-mark-{n}")
+    assert run(monitor(h, pg_url)) == []
+    assert phase_events(h) == []
+    report, phase1 = phase_1_status(h, pg_url, capsys)
+    metrics = report["metrics"]
+    assert (metrics["sharpe_days"], metrics["trades"], metrics["crypto_profitable_days"]) == (
+        3,
+        60,
+        39,  # 48 - 12, and the 3 recent days
+    )
+    assert D(metrics["sharpe_ratio"]) > D(10)
+    assert phase1["state"] == "waiting" and phase1["unmet"] == ["sharpe_ratio", "sharpe_days"]
+    reqs = {r["name"]: r for r in phase1["requirements"]}
+    assert (reqs["sharpe_days"]["value"], reqs["sharpe_days"]["requirement"]) == ("3", ">= 50")
+    assert scalar(pg_url, "SELECT count(*) FROM phase_activation_log") == 0
+
+    capsys.readouterr()
+    base = ["phase", "activate", "phase_1_stocks", "--portfolio", h.portfolio]
+    assert main([*base, "--database-url", pg_url]) == 1
+    assert "sharpe_days: 3" in capsys.readouterr().err
+
+
+def test_monitor_when_fills_carry_fees_then_trips_days_and_win_rate_are_net(
+    h: Harness, pg_url: str
+) -> None:
+    """10 BTC round trips of +20 gross with 12.5 of fee per fill: each trip -5 net, stored
+    with its fees; the days lose 5 each, the win rate is 0, the net days -10."""
+    h.client.deposit("10000", event_id="dep-0")
+    h.client.mark({"BTC/USDT": "100"}, at=at(START, 23), event_id="mark-0")
+    for i in range(1, 11):
+        day = START + timedelta(days=i)
+        for side, px, hour in (("buy", "100", 1), ("sell", "102", 2)):
+            event(h, {"type": "fill", "event_id": f"{side}{i}", "intent_id": f"t{i}",
+                      "symbol": "BTC/USDT", "side": side, "quantity": "10", "price": px,
+                      "fee": "12.5", "at": at(day, hour).isoformat()})  # fmt: skip
+        h.client.mark({"BTC/USDT": "100"}, at=at(day, 23), event_id=f"mark-{i}")
+    m = monitor(h, pg_url)
+    run(m)
+    fills = query(pg_url, "SELECT side, fee, fee_account, realized_pnl FROM trades WHERE "
+                  "portfolio = %s AND event_id IN ('buy1', 'sell1') ORDER BY side",
+                  (h.portfolio,))  # fmt: skip
+    assert fills == [
+        ("buy", D("12.5"), D("12.5"), D("-12.5")),
+        ("sell", D("12.5"), D("12.5"), D("7.5")),
+    ]
+    trips = query(pg_url, "SELECT count(*), sum(realized_pnl), sum(fees), "
+                  "count(*) FILTER (WHERE realized_pnl > 0) FROM round_trips WHERE portfolio = %s",
+                  (h.portfolio,))  # fmt: skip
+    assert trips == [(10, D(-50), D(250), 0)]
+    last = query(pg_url, "SELECT close_equity FROM daily_equity WHERE portfolio = %s "
+                 "ORDER BY day DESC LIMIT 1", (h.portfolio,))  # fmt: skip
+    assert last == [(D(9950),)]
+    perf = query(pg_url, "SELECT win_rate, realized_pnl, gross_loss FROM asset_performance "
+                 "WHERE portfolio = %s AND scope = 'asset'", (h.portfolio,))  # fmt: skip
+    assert perf == [(D(0), D(-50), D(50))]
+    with m.connection().transaction():
+        metrics = current_metrics(m.connection(), h.portfolio, h.config, TODAY)
+    m.pg.reset()
+    assert (metrics.win_rate, metrics.crypto_profitable_days, metrics.profitable_days) == (
+        D(0),
+        -10,
+        -10,
+    )
+
+
+def test_monitor_when_resume_and_signed_deposit_then_resume_ignored_and_deposit_counted(
+    h: Harness, pg_url: str
+) -> None:
+    """A resume event is applied once (its id recorded) and changes nothing; a deposit with
+    key_id and signature counts like any; the batch is not dead-lettered."""
+    track_record(h, winning=3)
+    m = monitor(h, pg_url)
+    run(m)
+    before = query(pg_url, "SELECT state FROM phase_monitor_state WHERE portfolio = %s",
+                   (h.portfolio,))  # fmt: skip
+    event(h, {"type": "resume", "event_id": "resume-1", "operator": "alice",
+              "reason": "reviewed", "key_id": "ops-1", "signature": "ab" * 32})  # fmt: skip
+    run(monitor(h, pg_url))
+    after = query(pg_url, "SELECT state FROM phase_monitor_state WHERE portfolio = %s",
+                  (h.portfolio,))  # fmt: skip
+    assert after == before
+    applied = query(pg_url, "SELECT type FROM applied_events WHERE portfolio = %s AND "
+                    "event_id = 'resume-1'", (h.portfolio,))  # fmt: skip
+    assert applied == [("resume",)]
+
+    event(h, {"type": "deposit", "event_id": "dep-signed", "amount": "500", "key_id": "ops-1",
+              "signature": "cd" * 32})  # fmt: skip
+    run(monitor(h, pg_url))
+    state = scalar(pg_url, "SELECT state ->> 'net_deposits' FROM phase_monitor_state "
+                   "WHERE portfolio = %s", (h.portfolio,))  # fmt: skip
+    assert D(state) == D(10500)
+    assert h.redis.xlen(h.keys.deadletter) == 0
+    assert h.redis.xpending(h.keys.events, "phase")["pending"] == 0

@@ -116,10 +116,12 @@ def run_example(source: str, **namespace: object) -> dict[str, object]:
     return namespace
 
 
-def test_source_example_key_features_when_run_then_phase_1_unlocks(
+def test_source_example_key_features_when_run_then_phase_1_stays_locked_without_samples(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The source's AssetManager walkthrough runs as written and reaches its outcomes."""
+    """The source's AssetManager walkthrough runs as written; its metrics dict says nothing
+    about how many returns and trades back its Sharpe and win rate, so phase 1 stays locked
+    and the requirements say which samples are missing."""
     ns = run_example(EXAMPLE_KEY_FEATURES)
     assert [a.symbol for a in ns["enabled"]] == ["BTC/USDT", "ETH/USDT"]  # type: ignore[attr-defined]
     assert [a.symbol for a in ns["stocks"]] == ["NVDA", "TSLA", "AMD"]  # type: ignore[attr-defined]
@@ -127,7 +129,21 @@ def test_source_example_key_features_when_run_then_phase_1_unlocks(
     assert capsys.readouterr().out == "Crypto trading active\n"
     # 1 % risk to an 8 % stop is 1,250; NVDA's 10 % cap on 10,000 is 1,000
     assert ns["position_size"] == D("1000.00")
-    assert ns["manager"].is_class_enabled(AssetClass.STOCKS)  # type: ignore[attr-defined]
+    manager = ns["manager"]
+    assert not manager.is_class_enabled(AssetClass.STOCKS)  # type: ignore[attr-defined]
+    unmet = [
+        r.explain()
+        for r in manager.phase_requirements("phase_1_stocks", ns["metrics"])  # type: ignore[attr-defined]
+        if not r.met
+    ]
+    assert unmet == [
+        "sharpe_ratio is 1.8, needs > 1.5 (sample too small: sharpe_days is unknown, needs >= 50)",
+        "win_rate is 0.55, needs > 0.50 (sample too small: trades is unknown, needs >= 50)",
+        "sharpe_days is unknown, needs >= 50 (not given)",
+        "trades is unknown, needs >= 50 (not given)",
+    ]
+    samples = {**ns["metrics"], "sharpe_days": 50, "trades": 50}  # type: ignore[dict-item]
+    assert manager.can_enable_phase("phase_1_stocks", samples)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -139,8 +155,41 @@ def test_source_example_key_features_when_run_then_phase_1_unlocks(
                 "sharpe_ratio_min": 1.8,
                 "max_drawdown_max": 0.12,
                 "win_rate_min": 0.55,
+                "sharpe_days": 50,
+                "trades": 50,
             },
             True,
+        ),
+        (
+            {
+                "crypto_profitable_days": 35,
+                "sharpe_ratio_min": 1.8,
+                "max_drawdown_max": 0.12,
+                "win_rate_min": 0.55,
+            },
+            False,
+        ),
+        (
+            {
+                "crypto_profitable_days": 35,
+                "sharpe_ratio_min": 38,
+                "max_drawdown_max": 0,
+                "win_rate_min": 1,
+                "sharpe_days": 2,
+                "trades": 50,
+            },
+            False,
+        ),
+        (
+            {
+                "crypto_profitable_days": 35,
+                "sharpe_ratio_min": 1.8,
+                "max_drawdown_max": 0.12,
+                "win_rate_min": 0.55,
+                "sharpe_days": 50,
+                "trades": 49,
+            },
+            False,
         ),
         (
             {
@@ -148,6 +197,8 @@ def test_source_example_key_features_when_run_then_phase_1_unlocks(
                 "sharpe_ratio_min": 1.8,
                 "max_drawdown_max": 0.12,
                 "win_rate_min": 0.55,
+                "sharpe_days": 50,
+                "trades": 50,
             },
             False,
         ),
@@ -157,6 +208,8 @@ def test_source_example_key_features_when_run_then_phase_1_unlocks(
                 "sharpe_ratio_min": 1.5,
                 "max_drawdown_max": 0.12,
                 "win_rate_min": 0.55,
+                "sharpe_days": 50,
+                "trades": 50,
             },
             False,
         ),
@@ -166,17 +219,38 @@ def test_source_example_key_features_when_run_then_phase_1_unlocks(
                 "sharpe_ratio_min": 1.8,
                 "max_drawdown_max": 0.15,
                 "win_rate_min": 0.55,
+                "sharpe_days": 50,
+                "trades": 50,
             },
             False,
         ),
-        ({"crypto_profitable_days": 35, "sharpe_ratio_min": 1.8, "max_drawdown_max": 0.12}, False),
+        (
+            {
+                "crypto_profitable_days": 35,
+                "sharpe_ratio_min": 1.8,
+                "max_drawdown_max": 0.12,
+                "sharpe_days": 50,
+                "trades": 50,
+            },
+            False,
+        ),
     ],
-    ids=["all met", "29 days", "sharpe at bound", "drawdown at bound", "win rate missing"],
+    ids=[
+        "all met",
+        "samples not given",
+        "sharpe of 2 returns",
+        "49 trades",
+        "29 days",
+        "sharpe at bound",
+        "drawdown at bound",
+        "win rate missing",
+    ],
 )
 def test_source_example_phase_readiness_when_run_then_enables_only_when_met(
     metrics: dict[str, float], ready: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """'Checking Phase Readiness' enables stocks only when every requirement holds."""
+    """'Checking Phase Readiness' enables stocks only when every requirement holds, the
+    sample sizes behind the Sharpe (daily returns) and the win rate (trades) included."""
     ns = run_example(EXAMPLE_PHASE_READINESS, get_current_metrics=lambda: metrics)
     manager = ns["manager"]
     out = capsys.readouterr().out
@@ -304,7 +378,14 @@ def test_get_asset_when_unknown_then_none_and_enable_raises() -> None:
 def test_can_enable_phase_when_previous_phase_inactive_then_false() -> None:
     """Phase 2 needs phase 1 complete, whatever the numbers."""
     m = AssetManager(CONFIG_PATH)
-    strong = {"profitable_days": 90, "sharpe_ratio": 3, "max_drawdown": 0.05, "win_rate": 0.7}
+    strong = {
+        "profitable_days": 90,
+        "sharpe_ratio": 3,
+        "max_drawdown": 0.05,
+        "win_rate": 0.7,
+        "sharpe_days": 60,
+        "trades": 100,
+    }
     assert not m.can_enable_phase("phase_2_leveraged_etfs", strong)
     m.enable_phase("phase_1_stocks")
     assert m.can_enable_phase("phase_2_leveraged_etfs", strong)

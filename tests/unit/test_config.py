@@ -88,7 +88,8 @@ def test_config_when_loaded_then_special_rules_match_the_source() -> None:
 
 
 def test_config_when_loaded_then_phase_1_requirements_and_capital_are_the_sources() -> None:
-    """Phase 1: 30 profitable crypto days, Sharpe > 1.5, drawdown < 15 %, win rate > 50 %."""
+    """Phase 1: 30 profitable crypto days, Sharpe > 1.5, drawdown < 15 %, win rate > 50 %;
+    and the sample sizes behind them (chosen): 50 daily returns, 50 round trips."""
     cfg = base_config()
     req = {k: v.describe() for k, v in cfg.phases["phase_1_stocks"].requirements.items()}
     assert req == {
@@ -96,6 +97,8 @@ def test_config_when_loaded_then_phase_1_requirements_and_capital_are_the_source
         "sharpe_ratio": "> 1.5",
         "max_drawdown": "< 0.15",
         "win_rate": "> 0.50",
+        "sharpe_days": ">= 50",
+        "trades": ">= 50",
     }
     caps = {k: (v.minimum, v.recommended) for k, v in cfg.capital_requirements.items()}
     assert caps["phase_0_crypto"] == (D(1000), D(2500))

@@ -151,7 +151,8 @@ def days_ago(n: int) -> date:
 
 
 def test_phase_metrics_when_deposit_days_then_not_counted_as_profitable() -> None:
-    """Profitable days come from PnL; a deposit that lifts equity is not a profit."""
+    """Profitable days come from PnL; a deposit that lifts equity is not a profit, and the
+    losing day takes the profitable one back (net 0)."""
     closes = [
         DailyClose(days_ago(3), D(1000), D(1000)),
         DailyClose(days_ago(2), D(2000), D(2000)),  # deposit only
@@ -159,7 +160,8 @@ def test_phase_metrics_when_deposit_days_then_not_counted_as_profitable() -> Non
         DailyClose(days_ago(0), D(2010), D(2000)),  # -10
     ]
     m = phase_metrics(closes, {}, [], capital=D(2010), today=TODAY)
-    assert (m.profitable_days, m.close_days, m.sharpe_days) == (1, 4, 4)
+    assert (m.profitable_days, m.close_days, m.sharpe_days) == (0, 4, 4)
+    assert (m.winning_days, m.losing_days) == (1, 1)
     assert m.max_drawdown == D(10) / D(2020)
 
 
