@@ -16,7 +16,8 @@ charges it: cash (so equity, daily PnL and returns), the symbol's realized PnL (
 per-asset and per-class daily PnL) and the round trip's PnL (so win rate) are all
 net of fees. The fee of a fill that flips a position is split between the trip it
 closes and the one it opens in proportion to the quantity of each.
-(:func:`gate.ledger.apply_events` itself knows nothing of fees.)
+(:func:`gate.ledger.apply_events` charges fees to cash and realized PnL; the track
+splits them over round trips.)
 
 Only money events change the track: deposits, fills, cancels and marks. Anything
 else on the events stream (``resume``, an operator's reset of the gate's latched
@@ -157,21 +158,18 @@ class _Recorder:
         before = self.track.snapshot
         applied = apply_events(before, [ev], self.config, now)
         self.notes.extend(applied.notes)
+        if applied.refused:  # what the gate refuses (dated in its future, ...) never happened
+            self.notes.extend(applied.refused)
+            return
         after = applied.snapshot
-        fee = ZERO
-        if isinstance(ev, Fill) and ev.fee:
-            fee = ev.fee * fx_rate(self._quote(ev.symbol, before), before.account, self.config)
-            acc = after.account
-            after = replace(
-                after,
-                account=replace(acc, cash=acc.cash - fee, realized_pnl=acc.realized_pnl - fee),
-            )
+        # the ledger charges the fee to cash and realized PnL, at the fill's fx
+        fee = after.account.fees - before.account.fees
         net = self.track.net_deposits + (ev.amount if isinstance(ev, Deposit) else ZERO)
         self.track = replace(self.track, snapshot=after, net_deposits=net)
         if isinstance(ev, Fill):
-            self._fill(ev, ev.at or now, before, after, fee)
+            self._fill(ev, min(ev.at or now, now), before, after, fee)
         elif isinstance(ev, Mark):
-            self._close(ev.at, after)
+            self._close(min(ev.at, now), after)
 
     def _quote(self, symbol: str, snapshot: Snapshot) -> str:
         """The quote currency the ledger values this symbol's fills in."""

@@ -321,3 +321,23 @@ def test_vitals_when_account_has_no_units_then_fresh_portfolio_not_in_drawdown()
     snap = replace(snapshot("0"), account=replace(snapshot("0").account, units=D(0)))
     v = Vitals.of(snap, D(0), NOW.date())
     assert (v.nav, v.drawdown) == (D(1), D(0))
+
+
+def test_track_when_fill_dated_ahead_of_its_stream_entry_then_not_recorded() -> None:
+    """The phase monitor refuses what the gate refuses: a fill dated an hour after it
+    reached the stream is no trade in the track record."""
+    from gate.track import Track, record
+
+    ev = Fill(
+        type="fill",
+        event_id="late",
+        intent_id="i",
+        symbol="BTC/USDT",
+        side="buy",  # type: ignore[arg-type]
+        quantity=D("0.01"),
+        price=D(100000),
+        at=NOW + timedelta(hours=1),
+    )
+    track, derived = record(Track(), [(ev, NOW)], CFG)
+    assert derived.fills == () and track.snapshot.positions == {}
+    assert [e for e, _ in derived.notes] == ["late"]

@@ -74,7 +74,9 @@ def resume() -> Resume:
 
 
 def run(events: Iterable[PortfolioEvent], track: Track | None = None) -> tuple[Track, Derived]:
-    return record(track or Track(), [(e, T0) for e in events], base_config())
+    # each event reaches the stream when it happens (the stream id is its clock)
+    stamped = [(e, getattr(e, "at", None) or T0) for e in events]
+    return record(track or Track(), stamped, base_config())
 
 
 # --- undefined statistics ---------------------------------------------------------------
