@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
 from gate.exposure import Exposure
 from gate.portfolio import Quote, Snapshot, default_stop, fx_rate
 from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Side, TradeIntent
+
+WIRE_PLACES = Decimal("1e-18")  # the finest decimal the protocol carries
+
+
+def on_grid(value: Decimal, rounding: str) -> Decimal:
+    """``value`` with at most 18 decimal places (unchanged when it already has)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -18:
+        return value
+    return value.quantize(WIRE_PLACES, rounding=rounding)
 
 
 @dataclass(slots=True)
@@ -48,7 +58,7 @@ def _take_profit(intent: TradeIntent, asset: AssetConfig) -> Decimal | None:
     if risk.take_profit_pips is not None and asset.trading.pip_size is not None:
         return intent.price + sign * risk.take_profit_pips * asset.trading.pip_size
     if risk.take_profit_pct is not None:
-        return intent.price * (1 + sign * risk.take_profit_pct)
+        return on_grid(intent.price * (1 + sign * risk.take_profit_pct), ROUND_HALF_EVEN)
     return None
 
 
@@ -67,8 +77,9 @@ def enrich(
         return None
     if intent.reduce_only or intent.stop_price is not None:
         stop = intent.stop_price
-    else:
-        stop = default_stop(intent.price, intent.side, intent.symbol, config)
+    else:  # on the wire's grid (18 places), rounded away from the price: never tighter
+        away = ROUND_DOWN if intent.side is Side.BUY else ROUND_UP
+        stop = on_grid(default_stop(intent.price, intent.side, intent.symbol, config), away)
     fx = fx_rate(asset.trading.quote_currency, snapshot.account, config)
     quote = snapshot.quote(intent.symbol)
     # the more conservative of the agent's price and the market's: the larger notional

@@ -341,3 +341,14 @@ def test_track_when_fill_dated_ahead_of_its_stream_entry_then_not_recorded() -> 
     track, derived = record(Track(), [(ev, NOW)], CFG)
     assert derived.fills == () and track.snapshot.positions == {}
     assert [e for e, _ in derived.notes] == ["late"]
+
+
+def test_decide_when_price_at_the_wire_minimum_then_stop_still_on_the_wire_grid() -> None:
+    """A price of 1e-18 puts the 6 % default stop below the protocol's 18 places: it is
+    rounded away from the price (to 0: invalid), and the decision reads back."""
+    from schemas.messages import Decision, parse_json
+
+    snap = snapshot(quotes=marks({"BTC/USDT": "0.000000000000000001"}))
+    d = decide(intent(quantity="1", price="0.000000000000000001"), snap, CFG, NOW)
+    assert codes(d) == ["invalid_stop"] and d.stop_price == 0
+    assert Decision.model_validate(parse_json(d.model_dump_json())).stop_price == 0
