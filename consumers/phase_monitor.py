@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from redis import Redis
 
-from consumers.audit import Reject, insert_rejects, parse_entry
+from consumers.audit import Reject, insert_rejects, parse_entry, printable
 from consumers.db import Connection, PartitionCache
 from consumers.keys import GROUP_PHASE, Keys
 from consumers.metrics import current_metrics, refresh_asset_performance
@@ -41,13 +41,14 @@ from consumers.phase_log import (
     publish_unsent,
     snapshot,
 )
+from consumers.signing import operator_problem, operator_signer
 from consumers.streams import Entry
 from consumers.track_store import EventKey, claim_events, load_track, save_track, write_derived
 from gate.ledger import PortfolioEvent
 from gate.phases import evaluate_phase
 from gate.track import record
 from schemas.config import AssetsConfig
-from schemas.messages import Fill, parse_event
+from schemas.messages import Fill, OperatorEvent, parse_event
 
 MIN_EVALUATION_GAP_S = 1.0
 LOCK_CLASS = 0x7068  # advisory lock (class, hashtext(portfolio)): one writer per portfolio
@@ -88,6 +89,8 @@ class PhaseMonitor(StreamToPg):
         self.keys = keys
         self.stream = keys.events
         self.config = config
+        # deposits the gate refuses as unsigned are no capital here either
+        self.operators = operator_signer(keys)
         self.clock = clock
         self.evaluate_every_s = evaluate_every_s
         self.partitions = PartitionCache()
@@ -129,6 +132,10 @@ class PhaseMonitor(StreamToPg):
         rejects: list[Reject] = []
         for entry in entries:
             parsed = parse(entry)
+            if isinstance(parsed, OperatorEvent) and self.operators.enabled:
+                problem = operator_problem(self.operators, entry.raw or b"")
+                if problem is not None:
+                    parsed = Reject(entry.msg_id.decode(), printable(entry.raw), problem)
             if isinstance(parsed, Reject):
                 rejects.append(parsed)
             else:

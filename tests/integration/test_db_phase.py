@@ -4,6 +4,7 @@ nothing and ``phase status`` says which; manual activation refuses, or logs who/
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -14,6 +15,7 @@ import pytest
 from redis import Redis
 
 from consumers import control
+from consumers.client import GateClient
 from consumers.keys import DATA
 from consumers.metrics import current_metrics
 from consumers.pg_worker import ConsumerSettings, PgLink, Standby
@@ -423,3 +425,21 @@ def test_monitor_when_resume_and_signed_deposit_then_resume_ignored_and_deposit_
     assert D(state) == D(10500)
     assert h.redis.xlen(h.keys.deadletter) == 0
     assert h.redis.xpending(h.keys.events, "phase")["pending"] == 0
+
+
+def test_monitor_when_operator_keys_set_and_deposit_forged_then_not_counted(
+    h: Harness, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor refuses what the gate refuses: with RISKGATE_OPERATOR_KEYS, a deposit
+    without a valid operator signature is no capital (a consumer reject), a signed one is."""
+    monkeypatch.setenv("RISKGATE_OPERATOR_KEYS", "op1:" + base64.b64encode(b"s" * 32).decode())
+    h.client = GateClient(redis=h.redis, portfolio=h.portfolio)  # holds the key now
+    track_record(h, winning=3)  # its deposit is signed: the client holds the key
+    event(h, {"type": "deposit", "event_id": "forged", "amount": "1000000"})
+    run(monitor(h, pg_url))
+    state = scalar(pg_url, "SELECT state ->> 'net_deposits' FROM phase_monitor_state "
+                   "WHERE portfolio = %s", (h.portfolio,))  # fmt: skip
+    assert D(state) == D(10000)
+    rejects = query(pg_url, "SELECT error FROM consumer_rejects WHERE portfolio = %s",
+                    (h.portfolio,))  # fmt: skip
+    assert len(rejects) == 1 and "operator signature" in rejects[0][0]
