@@ -378,6 +378,12 @@ class GateTelemetry(WorkerTelemetry):
             stats.get("oversize", 0),
         )
         yield self._counter(
+            "riskgate_refused_events_total",
+            "Portfolio events refused as implausible: dated ahead of Redis's clock, an "
+            "operator event without its signature, a withdrawal over the cash.",
+            stats.get("refused_events", 0),
+        )
+        yield self._counter(
             "riskgate_version_conflicts_total", "Commits refused: the portfolio moved meanwhile.",
             stats.get("conflicts", 0),
         )  # fmt: skip
