@@ -19,7 +19,7 @@ from consumers.signing import Signer, operator_problem, signed_order_json
 from consumers.store import Loaded
 from consumers.streams import Entry
 from gate.decide import BatchResult, decide_batch
-from gate.exposure import Exposure, reference_prices
+from gate.exposure import Exposure
 from gate.ledger import Applied, apply_events, expire_reservations
 from gate.portfolio import Reservation, Snapshot
 from schemas.config import AssetsConfig
@@ -384,14 +384,14 @@ def _follow(
 ) -> Exposure:
     """Bring ``book`` (the exposure of ``before``) up to ``applied.snapshot``."""
     after = applied.snapshot
-    touched = applied.marks_touched | applied.positions_touched
-    if applied.fx_changed or book.repriced(after, touched):
+    if applied.fx_changed:
         return Exposure.of(after, config, now)
-    book.refs = reference_prices(after)
-    for r in applied.released:
+    for r in applied.released:  # at the marks they were reserved at
         book.release(r, after.account, config)
     for r in applied.reserved:
         book.reserve(r, after.account, config)
+    # then what is reserved in a symbol whose mark moved is valued at the new mark
+    book.reprice(after, applied.marks_touched | applied.positions_touched, config)
     if applied.positions_touched or after.account is not before.account:
         book.revalue_positions(after, config)
     return book

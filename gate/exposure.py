@@ -144,6 +144,26 @@ class Exposure:
         names = held if symbols is None else symbols
         return any(held.get(s, ZERO) != 0 and refs.get(s) != self.refs.get(s) for s in names)
 
+    def reprice(self, snapshot: Snapshot, symbols: Iterable[str], config: AssetsConfig) -> None:
+        """Revalue the reserved part at ``snapshot``'s marks for ``symbols`` whose mark
+        moved; ``snapshot.reservations`` must be exactly the reservations counted here.
+
+        Costs one pass over the reservations when a reserved symbol's mark moved (a
+        difference per reservation: exact, no division), nothing otherwise.
+        """
+        refs = reference_prices(snapshot)
+        held = self.reserved.symbol_quantity
+        moved = {s for s in symbols if held.get(s, ZERO) != 0 and refs.get(s) != self.refs.get(s)}
+        old, self.refs = self.refs, refs
+        if not moved:
+            return
+        acc = snapshot.account
+        for r in snapshot.reservations.values():
+            if r.symbol in moved and not r.reduce_only:
+                n0, k0 = reservation_amounts(r, acc, config, old.get(r.symbol))
+                n1, k1 = reservation_amounts(r, acc, config, refs.get(r.symbol))
+                self.reserved.add(r.symbol, r.asset_class, ZERO, n1 - n0, k1 - k0)
+
     def copy(self) -> Exposure:
         return Exposure(
             self.equity,
