@@ -17,10 +17,10 @@ from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
 from consumers.signing import Signer, operator_problem, signed_order_json
 from consumers.store import Loaded
-from consumers.streams import Entry
+from consumers.streams import Entry, stream_time
 from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
-from gate.ledger import Applied, apply_events, expire_reservations
+from gate.ledger import Applied, apply_events, expire_reservations, future_dated
 from gate.portfolio import Reservation, Snapshot
 from schemas.config import AssetsConfig
 from schemas.messages import (
@@ -126,6 +126,7 @@ class Planner:
             self._dead(out, bad.entry, bad.error, now)
 
         events = self._authentic(out, events, now)
+        events = self._on_time(out, events, cfg, now)
         applied, events = self._apply(out, snapshot, events, loaded, now)
         self._record(out, applied, events, now)
         book = _follow(book, snapshot, applied, cfg, now)
@@ -198,6 +199,25 @@ class Planner:
                     self._dead(out, entry, f"refused: {ev.type} {problem}", now)
                     continue
             kept.append((entry, ev))
+        return kept
+
+    def _on_time(
+        self,
+        out: Planned,
+        events: list[tuple[Entry, PortfolioEvent]],
+        config: AssetsConfig,
+        now: datetime,
+    ) -> list[tuple[Entry, PortfolioEvent]]:
+        """Events dated too far ahead of when Redis took them in (their stream id) are
+        refused: the phase monitor judges by the same clock, so both refuse the same."""
+        kept = []
+        for entry, ev in events:
+            why = future_dated(ev, stream_time(entry), config, "its stream id")
+            if why is None:
+                kept.append((entry, ev))
+            else:
+                out.refused += 1
+                self._dead(out, entry, f"refused: {why}", now)
         return kept
 
     def _record(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
 from redis import Redis
@@ -42,7 +42,7 @@ from consumers.phase_log import (
     snapshot,
 )
 from consumers.signing import operator_problem, operator_signer
-from consumers.streams import Entry
+from consumers.streams import Entry, stream_time
 from consumers.track_store import EventKey, claim_events, load_track, save_track, write_derived
 from gate.ledger import PortfolioEvent
 from gate.phases import evaluate_phase
@@ -58,10 +58,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def entry_time(entry: Entry) -> datetime:
-    """When the entry was added to the stream (its id's milliseconds)."""
-    ms = entry.ms
-    return datetime.fromtimestamp(ms // 1000, UTC) + timedelta(milliseconds=ms % 1000)
+entry_time = stream_time  # when the entry was added to the stream (Redis's clock)
 
 
 def parse(entry: Entry) -> PortfolioEvent | Reject:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -40,6 +41,12 @@ class Entry:
     def ms(self) -> int:
         """Milliseconds timestamp of the entry id."""
         return int(self.msg_id.split(b"-", 1)[0])
+
+
+def stream_time(entry: Entry) -> datetime:
+    """When Redis took the entry in: its id's milliseconds, on Redis's clock."""
+    ms = entry.ms
+    return datetime.fromtimestamp(ms // 1000, UTC) + timedelta(milliseconds=ms % 1000)
 
 
 def _text(value: bytes | str) -> str:

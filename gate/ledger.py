@@ -60,16 +60,26 @@ class Applied:
         return frozenset(r.intent_id for r in (*self.released, *self.reserved))
 
 
-def refusal(ev: PortfolioEvent, cash: Decimal, config: AssetsConfig, now: datetime) -> str | None:
-    """Why ``ev`` may not be applied, with ``cash`` in the account at ``now``, or None."""
+def future_dated(
+    ev: PortfolioEvent, reference: datetime, config: AssetsConfig, clock: str = "Redis TIME"
+) -> str | None:
+    """Why ``ev`` is dated too far ahead of ``reference`` (a Redis time), or None."""
     skew = config.risk_management.max_clock_skew_seconds
     at = getattr(ev, "at", None)
-    if at is not None and at - now > timedelta(seconds=skew):
-        ahead = int((at - now).total_seconds())
-        return (
-            f"{ev.type} is dated {at.isoformat()}, {ahead}s ahead of the gate's clock "
-            f"(Redis TIME {now.isoformat()}); max_clock_skew_seconds is {skew}"
-        )
+    if at is None or at - reference <= timedelta(seconds=skew):
+        return None
+    ahead = int((at - reference).total_seconds())
+    return (
+        f"{ev.type} is dated {at.isoformat()}, {ahead}s ahead of the gate's clock "
+        f"({clock} {reference.isoformat()}); max_clock_skew_seconds is {skew}"
+    )
+
+
+def refusal(ev: PortfolioEvent, cash: Decimal, config: AssetsConfig, now: datetime) -> str | None:
+    """Why ``ev`` may not be applied, with ``cash`` in the account at ``now``, or None."""
+    ahead = future_dated(ev, now, config)
+    if ahead is not None:
+        return ahead
     if isinstance(ev, Deposit) and ev.amount < 0 and -ev.amount > cash:
         return f"withdrawal of {-ev.amount} is larger than the cash {cash}; close positions first"
     return None

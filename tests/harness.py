@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -118,6 +119,18 @@ class Harness:
 
     def state(self) -> Loaded:
         return Store(self.redis, self.keys, self.config).load()
+
+    def mark_arriving(self, prices: Mapping[str, Any], at: datetime) -> None:
+        """A mark event as if Redis took it in at ``at`` (its stream id's time): for
+        tests that move the gate's clock."""
+        payload = {
+            "type": "mark",
+            "event_id": f"mark-{uuid.uuid4().hex}",
+            "prices": {s: str(p) for s, p in prices.items()},
+            "at": at.isoformat(),
+        }
+        ms = int(at.timestamp() * 1000)
+        self.redis.xadd(self.keys.events, {DATA: json.dumps(payload)}, id=f"{ms}-*")
 
     def mark(self, prices: dict[str, str], at: datetime | None = None) -> None:
         self.client.mark({s: Decimal(p) for s, p in prices.items()}, at=at or datetime.now(UTC))

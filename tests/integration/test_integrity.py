@@ -161,3 +161,19 @@ def test_worker_clock_when_deciding_then_redis_time(redis: Redis, portfolio: str
     h.pump()
     decided = h.decision(iid).decided_at
     assert before <= decided <= now_on(redis)
+
+
+def test_mark_when_ahead_of_its_stream_id_then_refused_however_late_it_is_read(
+    redis: Redis, portfolio: str
+) -> None:
+    """Dated 8 s after Redis took it in, a mark is refused even when the gate reads it
+    4 s later (by its own clock it would be inside the skew): the gate and the phase
+    monitor judge by the same clock, the entry's stream id."""
+    h = small(redis, portfolio, BTC_USDT="50000")
+    sent = now_on(redis)
+    h.client.mark({"BTC/USDT": "1"}, at=sent + timedelta(seconds=8), event_id="early")
+    h.worker.clock = lambda: now_on(redis) + timedelta(seconds=4)
+    h.pump()
+    (dead,) = h.dead()
+    assert "its stream id" in dead["error"]
+    assert str(h.state().snapshot.marks["BTC/USDT"].price) == "50000"

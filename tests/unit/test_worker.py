@@ -105,7 +105,7 @@ def test_reservation_when_ttl_passes_then_released_at_next_commit(h: Harness) ->
     h.pump()
     later = datetime.now(UTC) + timedelta(hours=1, seconds=1)
     h.worker.clock = lambda: later
-    h.client.mark(market_prices(), at=later)  # an hour on, the market is marked again
+    h.mark_arriving(market_prices(), later)  # an hour on, the market is marked again
     h.intent(quantity="0.2", created_at=later)
     h.pump()
     snap = h.state().snapshot
@@ -351,7 +351,7 @@ def test_fresh_worker_when_reservations_expired_then_each_released_once(h: Harne
         GateSettings(consumer="w2", block_ms=5, verify_exposure=True),
         clock=lambda: later,
     )
-    h.client.mark(market_prices(), at=later)
+    h.mark_arriving(market_prices(), later)
     iid = h.intent(quantity="0.3", created_at=later)
     h.pump()
     d = h.decision(iid)
