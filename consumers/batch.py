@@ -174,7 +174,7 @@ class Planner:
             reservations={r.intent_id for r in expired}
             | applied.reservations_touched
             | {r.intent_id for r in result.reserved},
-            rates={i.agent_id for _, i in intents},
+            rates={i.agent_id for _, i in intents} | (base.rates.keys() - snapshot.rates.keys()),
             marks=applied.marks_touched,
         )
         out.snapshot = snapshot

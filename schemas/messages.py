@@ -121,6 +121,7 @@ class ReasonCode(StrEnum):
     PRICE_COLLAR = "price_collar"  # the intent's price is too far from the latest mark
     NO_MARKET_PRICE = "no_market_price"  # no mark recent enough to value an opening
     INTENT_ID_REUSED = "intent_id_reused"  # the id was decided for different content
+    TOO_MANY_AGENTS = "too_many_agents"  # the portfolio's distinct agents this minute at cap
 
 
 class Inbound(BaseModel):
