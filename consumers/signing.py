@@ -426,15 +426,13 @@ class AgentSigner:
 def parse_agent_key(text: str) -> tuple[SigningKey, str | None]:
     """An agent's own key: ``<key_id>:<base64>`` or the gate's ``<key_id>:<agent_id>:<base64>``."""
     entry = text.split("#", 1)[0].strip()
-    if ":" not in entry:
-        raise KeyConfigError("the agent key must be <key_id>:<base64 secret>")
+    if ":" not in entry or "," in entry or "\n" in entry:
+        raise KeyConfigError("the agent key must be one <key_id>:<base64 secret> entry")
     if entry.count(":") >= 2:
         key = _agent_entry(1, entry)
         return SigningKey(key.key_id, key.secret), key.agent_id
-    found = parse_keys(entry)
-    if len(found) != 1:
-        raise KeyConfigError("the agent key must be one <key_id>:<base64 secret> entry")
-    return found[0], None
+    (found,) = parse_keys(entry)
+    return found, None
 
 
 def agent_signer(
