@@ -15,7 +15,7 @@ import structlog
 from consumers.codec import changes, iso
 from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
-from consumers.signing import Signer, operator_problem, signed_order_json
+from consumers.signing import IntentVerifier, Signer, operator_problem, signed_order_json
 from consumers.store import Loaded
 from consumers.streams import Entry, stream_time
 from gate.decide import BatchResult, decide_batch
@@ -71,6 +71,7 @@ def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str
 
 
 UNSIGNED = Signer()
+ANYONE = IntentVerifier()  # no agent keys: agents are who they say
 
 
 class Planner:
@@ -80,11 +81,13 @@ class Planner:
         max_deliveries: int,
         signer: Signer = UNSIGNED,
         operators: Signer = UNSIGNED,
+        agents: IntentVerifier = ANYONE,
     ) -> None:
         self.worker = worker
         self.max_deliveries = max_deliveries
         self.signer = signer
         self.operators = operators  # verifies deposits and resumes (off: accept all)
+        self.agents = agents  # verifies intents are their agent's (off: accept all)
 
     def plan(
         self,
@@ -145,6 +148,7 @@ class Planner:
                 )  # fmt: skip
             else:
                 intents.append((entry, intent))
+        intents = self._signed(out, intents, now, cfg.config_hash)
         for bad in intake.bad_intents:
             if bad.intent_id is not None and bad.intent_id in reused:
                 self._reused(
@@ -175,7 +179,7 @@ class Planner:
             reservations={r.intent_id for r in expired}
             | applied.reservations_touched
             | {r.intent_id for r in result.reserved},
-            rates={i.agent_id for _, i in intents},
+            rates={i.agent_id for _, i in intents} | (base.rates.keys() - snapshot.rates.keys()),
             marks=applied.marks_touched,
         )
         out.snapshot = snapshot
@@ -218,6 +222,38 @@ class Planner:
             else:
                 out.refused += 1
                 self._dead(out, entry, f"refused: {why}", now)
+        return kept
+
+    def _signed(
+        self,
+        out: Planned,
+        intents: list[tuple[Entry, TradeIntent]],
+        now: datetime,
+        config_hash: str,
+    ) -> list[tuple[Entry, TradeIntent]]:
+        """With agent keys, an intent not signed by a key of the agent it names is
+        rejected ``unauthenticated`` (a decision: the agent learns why). It is never
+        decided, so it counts towards no agent's rate and adds no state."""
+        if not self.agents.enabled:
+            return intents
+        kept = []
+        for entry, intent in intents:
+            problem = self.agents.problem(entry.raw or b"", intent.agent_id)
+            if problem is None:
+                kept.append((entry, intent))
+                continue
+            decision = rejection(
+                intent.intent_id,
+                intent.model_dump(mode="json"),
+                code=ReasonCode.UNAUTHENTICATED,
+                message=problem,
+                now=now,
+                config_hash=config_hash,
+            )
+            out.plan.decided.append(
+                DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), "")
+            )
+            out.decisions.append(decision)
         return kept
 
     def _record(

@@ -27,8 +27,10 @@ from redis import Redis
 from consumers.keys import DATA, Keys
 from consumers.runtime import connect
 from consumers.signing import (
+    AgentSigner,
     OrderSignatureError,
     Signer,
+    agent_signer,
     operator_signer,
     order_signer,
     verified_order,
@@ -66,6 +68,7 @@ class GateClient:
         prefix: str | None = None,
         signer: Signer | None = None,
         operator_keys: Signer | None = None,
+        agent_key: str | AgentSigner | None = None,
     ) -> None:
         self.redis = redis if redis is not None else connect(redis_url)
         self.keys = Keys(portfolio, prefix) if prefix else Keys(portfolio)
@@ -73,6 +76,12 @@ class GateClient:
         self.signer = signer if signer is not None else order_signer(self.keys)
         # signs deposits and resumes (RISKGATE_OPERATOR_KEYS); without keys, unsigned
         self.operators = operator_keys if operator_keys is not None else operator_signer(self.keys)
+        # signs intents: ``agent_key`` ("<key_id>:<base64>", or the gate's
+        # "<key_id>:<agent_id>:<base64>" entry), else RISKGATE_AGENT_KEY; none: unsigned
+        if isinstance(agent_key, AgentSigner):
+            self.agent = agent_key
+        else:
+            self.agent = agent_signer(self.keys, agent_key)
 
     # -- agents --------------------------------------------------------------------------
 
@@ -105,7 +114,12 @@ class GateClient:
                 "created_at": created_at or datetime.now(UTC),
             }
         )
-        self.redis.xadd(self.keys.intents, {DATA: intent.model_dump_json(exclude_none=True)})
+        if self.agent.enabled:
+            body = self.agent.sign(intent.model_dump(mode="json", exclude_none=True))
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        else:
+            data = intent.model_dump_json(exclude_none=True)
+        self.redis.xadd(self.keys.intents, {DATA: data})
         return intent.intent_id
 
     def decision(self, intent_id: str) -> Decision | None:

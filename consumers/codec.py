@@ -374,7 +374,10 @@ def changes(
     rates: Iterable[str] = (),
     marks: Iterable[str] = (),
 ) -> tuple[dict[str, str], list[str]]:
-    """State hash fields to set and delete for what a batch touched, as found in ``new``."""
+    """State hash fields to set and delete for what a batch touched, as found in ``new``.
+
+    A touched position, reservation or agent rate absent from ``new`` is deleted.
+    """
     hset: dict[str, str] = {}
     hdel: list[str] = []
     if account:
@@ -391,9 +394,11 @@ def changes(
             hdel.append(k.P_RESERVATION + intent_id)
         else:
             hset[k.P_RESERVATION + intent_id] = encode_reservation(res)
-    for agent in rates:
+    for agent in rates:  # an agent no longer counted (its minute is over): deleted
         rc = new.rates.get(agent)
-        if rc is not None:
+        if rc is None:
+            hdel.append(k.P_RATE + agent)
+        else:
             hset[k.P_RATE + agent] = encode_rate(rc)
     for symbol in marks:
         q = new.marks.get(symbol)

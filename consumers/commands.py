@@ -27,6 +27,7 @@ from consumers.runtime import (
     default_consumer_name,
     redis_url,
 )
+from consumers.signing import KeyConfigError
 from gate.assets import AssetManager
 from schemas.config import AssetsConfig
 from schemas.messages import Deposit, Mark
@@ -226,7 +227,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    client = GateClient(args.redis_url, args.portfolio)
+    try:  # signs with RISKGATE_AGENT_KEY (or RISKGATE_AGENT_KEY_FILE) when set
+        client = GateClient(args.redis_url, args.portfolio)
+    except KeyConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    agent = args.agent or os.environ.get("RISKGATE_AGENT") or client.agent.agent_id or "cli"
     try:
         intent_id = client.submit(
             args.symbol,
@@ -236,11 +241,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
             stop_price=args.stop,
             take_profit=args.take_profit,
             reduce_only=args.reduce_only,
-            agent_id=args.agent,
+            agent_id=agent,
             intent_id=args.intent_id,
         )
     except ValidationError as exc:
         raise UsageError(f"invalid intent: {describe(exc)}") from exc
+    except ValueError as exc:  # a key of another agent: the gate would reject it
+        raise UsageError(str(exc)) from exc
     if not args.wait:
         print(intent_id)
         return 0
@@ -387,7 +394,9 @@ def _register_sdk(sub: Sub) -> None:
     p.add_argument("--stop", type=_decimal)
     p.add_argument("--take-profit", type=_decimal)
     p.add_argument("--reduce-only", action="store_true")
-    p.add_argument("--agent", default=os.environ.get("RISKGATE_AGENT", "cli"))
+    p.add_argument(
+        "--agent", help="agent id (default: $RISKGATE_AGENT, else the key's agent, else cli)"
+    )
     p.add_argument("--intent-id")
     p.add_argument("--wait", action="store_true", help="print the decision (exit 1 if rejected)")
     p.add_argument("--timeout", type=float, default=10.0)

@@ -32,7 +32,7 @@ from consumers.commit import Committer
 from consumers.intake import dead_letter, describe, sort_entries
 from consumers.keys import Keys
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
-from consumers.signing import operator_signer, order_signer
+from consumers.signing import intent_verifier, operator_signer, order_signer
 from consumers.store import Loaded, Store
 from consumers.streams import (
     MAX_BATCH_BYTES,
@@ -99,7 +99,11 @@ class GateWorker:
         self.committer = Committer(redis, keys, k.GROUP_GATE, settings.marker_ttl_s)
         # bad RISKGATE_ORDER_KEYS stop the worker here, at start-up
         self.planner = Planner(
-            settings.consumer, settings.max_deliveries, order_signer(keys), operator_signer(keys)
+            settings.consumer,
+            settings.max_deliveries,
+            order_signer(keys),
+            operator_signer(keys),
+            intent_verifier(keys),  # RISKGATE_AGENT_KEYS: agents are who their key says
         )
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
         self.exposure: Exposure | None = None  # and its exposure

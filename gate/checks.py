@@ -355,6 +355,25 @@ def rate_limit(ctx: Context) -> Reason | None:
     )
 
 
+def agent_cap(ctx: Context) -> Reason | None:
+    """A new agent this minute is refused once the portfolio has counted the cap of them:
+    each counted agent is a field in the portfolio's state until the minute ends."""
+    limit = ctx.config.risk_management.max_agents_per_portfolio
+    if ctx.agent_intents > 0 or ctx.agents < limit:
+        return None
+    return reason(
+        ReasonCode.TOO_MANY_AGENTS,
+        f"{ctx.agents} agents already sent intents to this portfolio this minute, limit "
+        f"{limit}; agent {ctx.intent.agent_id} may send from the next minute",
+        ctx.agents,
+        limit,
+    )
+
+
+#: Findings that keep an intent out of its agent's count (and out of the state).
+UNCOUNTED = frozenset({ReasonCode.RATE_LIMITED, ReasonCode.TOO_MANY_AGENTS})
+
+
 def rate_window(now: datetime) -> int:
     """The per-agent rate limit counts intents per UTC minute."""
     return int(now.timestamp()) // 60
@@ -375,6 +394,7 @@ GATES_AFTER: tuple[Gate, ...] = (
     sideways_market,
     max_hold,
     rate_limit,
+    agent_cap,
 )
 #: Reduce-only intents shrink risk: they skip everything but the intent's own age and,
 #: when a recent mark exists, the price collar (an exit at a fat-finger price is still an

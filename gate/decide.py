@@ -89,7 +89,8 @@ class _Batch:
         self.blockers = [r for r in (g(standing) for g in checks.PORTFOLIO_GATES) if r]
         self.correlated = Correlated(snapshot, self.exposure, config, now)
         self.window = checks.rate_window(now)
-        self.rates = dict(snapshot.rates)
+        # counts of past minutes are over: dropped here, deleted from the state on commit
+        self.rates = {a: rc for a, rc in snapshot.rates.items() if rc.window >= self.window}
         self.reserved: list[Reservation] = []
         self.expires_at = now + timedelta(seconds=config.risk_management.reservation_ttl_seconds)
         self.base_report = _portfolio_checks(snapshot, self.vitals, config)
@@ -100,6 +101,7 @@ class _Batch:
             "correlations_fresh": self.correlated.fresh,
             "oldest_mark_age_s": _age(now, oldest),
             "agent_rate_limit": config.risk_management.max_intents_per_agent_per_minute,
+            "agents_limit": config.risk_management.max_agents_per_portfolio,
         }
         self._gates_after: dict[str, tuple[checks.Gate, ...]] = {}
 
@@ -119,15 +121,19 @@ class _Batch:
         if reservation is not None:
             self.reserved.append(reservation)
             self.exposure.reserve(reservation, self.snapshot.account, self.config)
-        if not intent.reduce_only and not any(
-            r.code is ReasonCode.RATE_LIMITED for r in decision.reasons
-        ):
+        if not intent.reduce_only and not any(r.code in checks.UNCOUNTED for r in decision.reasons):
             self.rates[intent.agent_id] = RateCount(self.window, count + 1)
         return decision
 
     def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Reservation | None]:
         ctx = enrich(
-            intent, self.snapshot, self.exposure, self.config, self.now, agent_intents=count
+            intent,
+            self.snapshot,
+            self.exposure,
+            self.config,
+            self.now,
+            agent_intents=count,
+            agents=len(self.rates),
         )
         if ctx is None:
             unknown = reason(
@@ -216,6 +222,7 @@ class _Batch:
         if opening:
             report["correlated_with"] = self.correlated.members(ctx.symbol, LISTED_CORRELATED)
             report["agent_intents_this_minute"] = ctx.agent_intents
+            report["agents_this_minute"] = ctx.agents
         return report
 
     def _reject(

@@ -38,6 +38,7 @@ class Context:
     unit_notional: Decimal  # account-currency exposure added per unit of quantity
     unit_risk: Decimal  # account-currency loss to the stop per unit (notional if no stop)
     agent_intents: int  # the agent's intents already counted this minute
+    agents: int  # the distinct agents counted this minute in the portfolio
     quote: Quote | None  # the symbol's latest mark, however old
     market: Decimal | None  # its price when recent enough to trade on (else None)
     collar: Decimal  # the price collar, a fraction of the mark
@@ -70,6 +71,7 @@ def enrich(
     now: datetime,
     *,
     agent_intents: int = 0,
+    agents: int = 0,
 ) -> Context | None:
     """The intent's context, or None when the symbol is not configured."""
     asset = config.assets.get(intent.symbol)
@@ -105,6 +107,7 @@ def enrich(
         unit_notional=unit_notional,
         unit_risk=unit_risk,
         agent_intents=agent_intents,
+        agents=agents,
         quote=quote,
         market=quote.price if quote is not None and recent(quote, config, now) else None,
         collar=collar,

@@ -55,6 +55,8 @@ class RiskManagement(Strict):
     correlation_max_age_hours: Annotated[int, Field(gt=0)] = 48
     risk_per_trade: OpenFraction = Decimal("0.01")
     max_intents_per_agent_per_minute: Annotated[int, Field(gt=0)] = 120
+    # chosen: distinct agents counted per portfolio per minute (each is a state field)
+    max_agents_per_portfolio: Annotated[int, Field(gt=0, le=100_000)] = 1000
     reservation_ttl_seconds: Annotated[int, Field(gt=0)] = 3600
     max_mark_age_seconds: Annotated[int, Field(gt=0)] = 900
     max_intent_age_seconds: Annotated[int, Field(gt=0)] = 300

@@ -121,6 +121,8 @@ class ReasonCode(StrEnum):
     PRICE_COLLAR = "price_collar"  # the intent's price is too far from the latest mark
     NO_MARKET_PRICE = "no_market_price"  # no mark recent enough to value an opening
     INTENT_ID_REUSED = "intent_id_reused"  # the id was decided for different content
+    UNAUTHENTICATED = "unauthenticated"  # agent keys are set: not signed by its agent's key
+    TOO_MANY_AGENTS = "too_many_agents"  # the portfolio's distinct agents this minute at cap
 
 
 class Inbound(BaseModel):
@@ -142,6 +144,10 @@ class TradeIntent(Inbound):
     take_profit: Positive | None = None
     reduce_only: bool = False
     created_at: UtcTime
+    # the agent's signature when agent keys are configured (consumers.signing); not
+    # part of what the intent says (intent_digest leaves them out)
+    key_id: KeyId | None = None
+    signature: Signature | None = None
 
 
 class Reason(Outbound):

@@ -145,8 +145,14 @@ def test_sigterm_when_busy_then_batch_committed_and_exit_zero(h: Harness, worker
 
 def test_second_signal_when_shutting_down_then_exits_at_once(h: Harness, workers: Workers) -> None:
     """A second SIGTERM does not wait for the batch: the process exits now (143)."""
-    name = workers.start(None, "--block-ms", "5000")
-    time.sleep(1.0)
+    name = workers.start("signalled", "--block-ms", "5000")  # not the harness's "w1"
+    # signal handlers are installed before the loop's first read: wait for that read
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        joined = {c["name"].decode() for c in h.redis.xinfo_consumers(h.keys.intents, GROUP_GATE)}
+        if name in joined:
+            break
+        time.sleep(0.05)
     proc = workers.procs[name]
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)
