@@ -44,6 +44,7 @@ class Planned:
     notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
     dead: int = 0
     refused: int = 0  # events refused as implausible (future-dated, unsigned, ...)
+    escalations: list[tuple[str, str]] = field(default_factory=list)  # unknown_fill: halted
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
     reused: int = 0  # intents refused: their id was decided for other content
 
@@ -231,6 +232,7 @@ class Planner:
             log.exception("event batch failed; applying one by one")
         else:
             out.notes += applied.notes
+            out.escalations += applied.escalations
             return applied, events
         kept = []
         current = snapshot
@@ -246,6 +248,7 @@ class Planner:
                 continue
             current = one.snapshot
             out.notes += one.notes
+            out.escalations += one.escalations
             refused += one.refused
             kept.append((entry, ev))
         # rare path: say everything may have changed, so callers recompute from scratch
@@ -258,6 +261,7 @@ class Planner:
             fx_changed=True,
             marks_touched=frozenset(current.marks),
             refused=tuple(refused),
+            escalations=tuple(out.escalations),
         ), kept
 
     def _decide(

@@ -335,6 +335,9 @@ class GateWorker:
         s["left_pending"] += planned.left_pending
         for event_id, note in planned.notes:
             self.log.warning("event applied with a note", event_id=event_id, note=note)
+        s["unknown_fill"] += len(planned.escalations)
+        for event_id, why in planned.escalations:
+            self.log.error("unknown_fill: applied, trading halted", event_id=event_id, why=why)
         msg_ids = {e.msg_id: e for e in entries}
         for d, entry in zip(planned.decisions, planned.plan.decided, strict=True):
             s[d.status.value] += 1

@@ -342,7 +342,9 @@ class GateTelemetry(WorkerTelemetry):
                 "riskgate_daily_pnl": float(v.daily_pnl),
                 "riskgate_daily_loss_ratio": float(v.daily_loss),
                 "riskgate_daily_loss_limit_ratio": float(rm.daily_loss_limit),
-                "riskgate_halted": 1.0 if snap.flags.halted else 0.0,
+                "riskgate_halted": (
+                    1.0 if snap.flags.halted or snap.account.halted_by is not None else 0.0
+                ),
             },
             "classes": classes,
             "phases": {name: name in active_phases(cfg) for name in cfg.phases},
@@ -371,6 +373,17 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_intent_id_reused_total",
             "Intents refused: their id was already decided for different content.",
             stats.get("intent_id_reused", 0),
+        )
+        yield self._counter(
+            "riskgate_unknown_fills_total",
+            "Fills applied that the gate never approved (or far beyond their approval): "
+            "each halts trading until riskgate resume.",
+            stats.get("unknown_fill", 0),
+        )
+        yield self._counter(
+            "riskgate_refused_events_total",
+            "Portfolio events refused as implausible (dead-lettered, not applied).",
+            stats.get("refused_events", 0),
         )
         yield self._counter(
             "riskgate_oversize_entries_total",
@@ -404,7 +417,7 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_daily_pnl": "Today's PnL (account currency).",
             "riskgate_daily_loss_ratio": "Today's loss / start-of-day equity.",
             "riskgate_daily_loss_limit_ratio": "daily_loss_limit.",
-            "riskgate_halted": "1 while the operator kill switch is on.",
+            "riskgate_halted": "1 while halted: the operator kill switch, or an unknown fill.",
         }
         values: dict[str, float] = self.samples.get("portfolio", {})
         for name, doc in docs.items():
