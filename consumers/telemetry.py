@@ -314,12 +314,19 @@ class GateTelemetry(WorkerTelemetry):
         now_ms = time.time() * 1000
         self.batch_size.observe(len(entries))
         reasons, latency = self.reasons, self.latency
-        for d, entry in zip(planned.decisions, planned.plan.decided, strict=True):
+        decided = planned.plan.decided
+        full = len(planned.decisions)
+        for d, entry in zip(planned.decisions, decided[:full], strict=True):
             sent_ms = int(entry.msg_id.split(b"-", 1)[0])
             latency.observe(max(0.0, now_ms - sent_ms) / 1000)
             for r in d.reasons:
                 code = r.code.value
                 reasons[code] = reasons.get(code, 0) + 1
+        for entry in decided[full:]:  # past an agent's quota: compact rate_limited
+            sent_ms = int(entry.msg_id.split(b"-", 1)[0])
+            latency.observe(max(0.0, now_ms - sent_ms) / 1000)
+        if planned.over_quota:
+            reasons["rate_limited"] = reasons.get("rate_limited", 0) + planned.over_quota
 
     def sample_more(self) -> dict[str, Any]:
         loaded = Store(self.redis, self.keys, self.worker.store.base).load()
