@@ -388,6 +388,11 @@ class GateTelemetry(WorkerTelemetry):
             stats.get("unknown_fill", 0),
         )
         yield self._counter(
+            "riskgate_intents_over_quota_total",
+            "Intents past their agent's per-minute quota: compact rate_limited rejections.",
+            stats.get("over_quota", 0),
+        )
+        yield self._counter(
             "riskgate_refused_events_total",
             "Portfolio events refused as implausible (dead-lettered, not applied).",
             stats.get("refused_events", 0),
