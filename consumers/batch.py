@@ -6,6 +6,7 @@ gets back the :class:`CommitPlan` plus the snapshot that the commit will produce
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
 from consumers.signing import IntentVerifier, Signer, operator_problem, signed_order_json
 from consumers.store import Loaded
 from consumers.streams import Entry, stream_time
+from gate.checks import rate_window
 from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
 from gate.ledger import Applied, apply_events, expire_reservations, future_dated
@@ -44,8 +46,16 @@ class Planned:
     notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
     dead: int = 0
     refused: int = 0  # events refused as implausible (future-dated, unsigned, ...)
+    escalations: list[tuple[str, str]] = field(default_factory=list)  # unknown_fill: halted
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
     reused: int = 0  # intents refused: their id was decided for other content
+    # intents past their agent's quota: rejected cheaply, not decided; committed after
+    # ``plan.decided``'s decisions (which ``decisions`` matches one for one)
+    cheap: list[DecidedEntry] = field(default_factory=list)
+
+    @property
+    def over_quota(self) -> int:
+        return len(self.cheap)
 
 
 def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str:
@@ -82,12 +92,17 @@ class Planner:
         signer: Signer = UNSIGNED,
         operators: Signer = UNSIGNED,
         agents: IntentVerifier = ANYONE,
+        *,
+        quota: bool = True,
+        quota_marker_ttl_s: int = 3600,
     ) -> None:
         self.worker = worker
         self.max_deliveries = max_deliveries
         self.signer = signer
         self.operators = operators  # verifies deposits and resumes (off: accept all)
         self.agents = agents  # verifies intents are their agent's (off: accept all)
+        self.quota = quota  # reject intents past the agent's quota before enrichment
+        self.quota_marker_ttl_s = quota_marker_ttl_s
 
     def plan(
         self,
@@ -168,7 +183,9 @@ class Planner:
                     config_hash=cfg.config_hash,
                 )
 
+        intents = self._admit(out, snapshot, intents, now, cfg)
         result = self._decide(out, snapshot, intents, loaded, now, book=book)
+        plan.decided += out.cheap
         for d in plan.decided:  # what each intent said, for the decided marker
             d.digest = intake.digests.get(d.msg_id, "")
         snapshot = result.snapshot
@@ -256,6 +273,90 @@ class Planner:
             out.decisions.append(decision)
         return kept
 
+    def _admit(
+        self,
+        out: Planned,
+        snapshot: Snapshot,
+        intents: list[tuple[Entry, TradeIntent]],
+        now: datetime,
+        config: AssetsConfig,
+    ) -> list[tuple[Entry, TradeIntent]]:
+        """The per-agent queue quota: an agent's openings past its allowance for this UTC
+        minute (``max_intents_per_agent_per_minute`` less what it already used) are
+        certain to be ``rate_limited``; they get that rejection here, compact (no
+        enrichment, no checks but the count) and with a short-lived marker, so a flood
+        costs the gate, Redis and every other agent little. Reduce-only intents are
+        never rate limited and always go on to ``decide``. docs/PROTOCOL.md, Backpressure.
+        """
+        if not self.quota:
+            return intents
+        limit = config.risk_management.max_intents_per_agent_per_minute
+        window = rate_window(now)
+        used: dict[str, int] = {}
+        kept = []
+        for entry, intent in intents:
+            agent = intent.agent_id
+            if intent.reduce_only:
+                kept.append((entry, intent))
+                continue
+            n = used.get(agent)
+            if n is None:
+                seen = snapshot.rates.get(agent)
+                n = seen.count if seen is not None and seen.window == window else 0
+            if n < limit:
+                used[agent] = n + 1
+                kept.append((entry, intent))
+                continue
+            used[agent] = n
+            self._over_quota(
+                out, entry, intent, count=n, limit=limit, now=now, config_hash=config.config_hash
+            )
+        return kept
+
+    def _over_quota(
+        self,
+        out: Planned,
+        entry: Entry,
+        intent: TradeIntent,
+        *,
+        count: int,
+        limit: int,
+        now: datetime,
+        config_hash: str,
+    ) -> None:
+        """The compact rejection, written as JSON directly (a flood's cost is this)."""
+        decision = {
+            "intent_id": intent.intent_id,
+            "agent_id": intent.agent_id,
+            "symbol": intent.symbol,
+            "side": intent.side.value,
+            "status": "rejected",
+            "requested_quantity": decimal_text(intent.quantity),
+            "approved_quantity": "0",
+            "stop_price": None,
+            "reasons": [
+                {
+                    "code": "rate_limited",
+                    "message": (
+                        f"agent {intent.agent_id} sent {count} intents this minute, limit "
+                        f"{limit}; past its quota: rejected before any other check"
+                    ),
+                    "value": str(count),
+                    "limit": str(limit),
+                }
+            ],
+            "checks": {"agent_intents_this_minute": count, "agent_rate_limit": limit},
+            "decided_at": iso(now),
+            "config_hash": config_hash,
+            "price": decimal_text(intent.price),
+            "take_profit": None,
+            "reduce_only": False,
+        }
+        data = json.dumps(decision, separators=(",", ":"))
+        out.cheap.append(
+            DecidedEntry(entry.msg_id, intent.intent_id, data, "", ttl_s=self.quota_marker_ttl_s)
+        )
+
     def _record(
         self,
         out: Planned,
@@ -287,6 +388,7 @@ class Planner:
             log.exception("event batch failed; applying one by one")
         else:
             out.notes += applied.notes
+            out.escalations += applied.escalations
             return applied, events
         kept = []
         current = snapshot
@@ -302,6 +404,7 @@ class Planner:
                 continue
             current = one.snapshot
             out.notes += one.notes
+            out.escalations += one.escalations
             refused += one.refused
             kept.append((entry, ev))
         # rare path: say everything may have changed, so callers recompute from scratch
@@ -314,6 +417,7 @@ class Planner:
             fx_changed=True,
             marks_touched=frozenset(current.marks),
             refused=tuple(refused),
+            escalations=tuple(out.escalations),
         ), kept
 
     def _decide(

@@ -131,8 +131,15 @@ def publish(redis: Redis, stream: str, payloads: Sequence[bytes]) -> list[bytes]
 
 
 def fills_for_positions(cfg: AssetsConfig, symbols: Sequence[str]) -> list[bytes]:
-    """One fill per symbol (no approval needed: fills are the executor's truth)."""
+    """One fill per symbol (no approval needed: fills are the executor's truth), then
+    the operator's resume that clears the unknown_fill halt they set."""
     now = datetime.now(UTC).isoformat()
+    resume = {
+        "type": "resume",
+        "event_id": f"pos-resume-{uuid.uuid4().hex}",
+        "operator": "bench",
+        "reason": "bench positions opened outside the gate",
+    }
     return [
         json.dumps(
             {
@@ -147,7 +154,7 @@ def fills_for_positions(cfg: AssetsConfig, symbols: Sequence[str]) -> list[bytes
             }
         ).encode()
         for i, sym in enumerate(symbols)
-    ]
+    ] + [json.dumps(resume).encode()]
 
 
 def raw_bus(redis: Redis, keys: Keys, payloads: Sequence[bytes], batch: int) -> float:

@@ -19,6 +19,7 @@ from gate.portfolio import (
     Account,
     Correlations,
     Flags,
+    Halt,
     Latch,
     Position,
     Quote,
@@ -54,6 +55,17 @@ def _unlatch(raw: Any) -> Latch | None:
     return Latch(datetime.fromisoformat(at), Decimal(value))
 
 
+def _halt(h: Halt | None) -> list[str] | None:
+    return None if h is None else [h.at.isoformat(), h.event_id, h.reason]
+
+
+def _unhalt(raw: Any) -> Halt | None:
+    if raw is None:
+        return None
+    at, event_id, why = raw
+    return Halt(datetime.fromisoformat(at), event_id, why)
+
+
 def encode_account(a: Account) -> str:
     return json.dumps(
         {
@@ -70,6 +82,7 @@ def encode_account(a: Account) -> str:
             "stopped": _latch(a.stopped),
             "day_stopped": _latch(a.day_stopped),
             "fees": _dec(a.fees),
+            "halted_by": _halt(a.halted_by),
         },
         separators=(",", ":"),
     )
@@ -99,6 +112,7 @@ def decode_account(raw: Mapping[str, Any]) -> Account:
         stopped=_unlatch(raw.get("stopped")),
         day_stopped=_unlatch(raw.get("day_stopped")),
         fees=Decimal(raw.get("fees", "0")),
+        halted_by=_unhalt(raw.get("halted_by")),
     )
 
 
@@ -133,6 +147,7 @@ def encode_position(p: Position) -> str:
             "marked_at": p.marked_at.isoformat(),
             "opened_at": p.opened_at.isoformat(),
             "stop_price": _opt_dec(p.stop_price),
+            "changed_at": p.changed_at.isoformat() if p.changed_at else None,
         },
         separators=(",", ":"),
     )
@@ -149,6 +164,7 @@ def decode_position(raw: Mapping[str, Any]) -> Position:
         marked_at=datetime.fromisoformat(raw["marked_at"]),
         opened_at=datetime.fromisoformat(raw["opened_at"]),
         stop_price=Decimal(raw["stop_price"]) if raw.get("stop_price") is not None else None,
+        changed_at=datetime.fromisoformat(raw["changed_at"]) if raw.get("changed_at") else None,
     )
 
 

@@ -30,7 +30,7 @@ from consumers.runtime import (
 from consumers.signing import KeyConfigError
 from gate.assets import AssetManager
 from schemas.config import AssetsConfig
-from schemas.messages import Deposit, Mark
+from schemas.messages import Deposit, Fill, Mark
 
 if TYPE_CHECKING:  # subscriptable for the type checker only
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -125,6 +125,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         )
         if latch is not None
     ]
+    halt = s["halted_by"]
+    if halt is not None:
+        latched.append(f"halt by event {halt['event_id']} at {halt['at']} ({halt['reason']})")
     if latched and not args.reason:
         raise UsageError(f"{'; '.join(latched)}: clearing a latched stop needs --reason")
     log = structlog.get_logger("riskgate.control")
@@ -198,6 +201,12 @@ def _print_status(s: dict[str, Any]) -> None:
                 f"{name} latched {latch['latched_at']} at {latch['at_value']}: reduce-only "
                 "until riskgate resume --reason ..."
             )
+    if s.get("halted_by") is not None:
+        h = s["halted_by"]
+        print(
+            f"HALTED by event {h['event_id']} at {h['at']}: {h['reason']}; reduce-only "
+            "until riskgate resume --reason ..."
+        )
     print(f"heat {s['heat']} (limit {s['heat_limit']})  class shares {s['class_shares']}")
     print(f"active phases {', '.join(s['active_phases'])}")
     print(f"positions ({len(s['positions'])}):")
@@ -287,6 +296,47 @@ def cmd_event(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UsageError(f"invalid {args.event}: {describe(exc)}") from exc
     print(client.mark(prices))
+    return 0
+
+
+def cmd_fill(args: argparse.Namespace) -> int:
+    """An executor's manual fill, validated with the gate's model (exit 2 naming the field).
+
+    The gate still judges it: an unconfigured symbol, a price outside the class's
+    fill band or a fill dated before the position's last one is refused (a dead letter);
+    a fill for no known approval is applied and halts trading (docs/PROTOCOL.md)."""
+    payload: dict[str, Any] = {
+        "type": "fill",
+        "event_id": args.event_id or "cli",
+        "intent_id": args.intent_id,
+        "symbol": args.symbol,
+        "side": args.side,
+        "quantity": args.quantity,
+        "price": args.price,
+    }
+    if args.fee is not None:
+        payload["fee"] = args.fee
+    if args.at is not None:
+        payload["at"] = args.at
+    try:
+        f = Fill.model_validate(payload)
+    except ValidationError as exc:
+        raise UsageError(f"invalid fill: {describe(exc)}") from exc
+    if f.symbol not in _config(args).assets:
+        raise UsageError(f"symbol: {f.symbol!r} is not configured (the gate would refuse it)")
+    client = GateClient(args.redis_url, args.portfolio)
+    print(
+        client.fill(
+            f.intent_id,
+            f.symbol,
+            f.side.value,
+            f.quantity,
+            f.price,
+            event_id=args.event_id,
+            at=f.at,
+            fee=f.fee,
+        )
+    )
     return 0
 
 
@@ -408,6 +458,17 @@ def _register_sdk(sub: Sub) -> None:
     add_redis_options(p)
     p.add_argument("amount", type=_decimal)
     p.set_defaults(handler=cmd_event, event="deposit")
+    p = sub.add_parser("fill", help="publish an executor's fill (a manual fill)")
+    add_redis_options(p)
+    p.add_argument("intent_id", help="the approved intent it fills")
+    p.add_argument("symbol")
+    p.add_argument("side", help="buy | sell")
+    p.add_argument("quantity", type=_decimal)
+    p.add_argument("price", type=_decimal)
+    p.add_argument("--fee", type=_decimal, help="in the symbol's quote currency")
+    p.add_argument("--at", help="ISO-8601 time of the fill (default: now)")
+    p.add_argument("--event-id", help="default: fill-<random>; re-use one to publish once")
+    p.set_defaults(handler=cmd_fill)
     p = sub.add_parser("mark", help="publish a mark-to-market event")
     add_redis_options(p)
     p.add_argument("prices", nargs="+", metavar="SYMBOL=PRICE")

@@ -56,7 +56,7 @@ if nmarkers > 0 then
     local mark = redis.call('GET', KEYS[first_marker + m - 1])
     if mark then
       local sid, digest = string.match(mark, '^(%S+) (%S+)$')
-      local ours = ARGV[12 + (m - 1) * 4 + 3]
+      local ours = ARGV[12 + (m - 1) * 5 + 3]
       if digest == nil or ours == '' or digest == ours then dup[#dup + 1] = tostring(m)
       else reused[#reused + 1] = tostring(m); reused[#reused + 1] = sid end
     end
@@ -71,10 +71,11 @@ local p = 12
 local ack_intents, ack_events = {}, {}
 for i = 1, ni do
   local msg, decision, order, digest = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
-  p = p + 4
+  local own_ttl = ARGV[p + 4]  -- '0': the default; quota rejections keep theirs short
+  p = p + 5
   local id = redis.call('XADD', KEYS[4], '*', 'data', decision)
   if digest ~= '' then id = id .. ' ' .. digest end
-  redis.call('SET', KEYS[first_marker + i - 1], id, 'EX', ttl)
+  redis.call('SET', KEYS[first_marker + i - 1], id, 'EX', own_ttl ~= '0' and own_ttl or ttl)
   if order ~= '' then redis.call('XADD', KEYS[5], '*', 'data', order) end
   ack_intents[#ack_intents + 1] = msg
 end
@@ -115,6 +116,7 @@ class DecidedEntry:
     decision: str  # Decision JSON
     order: str  # ApprovedOrder JSON, "" when rejected
     digest: str = ""  # what the intent said (schemas.messages.intent_digest); "" unchecked
+    ttl_s: int = 0  # its decided marker's TTL; 0: the committer's (quota rejections: short)
 
 
 @dataclass(slots=True)
@@ -191,7 +193,7 @@ class Committer:
             len(plan.notices),
         ]
         for d in plan.decided:
-            args += (d.msg_id, d.decision, d.order, d.digest)
+            args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s)
         args += [a.msg_id for a in plan.applied]
         for x in plan.dead:
             args += (x.source, x.msg_id, x.payload)

@@ -22,7 +22,7 @@ from consumers.streams import group_lag
 from gate.exposure import Exposure
 from gate.money import plain, ratio, show
 from gate.phases import active_phases
-from gate.portfolio import Latch, Vitals
+from gate.portfolio import Halt, Latch, Vitals
 from schemas.config import AssetClass, AssetsConfig
 
 REGIMES = ("trending", "sideways")
@@ -129,6 +129,12 @@ def _latch(latch: Latch | None) -> dict[str, str | None] | None:
     return {"latched_at": latch.at.isoformat(), "at_value": show(latch.value)}
 
 
+def _halted_by(halt: Halt | None) -> dict[str, str] | None:
+    if halt is None:
+        return None
+    return {"at": halt.at.isoformat(), "event_id": halt.event_id, "reason": halt.reason}
+
+
 def status(
     redis: Redis, keys: Keys, base: AssetsConfig, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -159,6 +165,7 @@ def status(
         "peak_nav": show(v.peak_nav),
         "emergency_stop": _latch(v.stopped),
         "daily_loss_stop": _latch(v.day_stopped),
+        "halted_by": _halted_by(snap.account.halted_by),
         "daily_pnl": plain(v.daily_pnl),
         "daily_loss": show(v.daily_loss),
         "fees": plain(snap.account.fees),

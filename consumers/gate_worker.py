@@ -46,7 +46,7 @@ from consumers.streams import (
 from consumers.telemetry import GateTelemetry, serve_gate, serving
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
-from schemas.messages import MAX_ENTRY_BYTES, MessageError, parse_json
+from schemas.messages import MAX_ENTRY_BYTES, MessageError, Status, parse_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,11 @@ class GateSettings:
     log_decisions: bool = True
     verify_exposure: bool = False  # tests: check every batch's exposure from scratch
     max_batch_bytes: int = MAX_BATCH_BYTES  # what one read may bring in, all streams
+    # backpressure (docs/PROTOCOL.md): intents past their agent's quota are rejected
+    # before enrichment; while most of a batch is, the next read takes flood_read_factor
+    # times as many entries, so a flood drains fast and other agents' intents with it
+    agent_quota: bool = True
+    flood_read_factor: int = 4
 
 
 def utcnow() -> datetime:
@@ -104,7 +109,10 @@ class GateWorker:
             order_signer(keys),
             operator_signer(keys),
             intent_verifier(keys),  # RISKGATE_AGENT_KEYS: agents are who their key says
+            quota=settings.agent_quota,
+            quota_marker_ttl_s=max(1, int(settings.intents_keep_s)),
         )
+        self._flooded = False  # most of the last batch was past an agent's quota
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
         self.exposure: Exposure | None = None  # and its exposure
         self._stale: Loaded | None = None  # the snapshot a lost race left us with
@@ -197,11 +205,14 @@ class GateWorker:
             starts = {s: self._drain_from.get(s, "0") for s in streams}
         else:
             starts = dict.fromkeys(streams, ">")
+        count = self.settings.batch
+        if self._flooded and not pending:
+            count *= self.settings.flood_read_factor
         return self.reader.read(
             k.GROUP_GATE,
             self.settings.consumer,
             starts,
-            count=self.settings.batch,
+            count=count,
             block_ms=None if pending else self.settings.block_ms,
         )
 
@@ -332,15 +343,24 @@ class GateWorker:
             self.telemetry.batch(planned, entries)
         s = self.stats
         s["batches"] += 1
-        s["decided"] += len(planned.decisions)
+        s["decided"] += len(planned.decisions) + planned.over_quota
         s["events"] += len(planned.plan.applied)
         s["dead"] += planned.dead
         s["refused_events"] += planned.refused
+        s["over_quota"] += planned.over_quota
+        self._flooded = planned.over_quota * 2 > len(planned.decisions)
         s["left_pending"] += planned.left_pending
         for event_id, note in planned.notes:
             self.log.warning("event applied with a note", event_id=event_id, note=note)
+        s["unknown_fill"] += len(planned.escalations)
+        for event_id, why in planned.escalations:
+            self.log.error("unknown_fill: applied, trading halted", event_id=event_id, why=why)
         msg_ids = {e.msg_id: e for e in entries}
-        for d, entry in zip(planned.decisions, planned.plan.decided, strict=True):
+        s[Status.REJECTED.value] += planned.over_quota  # one log line per batch for those
+        if planned.over_quota:
+            self.log.warning("intents past their agent's quota rejected", count=planned.over_quota)
+        full = planned.plan.decided[: len(planned.decisions)]
+        for d, entry in zip(planned.decisions, full, strict=True):
             s[d.status.value] += 1
             if self.settings.log_decisions:
                 self.log.info(

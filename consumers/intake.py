@@ -276,6 +276,7 @@ def rejection(
     now: datetime,
     config_hash: str,
     value: str | None = None,
+    limit: str | None = None,
     checks: dict[str, Any] | None = None,
 ) -> Decision:
     """The rejected decision an agent gets for an intent that could not be decided."""
@@ -292,7 +293,7 @@ def rejection(
         take_profit=None,
         price=None,
         reduce_only=salvage.get("reduce_only") is True,
-        reasons=(Reason(code=code, message=message[:1000], value=value),),
+        reasons=(Reason(code=code, message=message[:1000], value=value, limit=limit),),
         checks=checks or {},
         decided_at=now,
         config_hash=config_hash,

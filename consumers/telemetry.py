@@ -314,12 +314,19 @@ class GateTelemetry(WorkerTelemetry):
         now_ms = time.time() * 1000
         self.batch_size.observe(len(entries))
         reasons, latency = self.reasons, self.latency
-        for d, entry in zip(planned.decisions, planned.plan.decided, strict=True):
+        decided = planned.plan.decided
+        full = len(planned.decisions)
+        for d, entry in zip(planned.decisions, decided[:full], strict=True):
             sent_ms = int(entry.msg_id.split(b"-", 1)[0])
             latency.observe(max(0.0, now_ms - sent_ms) / 1000)
             for r in d.reasons:
                 code = r.code.value
                 reasons[code] = reasons.get(code, 0) + 1
+        for entry in decided[full:]:  # past an agent's quota: compact rate_limited
+            sent_ms = int(entry.msg_id.split(b"-", 1)[0])
+            latency.observe(max(0.0, now_ms - sent_ms) / 1000)
+        if planned.over_quota:
+            reasons["rate_limited"] = reasons.get("rate_limited", 0) + planned.over_quota
 
     def sample_more(self) -> dict[str, Any]:
         loaded = Store(self.redis, self.keys, self.worker.store.base).load()
@@ -342,7 +349,9 @@ class GateTelemetry(WorkerTelemetry):
                 "riskgate_daily_pnl": float(v.daily_pnl),
                 "riskgate_daily_loss_ratio": float(v.daily_loss),
                 "riskgate_daily_loss_limit_ratio": float(rm.daily_loss_limit),
-                "riskgate_halted": 1.0 if snap.flags.halted else 0.0,
+                "riskgate_halted": (
+                    1.0 if snap.flags.halted or snap.account.halted_by is not None else 0.0
+                ),
             },
             "classes": classes,
             "phases": {name: name in active_phases(cfg) for name in cfg.phases},
@@ -371,6 +380,22 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_intent_id_reused_total",
             "Intents refused: their id was already decided for different content.",
             stats.get("intent_id_reused", 0),
+        )
+        yield self._counter(
+            "riskgate_unknown_fills_total",
+            "Fills applied that the gate never approved (or far beyond their approval): "
+            "each halts trading until riskgate resume.",
+            stats.get("unknown_fill", 0),
+        )
+        yield self._counter(
+            "riskgate_intents_over_quota_total",
+            "Intents past their agent's per-minute quota: compact rate_limited rejections.",
+            stats.get("over_quota", 0),
+        )
+        yield self._counter(
+            "riskgate_refused_events_total",
+            "Portfolio events refused as implausible (dead-lettered, not applied).",
+            stats.get("refused_events", 0),
         )
         yield self._counter(
             "riskgate_oversize_entries_total",
@@ -410,7 +435,7 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_daily_pnl": "Today's PnL (account currency).",
             "riskgate_daily_loss_ratio": "Today's loss / start-of-day equity.",
             "riskgate_daily_loss_limit_ratio": "daily_loss_limit.",
-            "riskgate_halted": "1 while the operator kill switch is on.",
+            "riskgate_halted": "1 while halted: the operator kill switch, or an unknown fill.",
         }
         values: dict[str, float] = self.samples.get("portfolio", {})
         for name, doc in docs.items():

@@ -58,6 +58,14 @@ PortfolioGate = Callable[[Standing], Reason | None]
 
 
 def not_halted(s: Standing) -> Reason | None:
+    """The operator's kill switch, or a halt the ledger set (an escalated fill)."""
+    by = s.snapshot.account.halted_by
+    if by is not None:
+        return reason(
+            ReasonCode.TRADING_HALTED,
+            f"trading is halted since {by.at.isoformat()} by event {by.event_id}: {by.reason}; "
+            "reduce-only only until an operator runs riskgate resume --reason",
+        )
     if not s.snapshot.flags.halted:
         return None
     return reason(ReasonCode.TRADING_HALTED, "trading is halted by an operator; reduce-only only")

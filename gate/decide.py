@@ -283,7 +283,7 @@ def _portfolio_checks(snapshot: Snapshot, v: Vitals, config: AssetsConfig) -> di
         "daily_pnl": plain(v.daily_pnl),
         "daily_loss": show(v.daily_loss),
         "daily_loss_limit": plain(rm.daily_loss_limit),
-        "halted": snapshot.flags.halted,
+        "halted": snapshot.flags.halted or snapshot.account.halted_by is not None,
     }
 
 

@@ -6,8 +6,15 @@ than ``max_clock_skew_seconds`` ahead of it is *refused*: not applied, reported 
 ``now``, so nothing an executor writes lies in the future: not a mark (which would
 freeze the symbol's price and move the day), not a fill's ``opened_at``.
 
-The executor's fills are the truth: a fill is applied even when no approval is
-known for it, and the oddity is reported as a note for the worker to log.
+Fills are facts, but not every report of one is plausible. A fill is *refused* when
+it cannot be valued or placed in time: its symbol is not configured (unless it only
+reduces a position left from an older config), it is dated more than
+``max_clock_skew_seconds`` before the position's last fill, or its price is further
+than the class's ``fill_band`` from the latest mark. A plausible fill the gate never
+approved is *applied* (it is a position now) and, when it adds risk, *escalated*:
+reported in :attr:`Applied.escalations` (``unknown_fill``) and the account is halted
+(:attr:`gate.portfolio.Account.halted_by`) until an operator's ``resume`` event.
+docs/PROTOCOL.md gives the case-by-case reasoning.
 
 After every event the deposit-free return index (:class:`gate.portfolio.Account`)
 is settled: its peak follows the nav, and a drawdown at the emergency stop, or a
@@ -23,6 +30,7 @@ from decimal import Decimal
 
 from gate.money import ONE, ZERO
 from gate.portfolio import (
+    Halt,
     Latch,
     Position,
     Quote,
@@ -54,6 +62,7 @@ class Applied:
     fx_changed: bool = False
     marks_touched: frozenset[str] = frozenset()
     refused: tuple[tuple[str, str], ...] = ()  # (event_id, why): not applied
+    escalations: tuple[tuple[str, str], ...] = ()  # (event_id, why): applied, halted
 
     @property
     def reservations_touched(self) -> frozenset[str]:
@@ -85,6 +94,50 @@ def refusal(ev: PortfolioEvent, cash: Decimal, config: AssetsConfig, now: dateti
     return None
 
 
+def only_reduces(ev: Fill, position: Position | None) -> bool:
+    """The fill shrinks ``position`` without flipping it: it can only lower risk."""
+    if position is None:
+        return False
+    opposite = (position.quantity > 0) is (ev.side is Side.SELL)
+    return opposite and ev.quantity <= abs(position.quantity)
+
+
+def fill_refusal(
+    ev: Fill,
+    position: Position | None,
+    mark: Quote | None,
+    config: AssetsConfig,
+    now: datetime,
+) -> str | None:
+    """Why the fill ``ev`` is implausible against the symbol's open ``position`` and
+    latest trusted ``mark``, or None. Independent of reservations, so the gate and the
+    phase monitor's track (which has none) refuse the same fills."""
+    asset = config.assets.get(ev.symbol)
+    at = now if ev.at is None or ev.at > now else ev.at
+    if asset is None and not only_reduces(ev, position):
+        return (
+            f"fill for {ev.symbol}, a symbol that is not configured: nothing could mark, "
+            "limit or value it (only a fill reducing a position left from an older config "
+            "is accepted)"
+        )
+    skew = config.risk_management.max_clock_skew_seconds
+    if position is not None and position.last_change - at > timedelta(seconds=skew):
+        behind = int((position.last_change - at).total_seconds())
+        return (
+            f"fill is dated {at.isoformat()}, {behind}s before the {ev.symbol} position's "
+            f"last fill ({position.last_change.isoformat()}); max_clock_skew_seconds is {skew}"
+        )
+    if asset is not None and mark is not None:
+        band = config.asset_classes[asset.asset_class].fill_band
+        off = abs(ev.price - mark.price) / mark.price
+        if off > band:
+            return (
+                f"fill price {ev.price} is {off:.2%} from the {ev.symbol} mark {mark.price} "
+                f"({mark.at.isoformat()}); the {asset.asset_class.value} fill_band is {band:.0%}"
+            )
+    return None
+
+
 class _Book:
     """Mutable working copy of one snapshot, private to :func:`apply_events`."""
 
@@ -98,6 +151,7 @@ class _Book:
         self.marks = dict(snapshot.marks)
         self.notes: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str]] = []
+        self.escalations: list[tuple[str, str]] = []
         self.touched: set[str] = set()
         self.marks_touched: set[str] = set()
         self.released: list[Reservation] = []
@@ -200,10 +254,16 @@ class _Book:
                 f"daily-loss stop latched {acc.day_stopped.at.isoformat()} at a loss of "
                 f"{acc.day_stopped.value:.4f}"
             )
+        if acc.halted_by is not None:
+            cleared.append(
+                f"halt by event {acc.halted_by.event_id} at {acc.halted_by.at.isoformat()} "
+                f"({acc.halted_by.reason})"
+            )
         self.account = replace(
             acc,
             stopped=None,
             day_stopped=None,
+            halted_by=None,
             peak_nav=value,
             day_start_nav=value,
             peak_equity=eq,
@@ -228,15 +288,15 @@ class _Book:
     def fill(self, ev: Fill) -> None:
         at = self.when(ev.at)
         self.roll_day(at)
-        res = self._consume_reservation(ev)
-        asset = self.config.assets.get(ev.symbol)
         pos = self.positions.get(ev.symbol)
+        res = self._consume_reservation(ev, pos)
+        asset = self.config.assets.get(ev.symbol)
         if asset is not None:
             asset_class: str | None = asset.asset_class.value
             quote = asset.trading.quote_currency
         elif pos is not None:
             asset_class, quote = pos.asset_class, pos.quote_currency
-        else:
+        else:  # refused before this (fill_refusal); kept for direct callers
             asset_class, quote = None, self.config.risk_management.account_currency
             self.notes.append((ev.event_id, f"fill for unconfigured symbol {ev.symbol}"))
         fx = fx_rate(quote, self.account, self.config)
@@ -266,6 +326,7 @@ class _Book:
                 marked_at=valued_at,
                 opened_at=at,
                 stop_price=stop,
+                changed_at=at,
             )
         elif (pos.quantity > 0) == (signed > 0):
             self._add_to(pos, signed, ev.price, (value, valued_at), stop)
@@ -274,6 +335,9 @@ class _Book:
             moved = self.positions.get(ev.symbol)
             if moved is not None and mark is not None:
                 self.positions[ev.symbol] = replace(moved, mark_price=value, marked_at=valued_at)
+        moved = self.positions.get(ev.symbol)
+        if moved is not None:
+            self.positions[ev.symbol] = replace(moved, changed_at=max(at, moved.last_change))
         self.settle(at)
 
     def mark(self, ev: Mark) -> None:
@@ -306,15 +370,15 @@ class _Book:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _consume_reservation(self, ev: Fill) -> Reservation | None:
+    def _consume_reservation(self, ev: Fill, pos: Position | None) -> Reservation | None:
         res = self.reservations.get(ev.intent_id)
-        if res is None:
-            self.notes.append((ev.event_id, f"fill for {ev.intent_id}: no known approval"))
-            return None
-        if res.symbol != ev.symbol or res.side is not ev.side:
-            self.notes.append(
-                (ev.event_id, f"fill for {ev.intent_id} differs from the approved order")
-            )
+        what = f"{ev.side.value} {ev.quantity} {ev.symbol} at {ev.price}"
+        if res is None or res.symbol != ev.symbol or res.side is not ev.side:
+            odd = "no known approval" if res is None else "differs from the approved order"
+            if only_reduces(ev, pos):  # it only lowers risk: worth a note, not a halt
+                self.notes.append((ev.event_id, f"fill for {ev.intent_id} ({what}): {odd}"))
+            else:
+                self._escalate(ev, f"fill for {ev.intent_id} ({what}): {odd}")
             return None
         remaining = res.quantity - ev.quantity
         self.released.append(res)
@@ -324,9 +388,24 @@ class _Book:
             self.reserved.append(left)
         else:
             del self.reservations[ev.intent_id]
-            if remaining < 0:
+            asset = self.config.assets.get(ev.symbol)
+            slack = asset.risk.lot_size if asset is not None else ZERO
+            if -remaining > slack:
+                self._escalate(
+                    ev,
+                    f"fill for {ev.intent_id} ({what}) exceeds the {res.quantity} left of "
+                    f"its approval by {-remaining}",
+                )
+            elif remaining < 0:
                 self.notes.append((ev.event_id, f"fill for {ev.intent_id} exceeds the approval"))
         return res
+
+    def _escalate(self, ev: Fill, why: str) -> None:
+        """Applied, but the gate never approved this risk: halt until an operator resumes."""
+        self.escalations.append((ev.event_id, why))
+        if self.account.halted_by is None:
+            halt = Halt(self.when(ev.at), ev.event_id, f"unknown_fill: {why}")
+            self.account = replace(self.account, halted_by=halt)
 
     def _known_stop(self, stop: Decimal | None, price: Decimal, pos: Position) -> Decimal | None:
         """A part's stop: its own, else the asset's rule at its price (None if unknown)."""
@@ -405,6 +484,9 @@ def apply_events(
     book = _Book(snapshot, config, now)
     for ev in events:
         why = refusal(ev, book.account.cash, config, now)
+        if why is None and isinstance(ev, Fill):
+            symbol = ev.symbol
+            why = fill_refusal(ev, book.positions.get(symbol), book.marks.get(symbol), config, now)
         if why is not None:
             book.refused.append((ev.event_id, why))
         elif isinstance(ev, Deposit):
@@ -426,6 +508,7 @@ def apply_events(
         book.fx_changed,
         frozenset(book.marks_touched),
         tuple(book.refused),
+        tuple(book.escalations),
     )
 
 

@@ -32,6 +32,11 @@ class Position:
     marked_at: datetime
     opened_at: datetime
     stop_price: Decimal | None = None
+    changed_at: datetime | None = None  # its last fill (None: written before; opened_at)
+
+    @property
+    def last_change(self) -> datetime:
+        return self.changed_at or self.opened_at
 
     @property
     def is_long(self) -> bool:
@@ -72,6 +77,15 @@ class Latch:
 
 
 @dataclass(frozen=True, slots=True)
+class Halt:
+    """Trading halted by the ledger itself (an escalated fill) until an operator resumes."""
+
+    at: datetime
+    event_id: str  # the event that escalated
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     """Money and the deposit-free return index.
 
@@ -94,6 +108,7 @@ class Account:
     stopped: Latch | None = None  # emergency stop latched
     day_stopped: Latch | None = None  # daily-loss limit latched (for ``day``)
     fees: Decimal = ZERO  # fees paid, account currency
+    halted_by: Halt | None = None  # an escalation halted trading (cleared by resume)
 
 
 @dataclass(frozen=True, slots=True)

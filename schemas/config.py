@@ -138,6 +138,18 @@ class AssetClassConfig(Strict):
     # an intent priced further than this fraction from the latest mark is refused
     # (MiFID II RTS 6 art. 15 price collars; SEC 15c3-5 erroneous-order controls)
     price_collar: OpenFraction = Decimal("0.05")
+    # an executor's fill priced further than this fraction from the latest mark is
+    # refused (a typo, a wrong symbol, a wrong unit): wider than the collar, because a
+    # fill is a fact (slippage, a gap) where an intent is only a request
+    fill_band: OpenFraction = Decimal("0.25")
+
+    @model_validator(mode="after")
+    def _band_wider_than_collar(self) -> AssetClassConfig:
+        if self.fill_band <= self.price_collar:
+            raise ValueError(
+                f"fill_band {self.fill_band} must be wider than price_collar {self.price_collar}"
+            )
+        return self
 
 
 class Requirement(Strict):

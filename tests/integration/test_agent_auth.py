@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,9 +35,13 @@ class Clock:
     """The worker's clock, pinned (so a test never straddles a minute) and movable."""
 
     def __init__(self, redis: Redis) -> None:
-        seconds, _ = redis.time()
-        # the start of a minute, 10 s in: every intent of a step shares one rate window
-        self.now = datetime.fromtimestamp((int(seconds) // 60) * 60 + 10, UTC)
+        seconds = int(redis.time()[0])
+        if seconds % 60 > 45:  # too near a minute's end: start in the next one
+            time.sleep(61 - seconds % 60)
+            seconds = int(redis.time()[0])
+        # now on Redis's clock, never ahead of it (events dated ahead are refused), and
+        # pinned: every intent of a step shares one rate window
+        self.now = datetime.fromtimestamp(seconds, UTC)
 
     def __call__(self) -> datetime:
         return self.now

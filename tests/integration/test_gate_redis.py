@@ -71,8 +71,12 @@ def test_events_when_same_fill_sent_twice_then_position_moves_once(h: Harness) -
 
 
 def _long_btc(h: Harness, qty: str = "1") -> None:
-    """Hold a BTC position through a fill with no approval (executor fills are the truth)."""
+    """Hold a BTC position through a fill with no approval (executor fills are the truth:
+    applied, and trading halted until an operator resumes, which the test does)."""
     h.client.fill("outside", "BTC/USDT", "buy", qty, "100000")
+    h.pump()
+    assert h.state().snapshot.account.halted_by is not None
+    h.client.resume("test", "position opened outside the gate")
     h.pump()
 
 

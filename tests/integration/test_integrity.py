@@ -110,7 +110,8 @@ def test_deposit_when_drawdown_28pct_then_stop_holds_until_resume(
     nav 24.5 % under its peak, under the 25 % stop); `resume` does."""
     h = Harness(redis, portfolio)
     h.fund("10000")
-    h.client.fill("pos", "BTC/USDT", "buy", "0.1", "100000")
+    h.client.fill("pos", "BTC/USDT", "buy", "0.1", "100000")  # unknown_fill: halted
+    h.client.resume("test", "position opened outside the gate")
     h.client.mark({"BTC/USDT": "72000", "ETH/USDT": "3900"})
     h.client.deposit("30000")
     h.pump()

@@ -207,8 +207,10 @@ def test_fresh_marks_when_position_mark_is_in_the_future_then_stale_portfolio() 
 
 def _fallen(frac: str) -> Snapshot:
     """10,000 deposited, then BTC (0.1 bought at 100,000) marked down by ``frac``."""
+    approved = reservation("i0", "BTC/USDT", "0.1", "100000", "94000")
+    start = snapshot("0", quotes=marks(), reservations=[approved])
     snap = apply_events(
-        snapshot("0", quotes=marks()), [deposit("10000", "d0", NOW - timedelta(hours=2))], CFG, NOW
+        start, [deposit("10000", "d0", NOW - timedelta(hours=2))], CFG, NOW
     ).snapshot
     fill = Fill(
         type="fill",

@@ -80,11 +80,18 @@ def test_fill_when_partial_then_remainder_stays_reserved() -> None:
     assert snap.positions["BTC/USDT"].quantity == D("0.04")
 
 
-def test_fill_when_no_approval_known_then_applied_and_noted() -> None:
-    """The executor's fills are the truth: applied, with a note to log."""
-    snap, notes = apply(snapshot("100000"), fill("ghost", "buy", "1", "3900", symbol="ETH/USDT"))
-    assert snap.positions["ETH/USDT"].quantity == D(1)
-    assert notes == ["fill for ghost: no known approval"]
+def test_fill_when_no_approval_known_then_applied_and_trading_halted() -> None:
+    """The executor's fills are the truth: applied, escalated (unknown_fill), halted."""
+    ev = fill("ghost", "buy", "1", "3900", symbol="ETH/USDT")
+    out = apply_events(snapshot("100000"), [ev], CFG, NOW)
+    assert out.snapshot.positions["ETH/USDT"].quantity == D(1)
+    why = "fill for ghost (buy 1 ETH/USDT at 3900): no known approval"
+    assert out.escalations == ((ev.event_id, why),)
+    halt = out.snapshot.account.halted_by
+    assert halt is not None and (halt.event_id, halt.reason) == (
+        ev.event_id,
+        f"unknown_fill: {why}",
+    )
 
 
 def test_fill_when_closing_then_realized_pnl_and_position_gone() -> None:
@@ -99,9 +106,9 @@ def test_fill_when_closing_then_realized_pnl_and_position_gone() -> None:
 def test_fill_when_adding_then_average_price_is_weighted() -> None:
     """Adding at a new price averages the entry."""
     snap, _ = apply(
-        snapshot("500000"), fill("a", "buy", "1", "100000"), fill("b", "buy", "3", "120000")
+        snapshot("500000"), fill("a", "buy", "1", "100000"), fill("b", "buy", "3", "110000")
     )
-    assert snap.positions["BTC/USDT"].avg_price == D(115000)
+    assert snap.positions["BTC/USDT"].avg_price == D(107500)
 
 
 def test_fill_when_selling_through_zero_then_short_opens_at_fill_price() -> None:
