@@ -71,10 +71,6 @@ class GateSettings:
     flood_read_factor: int = 4
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def redis_clock(redis: Redis) -> Callable[[], datetime]:
     """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'."""
 
