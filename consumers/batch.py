@@ -143,8 +143,7 @@ class Planner:
         for bad in intake.bad_events:
             self._dead(out, bad.entry, bad.error, now)
 
-        events = self._authentic(out, events, now)
-        events = self._on_time(out, events, cfg, now)
+        events = self._admissible(out, events, cfg, now)
         applied, events = self._apply(out, snapshot, events, loaded, now)
         self._record(out, applied, events, now)
         book = _follow(book, snapshot, applied, cfg, now)
@@ -205,35 +204,23 @@ class Planner:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _authentic(
-        self, out: Planned, events: list[tuple[Entry, PortfolioEvent]], now: datetime
-    ) -> list[tuple[Entry, PortfolioEvent]]:
-        """Operator events without a valid operator signature are refused."""
-        if not self.operators.enabled:
-            return events
-        kept = []
-        for entry, ev in events:
-            if isinstance(ev, OperatorEvent):
-                problem = operator_problem(self.operators, entry.raw or b"")
-                if problem is not None:
-                    out.refused += 1
-                    self._dead(out, entry, f"refused: {ev.type} {problem}", now)
-                    continue
-            kept.append((entry, ev))
-        return kept
-
-    def _on_time(
+    def _admissible(
         self,
         out: Planned,
         events: list[tuple[Entry, PortfolioEvent]],
         config: AssetsConfig,
         now: datetime,
     ) -> list[tuple[Entry, PortfolioEvent]]:
-        """Events dated too far ahead of when Redis took them in (their stream id) are
-        refused: the phase monitor judges by the same clock, so both refuse the same."""
+        """Events the gate refuses before applying anything: dated too far ahead of when
+        Redis took them in (their stream id: the phase monitor judges by the same clock,
+        so both refuse the same), and operator events without a valid operator signature
+        (when operator keys are configured)."""
         kept = []
         for entry, ev in events:
             why = future_dated(ev, stream_time(entry), config, "its stream id")
+            if why is None and self.operators.enabled and isinstance(ev, OperatorEvent):
+                problem = operator_problem(self.operators, entry.raw or b"")
+                why = None if problem is None else f"{ev.type} {problem}"
             if why is None:
                 kept.append((entry, ev))
             else:

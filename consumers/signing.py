@@ -271,20 +271,26 @@ def operator_signer(keys: Keys, environ: Mapping[str, str] | None = None) -> Sig
     return Signer(found, context=keys.events, domain=OPERATOR_DOMAIN)
 
 
-def operator_problem(signer: Signer, raw: bytes | str) -> str | None:
-    """Why the operator event ``raw`` is not properly signed, or None when it is."""
+def signed_object(signer: Signer, raw: bytes | str, what: str) -> tuple[dict[str, Any], str]:
+    """``raw`` parsed and verified: (the object, "") or ({}, why not), the message
+    naming ``what`` was signed (an operator event, an intent)."""
     try:
         data = parse_json(raw)
     except ValueError as exc:
-        return f"is unreadable: {exc}"
+        return {}, f"the {what} is unreadable: {exc}"
     if not isinstance(data, dict):
-        return "is not a JSON object"
+        return {}, f"the {what} is not a JSON object"
     try:
         signer.verify(data)
     except OrderSignatureError as exc:
-        what = str(exc).replace("order", "operator event", 1)
-        return f"is an operator event and needs an operator signature: {what}"
-    return None
+        return {}, str(exc).replace("order", what, 1)
+    return data, ""
+
+
+def operator_problem(signer: Signer, raw: bytes | str) -> str | None:
+    """Why the operator event ``raw`` is not properly signed, or None when it is."""
+    _, why = signed_object(signer, raw, "operator event")
+    return f"is an operator event and needs an operator signature: {why}" if why else None
 
 
 # -- agent intents: who an agent is, by its key -----------------------------------------
@@ -369,17 +375,9 @@ class IntentVerifier:
         """
         if not self.enabled:
             return None
-        try:
-            data = parse_json(raw)
-        except ValueError as exc:
-            return f"the intent is unreadable: {exc}"
-        if not isinstance(data, dict):
-            return "the intent is not a JSON object"
-        try:
-            self._signer.verify(data)
-        except OrderSignatureError as exc:
-            what = str(exc).replace("order", "intent", 1)
-            return f"{what}; agents must sign intents with their key (RISKGATE_AGENT_KEY)"
+        data, why = signed_object(self._signer, raw, "intent")
+        if why:
+            return f"{why}; agents must sign intents with their key (RISKGATE_AGENT_KEY)"
         owner = self._owners[data[KEY_ID_FIELD]]
         if owner != agent_id:
             return (

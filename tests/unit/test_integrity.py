@@ -52,6 +52,20 @@ def mark(prices: dict[str, str], at: Any = NOW, event_id: str | None = None) -> 
     )
 
 
+def buy_btc(qty: str, at: Any, event_id: str, intent_id: str) -> Fill:
+    """An executor's fill: ``qty`` BTC bought at 100,000."""
+    return Fill(
+        type="fill",
+        event_id=event_id,
+        intent_id=intent_id,
+        symbol="BTC/USDT",
+        side="buy",  # type: ignore[arg-type]
+        quantity=D(qty),
+        price=D(100000),
+        at=at,
+    )
+
+
 # --- the agent's price is a request, not a valuation ----------------------------------
 
 
@@ -181,16 +195,7 @@ def test_mark_when_within_the_skew_then_applied_at_the_gate_clock() -> None:
 
 def test_fill_when_dated_in_the_future_then_refused_and_max_hold_not_defeated() -> None:
     """A fill dated a year ahead would set opened_at in the future: refused."""
-    ev = Fill(
-        type="fill",
-        event_id="f",
-        intent_id="i",
-        symbol="BTC/USDT",
-        side="buy",  # type: ignore[arg-type]
-        quantity=D("0.01"),
-        price=D(100000),
-        at=NOW + timedelta(days=365),
-    )
+    ev = buy_btc("0.01", NOW + timedelta(days=365), "f", "i")
     out = apply_events(btc_at("100000"), [ev], CFG, NOW)
     assert [e for e, _ in out.refused] == ["f"] and out.snapshot.positions == {}
 
@@ -212,16 +217,7 @@ def _fallen(frac: str) -> Snapshot:
     snap = apply_events(
         start, [deposit("10000", "d0", NOW - timedelta(hours=2))], CFG, NOW
     ).snapshot
-    fill = Fill(
-        type="fill",
-        event_id="f0",
-        intent_id="i0",
-        symbol="BTC/USDT",
-        side="buy",  # type: ignore[arg-type]
-        quantity=D("0.1"),
-        price=D(100000),
-        at=NOW - timedelta(hours=1),
-    )
+    fill = buy_btc("0.1", NOW - timedelta(hours=1), "f0", "i0")
     fallen = D(100000) * (1 - D(frac))  # 0.1 BTC is all of the 10,000: equity falls by frac
     return apply_events(snap, [fill, mark({"BTC/USDT": str(fallen)})], CFG, NOW).snapshot
 
@@ -291,16 +287,7 @@ def test_fill_when_adding_without_a_stop_then_the_known_stop_is_kept_wider() -> 
     wider of 80,000 and the asset's rule (6 % under 100,000 = 94,000): 80,000."""
     held = position("BTC/USDT", "0.1", "100000", "80000")
     snap = snapshot("90000", [held])
-    ev = Fill(
-        type="fill",
-        event_id="f",
-        intent_id="unknown",
-        symbol="BTC/USDT",
-        side="buy",  # type: ignore[arg-type]
-        quantity=D("0.1"),
-        price=D(100000),
-        at=NOW,
-    )
+    ev = buy_btc("0.1", NOW, "f", "unknown")
     pos = apply_events(snap, [ev], CFG, NOW).snapshot.positions["BTC/USDT"]
     assert (pos.quantity, pos.stop_price) == (D("0.2"), D(80000))
 
@@ -330,16 +317,7 @@ def test_track_when_fill_dated_ahead_of_its_stream_entry_then_not_recorded() -> 
     reached the stream is no trade in the track record."""
     from gate.track import Track, record
 
-    ev = Fill(
-        type="fill",
-        event_id="late",
-        intent_id="i",
-        symbol="BTC/USDT",
-        side="buy",  # type: ignore[arg-type]
-        quantity=D("0.01"),
-        price=D(100000),
-        at=NOW + timedelta(hours=1),
-    )
+    ev = buy_btc("0.01", NOW + timedelta(hours=1), "late", "i")
     track, derived = record(Track(), [(ev, NOW)], CFG)
     assert derived.fills == () and track.snapshot.positions == {}
     assert [e for e, _ in derived.notes] == ["late"]
