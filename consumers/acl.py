@@ -6,7 +6,8 @@ credential never reaches past its portfolio's keys. Roles:
 - ``agent``: XADD to ``intents``; GET ``decided:<id>``; XRANGE/XREVRANGE/XREAD on
   ``decisions``. Nothing else: it cannot read intents, orders or other portfolios.
 - ``executor``: consume ``orders`` with its own group (XGROUP CREATE, XREADGROUP,
-  XACK, XPENDING, XCLAIM, XAUTOCLAIM, XINFO); XADD to ``events``.
+  XACK, XPENDING, XCLAIM, XAUTOCLAIM, XINFO); XADD to ``events``; SET/GET its
+  ``handed:<group>:<intent id>`` dedupe markers.
 - ``gate``: the commands the gate worker runs (streams, the state/control hashes,
   markers, EVALSHA of the commit script, MULTI/EXEC) on its portfolio's keys only.
 - ``audit``: consume ``decisions`` (group ``audit``).
@@ -135,7 +136,12 @@ def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
             Grant(("+xrange", "+xrevrange", "+xread"), read=(keys.decisions,)),
         )
     if role == "executor":
-        return (Grant(CONSUME, read_write=(keys.orders,)), Grant(("+xadd",), write=(keys.events,)))
+        return (
+            Grant(CONSUME, read_write=(keys.orders,)),
+            Grant(("+xadd",), write=(keys.events,)),
+            # the SDK's per-group dedupe of orders by intent id
+            Grant(("+set", "+get"), read_write=(keys.handed("*", "*"),)),
+        )
     if role == "gate":
         return (Grant(GATE_COMMANDS, read_write=(everything,)),)
     if role == "audit":

@@ -1,4 +1,4 @@
-"""Plan one batch: events applied, reservations expired, intents decided, all as one commit.
+"""Plan one batch: events applied, intents decided, all as one commit.
 
 Pure except for logging: the worker hands in what it read and a loaded snapshot and
 gets back the :class:`CommitPlan` plus the snapshot that the commit will produce.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import structlog
@@ -22,8 +22,8 @@ from consumers.streams import Entry, stream_time
 from gate.checks import rate_window
 from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
-from gate.ledger import Applied, apply_events, expire_reservations, future_dated
-from gate.portfolio import Reservation, Snapshot
+from gate.ledger import Applied, apply_events, future_dated
+from gate.portfolio import Halt, Reservation, Snapshot
 from schemas.config import AssetsConfig
 from schemas.messages import (
     Decision,
@@ -46,6 +46,9 @@ class Planned:
     notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
     dead: int = 0
     refused: int = 0  # events refused as implausible (future-dated, unsigned, ...)
+    # (event id or entry, why): fills and cancels the gate could not read or refused,
+    # so its positions may be wrong: the portfolio halts until an operator resumes
+    halts: list[tuple[str, str]] = field(default_factory=list)
     escalations: list[tuple[str, str]] = field(default_factory=list)  # unknown_fill: halted
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
     reused: int = 0  # intents refused: their id was decided for other content
@@ -76,11 +79,14 @@ def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str
             "decided_at": iso(d.decided_at),
             "expires_at": iso(r.expires_at),
             "config_hash": d.config_hash,
+            "good_till": iso(r.expires_at),
         },
     )
 
 
 UNSIGNED = Signer()
+# unreadable events that may carry a position or the cash (or, untyped, may be one)
+HALTING_EVENTS = frozenset({"fill", "cancel", "expired", "deposit"})
 ANYONE = IntentVerifier()  # no agent keys: agents are who they say
 
 
@@ -121,15 +127,13 @@ class Planner:
         ``reused``: intent ids the commit found decided for different content, with the
         stream id of that decision: each such entry gets a dead letter and a notice.
         ``exposure``: the exposure of every reservation and position in ``loaded.snapshot``
-        (as the previous batch left it), if known; expired reservations are released here.
+        (as the previous batch left it), if known.
         """
         cfg = loaded.config
         base = loaded.snapshot
         out = Planned(CommitPlan(expected_version=base.version), base)
         book = exposure.copy() if exposure is not None else Exposure.of(base, cfg)
-        snapshot, expired = expire_reservations(base, now)
-        for r in expired:
-            book.release(r, snapshot.account, cfg)
+        snapshot = base
         plan = out.plan
         plan.ack_intents += [e.msg_id for e in intake.repeats_intents]
         plan.ack_events += [e.msg_id for e in intake.repeats_events]
@@ -142,12 +146,16 @@ class Planner:
                 events.append((entry, ev))
         for bad in intake.bad_events:
             self._dead(out, bad.entry, bad.error, now)
+            if bad.salvage.get("type") in HALTING_EVENTS or not bad.salvage.get("type"):
+                ref = bad.salvage.get("event_id") or f"entry {bad.entry.msg_id.decode()}"
+                kind = bad.salvage.get("type") or "event of unreadable type"
+                out.halts.append((str(ref), f"unparseable {kind}: {bad.error}"))
 
         events = self._admissible(out, events, cfg, now)
         applied, events = self._apply(out, snapshot, events, loaded, now)
         self._record(out, applied, events, now)
         book = _follow(book, snapshot, applied, cfg, now)
-        snapshot = applied.snapshot
+        snapshot = _halted(applied.snapshot, out.halts, now)
 
         reused = reused or {}
         intents: list[tuple[Entry, TradeIntent]] = []
@@ -192,9 +200,7 @@ class Planner:
             snapshot,
             account=snapshot.account is not base.account,
             positions=applied.positions_touched,
-            reservations={r.intent_id for r in expired}
-            | applied.reservations_touched
-            | {r.intent_id for r in result.reserved},
+            reservations=applied.reservations_touched | {r.intent_id for r in result.reserved},
             rates={i.agent_id for _, i in intents} | (base.rates.keys() - snapshot.rates.keys()),
             marks=applied.marks_touched,
         )
@@ -224,8 +230,7 @@ class Planner:
             if why is None:
                 kept.append((entry, ev))
             else:
-                out.refused += 1
-                self._dead(out, entry, f"refused: {why}", now)
+                self._refuse(out, entry, ev, why, now)
         return kept
 
     def _signed(
@@ -358,8 +363,17 @@ class Planner:
             if why is None:
                 out.plan.applied.append(AppliedEntry(e.msg_id, ev.event_id))
             else:
-                out.refused += 1
-                self._dead(out, e, f"refused: {why}", now)
+                self._refuse(out, e, ev, why, now)
+
+    def _refuse(
+        self, out: Planned, entry: Entry, ev: PortfolioEvent, why: str, now: datetime
+    ) -> None:
+        """A dead letter that says why; a refused fill also halts: it may be a real
+        position that the gate now does not count."""
+        out.refused += 1
+        self._dead(out, entry, f"refused: {why}", now)
+        if ev.type == "fill":
+            out.halts.append((ev.event_id, f"fill refused, not counted: {why}"))
 
     def _apply(
         self,
@@ -526,13 +540,23 @@ class Planner:
         out.decisions.append(decision)
 
 
+def _halted(snapshot: Snapshot, halts: list[tuple[str, str]], now: datetime) -> Snapshot:
+    """``snapshot`` halted by the first of ``halts`` (an existing halt is kept)."""
+    if not halts or snapshot.account.halted_by is not None:
+        return snapshot
+    event_id, why = halts[0]
+    more = f" (and {len(halts) - 1} more)" if len(halts) > 1 else ""
+    halt = Halt(now, event_id, f"unaccounted_event: {why}{more}"[:1000])
+    return replace(snapshot, account=replace(snapshot.account, halted_by=halt))
+
+
 def _follow(
     book: Exposure, before: Snapshot, applied: Applied, config: AssetsConfig, now: datetime
 ) -> Exposure:
     """Bring ``book`` (the exposure of ``before``) up to ``applied.snapshot``."""
     after = applied.snapshot
     if applied.fx_changed:
-        return Exposure.of(after, config, now)
+        return Exposure.of(after, config)
     for r in applied.released:  # at the marks they were reserved at
         book.release(r, after.account, config)
     for r in applied.reserved:

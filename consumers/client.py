@@ -5,8 +5,12 @@ intent_id = client.submit("BTC/USDT", "buy", "0.01", price="100000", agent_id="m
 decision = client.wait_decision(intent_id, timeout=5)
 
 for delivery in client.orders(group="binance-executor", consumer="exec-1"):
-    place(delivery.order)          # your broker call
-    client.fill(delivery.order.intent_id, ...)   # report what happened
+    if delivery.action == "cancel":                 # the kill switch
+        cancel_at_venue(delivery.intent_id)
+        client.cancel(delivery.intent_id)           # confirmed: the reservation goes
+    else:
+        place(delivery.order)                       # time in force <= order.good_till
+        client.fill(delivery.order.intent_id, ...)  # what filled; expired(...) if none
     delivery.ack()
 """
 
@@ -36,7 +40,14 @@ from consumers.signing import (
     verified_order,
 )
 from consumers.streams import ensure_group, read_group
-from schemas.messages import ApprovedOrder, Decision, MessageError, TradeIntent, parse_json
+from schemas.messages import (
+    ApprovedOrder,
+    CancelRequest,
+    Decision,
+    MessageError,
+    TradeIntent,
+    parse_json,
+)
 
 Number = Decimal | int | str
 log = structlog.get_logger("riskgate.client")
@@ -48,14 +59,38 @@ def _json(model_data: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class OrderDelivery:
-    """One approved order read from the orders stream; ack() once you have handled it."""
+    """One entry of the orders stream for an executor; ack() once you have handled it.
 
-    order: ApprovedOrder
+    ``action`` "place": ``order`` is an approved order to place, with a venue time in
+    force no later than its ``good_till``. ``action`` "cancel": ``cancel`` asks you to
+    cancel the open order for ``intent_id`` (the kill switch); confirm with
+    :meth:`GateClient.cancel` (or report the fills that came first).
+    """
+
+    order: ApprovedOrder | None
     msg_id: bytes
     _ack: Callable[[], None]
+    cancel: CancelRequest | None = None
+
+    @property
+    def action(self) -> str:
+        return "cancel" if self.cancel is not None else "place"
+
+    @property
+    def intent_id(self) -> str:
+        if self.cancel is not None:
+            return self.cancel.intent_id
+        assert self.order is not None
+        return self.order.intent_id
 
     def ack(self) -> None:
         self._ack()
+
+
+#: the ``handed`` marker of an intent whose cancel request arrived
+CANCELLED = b"cancelled"
+#: how long the SDK remembers which entry it handed out for an intent (and cancels)
+HANDED_TTL_S = 7 * 86400
 
 
 class GateClient:
@@ -159,9 +194,14 @@ class GateClient:
         block_ms: int = 1000,
         stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[OrderDelivery]:
-        """Approved orders for this executor group: first its unacked ones, then new ones.
+        """Orders and cancel requests for this executor group: first its unacked
+        entries, then new ones. A new group starts at ``start`` ("$": from now on).
 
-        A new group starts at ``start`` ("$": only orders approved from now on).
+        Never hands out an order past its ``good_till`` (on Redis's clock): it is acked
+        and reported to the gate as ``expired``, which releases its reservation. Never
+        hands out a second entry for an intent this group already had (a re-published
+        order after a failover), nor an order whose cancel request came first (that one
+        is confirmed ``cancel``-led: it was never placed).
         """
         stream = self.keys.orders
         ensure_group(self.redis, stream, group, start=start)
@@ -190,8 +230,41 @@ class GateClient:
                     log.error("order refused", msg_id=e.msg_id.decode(), reason=str(exc))
                     self.redis.xack(stream, group, e.msg_id)
                     continue
+                ack = self._acker(stream, group, e.msg_id)
+                if fields.get("action") == "cancel":
+                    request = CancelRequest.model_validate(fields)
+                    self.redis.set(
+                        self.keys.handed(group, request.intent_id), CANCELLED, ex=HANDED_TTL_S
+                    )
+                    yield OrderDelivery(None, e.msg_id, ack, cancel=request)
+                    continue
                 order = ApprovedOrder.model_validate(fields)
-                yield OrderDelivery(order, e.msg_id, self._acker(stream, group, e.msg_id))
+                if self._withheld(order, group, e.msg_id):
+                    ack()
+                    continue
+                yield OrderDelivery(order, e.msg_id, ack)
+
+    def _withheld(self, order: ApprovedOrder, group: str, msg_id: bytes) -> bool:
+        """Whether ``order`` must not reach the executor (and what the gate is told)."""
+        seconds, micros = self.redis.time()
+        now = datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC)
+        iid = order.intent_id
+        if order.deadline <= now:
+            log.warning("order past good_till: not placed, reported expired", intent_id=iid)
+            self.expired(iid)
+            return True
+        marker = self.keys.handed(group, iid)
+        if self.redis.set(marker, msg_id, nx=True, ex=HANDED_TTL_S):
+            return False
+        handed = self.redis.get(marker)
+        if handed == msg_id:  # our own entry again (unacked before a restart)
+            return False
+        if handed == CANCELLED:
+            log.warning("order cancelled before it arrived: not placed", intent_id=iid)
+            self.cancel(iid)
+            return True
+        log.warning("order already handed out for this intent: skipped", intent_id=iid)
+        return True
 
     def _acker(self, stream: str, group: str, msg_id: bytes) -> Callable[[], None]:
         def ack() -> None:
@@ -238,6 +311,32 @@ class GateClient:
         if event_id:
             payload["event_id"] = event_id
         return self._event(payload)
+
+    def expired(self, intent_id: str, *, event_id: str | None = None) -> str:
+        """Confirm the order for ``intent_id`` ended unfilled at its ``good_till`` (or
+        was never placed): what was not filled of it is released."""
+        payload: dict[str, Any] = {
+            "type": "expired",
+            "intent_id": intent_id,
+            "event_id": event_id or f"expired:{intent_id}",
+            "at": datetime.now(UTC).isoformat(),
+        }
+        return self._event(payload)
+
+    def release(
+        self, intent_id: str, operator: str, reason: str, *, event_id: str | None = None
+    ) -> str:
+        """An operator releases the reservation of ``intent_id`` (an operator event):
+        for an order known to be dead that no executor will confirm."""
+        payload: dict[str, Any] = {
+            "type": "release",
+            "intent_id": intent_id,
+            "operator": operator,
+            "reason": reason,
+            "event_id": event_id or f"release:{intent_id}",
+            "at": datetime.now(UTC).isoformat(),
+        }
+        return self._event(payload, operator=True)
 
     def deposit(self, amount: Number, *, event_id: str | None = None) -> str:
         """Pay in (``amount`` > 0) or withdraw (< 0): an operator event, signed with the

@@ -27,7 +27,7 @@ from consumers.runtime import (
     default_consumer_name,
     redis_url,
 )
-from consumers.signing import KeyConfigError
+from consumers.signing import KeyConfigError, order_signer
 from gate.assets import AssetManager
 from schemas.config import AssetsConfig
 from schemas.messages import Deposit, Fill, Mark
@@ -105,10 +105,55 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
-    version = control.halt(connect(args.redis_url), _keys(args))
+    redis, keys = connect(args.redis_url), _keys(args)
+    version = control.halt(redis, keys)
     print(f"{args.portfolio}: trading halted (reduce-only intents still pass); version {version}")
+    log = structlog.get_logger("riskgate.control")
+    log.warning("halted", portfolio=args.portfolio, reason=args.reason)
+    if args.cancel_open:
+        signer = order_signer(keys)  # executors verify cancel requests like orders
+        if not signer.enabled:
+            print(
+                "note: RISKGATE_ORDER_KEYS is not set here, so the cancel requests are "
+                "unsigned; executors that verify orders will refuse them"
+            )
+        asked = control.cancel_open(
+            redis,
+            keys,
+            _config(args),
+            signer,
+            operator=args.operator,
+            reason=args.reason or "kill switch",
+        )
+        print(
+            f"{args.portfolio}: cancel requested for {len(asked)} open orders; their "
+            "reservations are released as executors confirm (riskgate status shows what "
+            "is left)"
+        )
+        log.warning("cancel requested", portfolio=args.portfolio, orders=len(asked))
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """An operator releases one reservation: its order is known to be dead."""
+    redis, keys = connect(args.redis_url), _keys(args)
+    s = control.status(redis, keys, _config(args))
+    r = s["reservations"].get(args.intent_id)
+    if r is None:
+        raise UsageError(f"{args.intent_id}: no open reservation in portfolio {args.portfolio}")
+    event_id = GateClient(redis=redis, portfolio=args.portfolio).release(
+        args.intent_id, args.operator, args.reason
+    )
+    print(
+        f"{args.portfolio}: releasing {args.intent_id} ({r['side']} {r['quantity']} "
+        f"{r['symbol']}, good till {r['good_till']}); event {event_id} (applied by the gate)"
+    )
     structlog.get_logger("riskgate.control").warning(
-        "halted", portfolio=args.portfolio, reason=args.reason
+        "released",
+        portfolio=args.portfolio,
+        intent_id=args.intent_id,
+        operator=args.operator,
+        reason=args.reason,
     )
     return 0
 
@@ -214,7 +259,19 @@ def _print_status(s: dict[str, Any]) -> None:
         print(f"  {sym:12} {p['quantity']:>16} @ {p['avg_price']}  mark {p['mark']}")
     print(f"reservations ({len(s['reservations'])}):")
     for iid, r in list(s["reservations"].items())[:20]:
-        print(f"  {iid:40} {r['side']:4} {r['quantity']:>14} {r['symbol']}")
+        late = "  OVERDUE" if r["overdue"] else ""
+        print(
+            f"  {iid:40} {r['side']:4} {r['quantity']:>14} {r['symbol']:10} "
+            f"good till {r['good_till']}{late}"
+        )
+    late = s["overdue_reservations"]
+    if late["count"]:
+        print(
+            f"OVERDUE: {late['count']} reservations past their order's good_till (oldest "
+            f"{late['oldest_good_till']}) still count: no executor has confirmed how the "
+            "order ended (fill, cancel or expired); riskgate release INTENT_ID --reason ... "
+            "once an order is known to be dead"
+        )
     print("streams:")
     for name, info in s["streams"].items():
         groups = "  ".join(
@@ -398,10 +455,23 @@ def _register_worker(sub: Sub) -> None:
 
 
 def _register_controls(sub: Sub) -> None:
+    operator = os.environ.get("RISKGATE_OPERATOR") or os.environ.get("USER") or "operator"
     p = sub.add_parser("halt", help="kill switch on: only reduce-only intents pass")
     add_redis_options(p)
     p.add_argument("--reason", default="", help="recorded in the log")
+    p.add_argument(
+        "--cancel-open",
+        action="store_true",
+        help="also ask executors to cancel every open order (action: cancel)",
+    )
+    p.add_argument("--operator", default=operator, help="who (default: $RISKGATE_OPERATOR)")
     p.set_defaults(handler=cmd_halt)
+    p = sub.add_parser("release", help="release the reservation of an order known to be dead")
+    add_redis_options(p)
+    p.add_argument("intent_id")
+    p.add_argument("--reason", required=True, help="why the order is known to be dead")
+    p.add_argument("--operator", default=operator, help="who (default: $RISKGATE_OPERATOR)")
+    p.set_defaults(handler=cmd_release)
     p = sub.add_parser(
         "resume",
         help="kill switch off, and clear a latched emergency stop or daily-loss stop",

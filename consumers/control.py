@@ -17,15 +17,18 @@ from redis.exceptions import ResponseError
 from consumers import keys as k
 from consumers.codec import encode_regime
 from consumers.keys import Keys
+from consumers.signing import Signer, signed_order_json
 from consumers.store import Store
 from consumers.streams import group_lag
 from gate.exposure import Exposure
+from gate.ledger import overdue
 from gate.money import plain, ratio, show
 from gate.phases import active_phases
 from gate.portfolio import Halt, Latch, Vitals
 from schemas.config import AssetClass, AssetsConfig
 
 REGIMES = ("trending", "sideways")
+OVERDUE_SHOWN = 50  # overdue intent ids listed by status (all are counted)
 
 
 def set_control(
@@ -129,6 +132,32 @@ def _latch(latch: Latch | None) -> dict[str, str | None] | None:
     return {"latched_at": latch.at.isoformat(), "at_value": show(latch.value)}
 
 
+def cancel_open(
+    redis: Redis, keys: Keys, base: AssetsConfig, signer: Signer, *, operator: str, reason: str
+) -> list[str]:
+    """The kill switch's second half (MiFID II RTS 6 art. 12): a signed ``action:
+    cancel`` request on the orders stream for every open order, i.e. every reservation
+    in the state (halt first, so no new one appears). Reservations are released as
+    executors confirm (``cancel``, or ``fill`` for what filled first). Returns the
+    intent ids asked for."""
+    snap = Store(redis, keys, base).load().snapshot
+    at = redis_now(redis).isoformat()
+    pipe = redis.pipeline(transaction=False)
+    for r in snap.reservations.values():
+        request = {
+            "action": "cancel",
+            "intent_id": r.intent_id,
+            "symbol": r.symbol,
+            "side": r.side.value,
+            "reason": reason,
+            "operator": operator,
+            "requested_at": at,
+        }
+        pipe.xadd(keys.orders, {k.DATA: signed_order_json(signer, request)})
+    pipe.execute()
+    return list(snap.reservations)
+
+
 def _halted_by(halt: Halt | None) -> dict[str, str] | None:
     if halt is None:
         return None
@@ -142,10 +171,10 @@ def status(
     now = now or redis_now(redis)
     loaded = Store(redis, keys, base).load()
     snap, cfg = loaded.snapshot, loaded.config
-    exposure = Exposure.of(snap, cfg, now)
+    exposure = Exposure.of(snap, cfg)
     v = Vitals.of(snap, exposure.equity, now.date())
     eq = v.equity
-    live = {i: r for i, r in snap.reservations.items() if r.expires_at > now}
+    late = overdue(snap, now)
     streams = {}
     for name in keys.streams():
         streams[name.rsplit(":", 1)[1]] = {
@@ -197,9 +226,16 @@ def status(
                 "side": r.side.value,
                 "quantity": plain(r.quantity),
                 "reduce_only": r.reduce_only,
-                "expires_at": r.expires_at.isoformat(),
+                "good_till": r.expires_at.isoformat(),
+                "overdue": r.expires_at <= now,
             }
-            for i, r in sorted(live.items())
+            for i, r in sorted(snap.reservations.items())
+        },
+        # past good_till, still counted: no executor has said how the order ended
+        "overdue_reservations": {
+            "count": len(late),
+            "oldest_good_till": late[0].expires_at.isoformat() if late else None,
+            "intents": [r.intent_id for r in late[:OVERDUE_SHOWN]],
         },
         "active_phases": active_phases(cfg),
         "enabled_assets": [

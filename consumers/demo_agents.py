@@ -253,7 +253,10 @@ class Executor(threading.Thread):
                 self.GROUP, "exec-1", start="0", block_ms=200, stop=self.stopping.is_set
             ):
                 order = delivery.order
-                if self.rng.random() < 0.1:
+                if order is None:  # a cancel request (riskgate halt --cancel-open)
+                    c.cancel(delivery.intent_id, event_id=f"cancel-{delivery.intent_id}")
+                    self.stats.cancels += 1
+                elif self.rng.random() < 0.1:
                     c.cancel(order.intent_id, event_id=f"cancel-{order.intent_id}")
                     self.stats.cancels += 1
                 else:

@@ -49,6 +49,11 @@ _TEXT_FIELD = {
     name: re.compile(b'"' + name.encode() + rb'"\s*:\s*"([^"\\\x00-\x1f]{1,128})"')
     for name in ("agent_id", "symbol", "side")
 }
+#: what a bad event still says: its type and id (an unreadable fill halts the portfolio)
+_EVENT_FIELD = {
+    name: re.compile(b'"' + name.encode() + rb'"\s*:\s*"([^"\\\x00-\x1f]{1,128})"')
+    for name in ("type", "event_id")
+}
 
 
 @dataclass(slots=True)
@@ -114,6 +119,29 @@ def _salvage(raw: bytes | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def event_salvage(raw: bytes | None) -> dict[str, str]:
+    """A bad event's ``type`` and ``event_id`` where they can still be read."""
+    if raw is None:
+        return {}
+    found: dict[str, Any] = {}
+    if len(raw) <= MAX_ENTRY_BYTES:
+        try:
+            data = json.loads(check_shape(raw).decode("utf-8", "replace"))
+        except (MessageError, ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict):
+            found = data
+    out = {}
+    for name, pattern in _EVENT_FIELD.items():
+        value = found.get(name)
+        if not found:
+            m = pattern.search(raw[:MAX_ENTRY_BYTES])
+            value = m.group(1).decode("utf-8", "replace") if m else None
+        if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
+            out[name] = value
+    return out
+
+
 def _unexpected(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__} while reading the entry: {exc}"[:1000]
 
@@ -131,15 +159,16 @@ class _Sorter:
         try:
             error = self._refused(entry)
             if error is not None:
-                self._bad(
-                    entry, is_intent, error, salvage=_scan(entry.raw or entry.head), digest=""
-                )
+                raw = entry.raw or entry.head
+                salvage = _scan(raw) if is_intent else event_salvage(raw)
+                self._bad(entry, is_intent, error, salvage=salvage, digest="")
             elif is_intent:
                 self._intent(entry)
             else:
                 self._event(entry)
         except Exception as exc:  # the guard: nothing about one entry reaches the others
-            self._bad(entry, is_intent, _unexpected(exc), salvage={}, digest="")
+            salvage = {} if is_intent else event_salvage(entry.raw)
+            self._bad(entry, is_intent, _unexpected(exc), salvage=salvage, digest="")
 
     def _refused(self, entry: Entry) -> str | None:
         """Why ``entry`` is not even parsed, if so: the cap, its size, a missing field."""
@@ -186,7 +215,7 @@ class _Sorter:
         try:
             event = parse_event(entry.raw)
         except (MessageError, ValidationError, ValueError, RecursionError) as exc:
-            self._bad(entry, False, describe(exc), salvage={}, digest="")
+            self._bad(entry, False, describe(exc), salvage=event_salvage(entry.raw), digest="")
             return
         if event.event_id in self.seen_events:
             self.out.repeats_events.append(entry)
@@ -202,6 +231,7 @@ class _Sorter:
         (then an id already decided counts as a duplicate, never as reused)."""
         bad = Bad(entry, error)
         if not is_intent:
+            bad.salvage = salvage
             self.out.bad_events.append(bad)
             return
         iid = salvage.get("intent_id")

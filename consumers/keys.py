@@ -111,6 +111,11 @@ class Keys:
         """String: the decision's stream id, once the intent is decided (with a TTL)."""
         return self.base + "decided:" + intent_id
 
+    def handed(self, group: str, intent_id: str) -> str:
+        """Which orders-stream entry the SDK handed an executor group for an intent
+        (``cancelled`` once a cancel request for it arrived): executors dedupe by it."""
+        return self.base + "handed:" + group + ":" + intent_id
+
     def applied(self, event_id: str) -> str:
         """String: set once the portfolio event is applied (with a TTL)."""
         return self.base + "applied:" + event_id

@@ -332,7 +332,7 @@ class GateTelemetry(WorkerTelemetry):
         loaded = Store(self.redis, self.keys, self.worker.store.base).load()
         snap, cfg = loaded.snapshot, loaded.config
         now = datetime.now(UTC)
-        exposure = Exposure.of(snap, cfg, now)
+        exposure = Exposure.of(snap, cfg)
         v = Vitals.of(snap, exposure.equity, now.date())
         eq = v.equity
         rm = cfg.risk_management
@@ -391,11 +391,6 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_intents_over_quota_total",
             "Intents past their agent's per-minute quota: compact rate_limited rejections.",
             stats.get("over_quota", 0),
-        )
-        yield self._counter(
-            "riskgate_refused_events_total",
-            "Portfolio events refused as implausible (dead-lettered, not applied).",
-            stats.get("refused_events", 0),
         )
         yield self._counter(
             "riskgate_oversize_entries_total",

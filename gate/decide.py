@@ -83,7 +83,7 @@ class _Batch:
         self.snapshot = snapshot
         self.config = config
         self.now = now
-        self.exposure = exposure.copy() if exposure else Exposure.of(snapshot, config, now)
+        self.exposure = exposure.copy() if exposure else Exposure.of(snapshot, config)
         self.vitals = Vitals.of(snapshot, self.exposure.equity, now.date())
         standing = Standing(snapshot, self.vitals, self.exposure.oldest_mark, config, now)
         self.blockers = [r for r in (g(standing) for g in checks.PORTFOLIO_GATES) if r]

@@ -102,16 +102,15 @@ class Exposure:
                 self.class_symbols.setdefault(asset_class, {})[symbol] = None
 
     @classmethod
-    def of(cls, snapshot: Snapshot, config: AssetsConfig, now: datetime | None = None) -> Exposure:
-        """From scratch: every position, and every reservation still alive at ``now``
-        (every reservation in the snapshot when ``now`` is None)."""
+    def of(cls, snapshot: Snapshot, config: AssetsConfig) -> Exposure:
+        """From scratch: every position and every reservation (one past its order's
+        ``good_till`` too: it holds risk until the order is confirmed ended)."""
         exp = cls(
             ZERO, Part(), Part(), {}, {}, None, snapshot.account.fx, reference_prices(snapshot)
         )
         exp.revalue_positions(snapshot, config)
         for r in snapshot.reservations.values():
-            if now is None or r.expires_at > now:
-                exp.reserve(r, snapshot.account, config)
+            exp.reserve(r, snapshot.account, config)
         return exp
 
     def rebase(self, old: Snapshot, new: Snapshot, config: AssetsConfig) -> Exposure:

@@ -1,4 +1,10 @@
-"""Portfolio events (deposit, fill, cancel, mark, resume) applied to a snapshot, purely.
+"""Portfolio events (deposit, fill, cancel, expired, mark, resume, release) applied to a
+snapshot, purely.
+
+A reservation lives as long as its order: it is released only by a terminal event for
+that order (a fill of all of it, ``cancel`` or ``expired`` from the executor) or by an
+operator's ``release``. Past its ``good_till`` an unconfirmed reservation keeps
+counting (:func:`overdue` lists them): an order the gate cannot see may still fill.
 
 ``now`` is the gate's clock (Redis's, never a worker host's). An event dated more
 than ``max_clock_skew_seconds`` ahead of it is *refused*: not applied, reported in
@@ -45,7 +51,17 @@ from gate.portfolio import (
     wider_stop,
 )
 from schemas.config import AssetsConfig
-from schemas.messages import AnyEvent, Cancel, Deposit, Fill, Mark, Resume, Side
+from schemas.messages import (
+    AnyEvent,
+    Cancel,
+    Deposit,
+    Expired,
+    Fill,
+    Mark,
+    Release,
+    Resume,
+    Side,
+)
 
 PortfolioEvent = AnyEvent
 
@@ -278,12 +294,22 @@ class _Book:
             )
         )
 
-    def cancel(self, ev: Cancel) -> None:
+    def end(self, ev: Cancel | Expired | Release) -> None:
+        """The order ended (the executor says so) or an operator released it."""
         gone = self.reservations.pop(ev.intent_id, None)
         if gone is None:
-            self.notes.append((ev.event_id, f"cancel for {ev.intent_id}: no open reservation"))
-        else:
-            self.released.append(gone)
+            self.notes.append((ev.event_id, f"{ev.type} for {ev.intent_id}: no open reservation"))
+            return
+        self.released.append(gone)
+        if isinstance(ev, Release):
+            self.notes.append(
+                (
+                    ev.event_id,
+                    f"release by {ev.operator} ({ev.reason}): reservation of {ev.intent_id} "
+                    f"({gone.side.value} {gone.quantity} {gone.symbol}, good till "
+                    f"{gone.expires_at.isoformat()}) released",
+                )
+            )
 
     def fill(self, ev: Fill) -> None:
         at = self.when(ev.at)
@@ -403,7 +429,7 @@ class _Book:
     def _escalate(self, ev: Fill, why: str) -> None:
         """Applied, but the gate never approved this risk: halt until an operator resumes."""
         self.escalations.append((ev.event_id, why))
-        if self.account.halted_by is None:
+        if self.config.risk_management.halt_on_unknown_fill and self.account.halted_by is None:
             halt = Halt(self.when(ev.at), ev.event_id, f"unknown_fill: {why}")
             self.account = replace(self.account, halted_by=halt)
 
@@ -493,8 +519,8 @@ def apply_events(
             book.deposit(ev)
         elif isinstance(ev, Fill):
             book.fill(ev)
-        elif isinstance(ev, Cancel):
-            book.cancel(ev)
+        elif isinstance(ev, Cancel | Expired | Release):
+            book.end(ev)
         elif isinstance(ev, Mark):
             book.mark(ev)
         else:
@@ -512,26 +538,18 @@ def apply_events(
     )
 
 
-def expire_reservations(
-    snapshot: Snapshot, now: datetime
-) -> tuple[Snapshot, tuple[Reservation, ...]]:
-    """Drop reservations whose TTL has passed; returns the snapshot and what expired.
+def overdue(snapshot: Snapshot, now: datetime) -> tuple[Reservation, ...]:
+    """Reservations past their order's ``good_till`` at ``now``, oldest first: still
+    counted (the order may still fill), waiting for the executor's ``fill``, ``cancel``
+    or ``expired``, or an operator's ``release``.
 
-    Reservations are kept in expiry order (each is appended with ``now + TTL``; a
-    loaded state is sorted once), so the scan stops at the first one still alive: it
-    costs what expired, not what exists. Should that order ever be broken (clocks of
-    two workers apart), a reservation expires late, never early: it holds risk longer.
-    The same snapshot object comes back when nothing expired.
+    Reservations are kept in ``good_till`` order (each is appended with ``now + TTL``;
+    a loaded state is sorted once), so the scan stops at the first one still in force:
+    it costs what is overdue, not what exists.
     """
-    expired_list = []
+    late = []
     for r in snapshot.reservations.values():
         if r.expires_at > now:
             break
-        expired_list.append(r)
-    expired = tuple(expired_list)
-    if not expired:
-        return snapshot, ()
-    live = dict(snapshot.reservations)
-    for r in expired:
-        del live[r.intent_id]
-    return replace(snapshot, reservations=live), expired
+        late.append(r)
+    return tuple(late)

@@ -57,7 +57,12 @@ class RiskManagement(Strict):
     max_intents_per_agent_per_minute: Annotated[int, Field(gt=0)] = 120
     # chosen: distinct agents counted per portfolio per minute (each is a state field)
     max_agents_per_portfolio: Annotated[int, Field(gt=0, le=100_000)] = 1000
+    # an approved order's time in force (its ``good_till``); the reservation is held
+    # past it until the executor confirms how the order ended (or an operator releases it)
     reservation_ttl_seconds: Annotated[int, Field(gt=0)] = 3600
+    # a fill the gate never approved (or over its approval) that adds risk halts the
+    # portfolio until an operator resumes; off: it is still counted and alerted
+    halt_on_unknown_fill: bool = True
     max_mark_age_seconds: Annotated[int, Field(gt=0)] = 900
     max_intent_age_seconds: Annotated[int, Field(gt=0)] = 300
     # chosen: NTP keeps hosts within milliseconds; 5 s tolerates a bad one, not a lie

@@ -190,6 +190,30 @@ class ApprovedOrder(Outbound):
     decided_at: datetime
     expires_at: datetime
     config_hash: str
+    # the order's time in force: an executor must not place it after this (the SDK
+    # never hands it out then; it reports it ``expired``). Equal to ``expires_at``
+    # (kept for older executors); absent on orders approved before it existed.
+    good_till: datetime | None = None
+    action: Literal["place"] = "place"
+
+    @property
+    def deadline(self) -> datetime:
+        return self.good_till or self.expires_at
+
+
+class CancelRequest(Outbound):
+    """``action: cancel`` on the orders stream (``riskgate halt --cancel-open``): the
+    executor cancels the open order for ``intent_id`` at its venue and confirms with a
+    ``cancel`` event (or a ``fill`` for what filled first); only then is the
+    reservation released."""
+
+    action: Literal["cancel"]
+    intent_id: str
+    symbol: str
+    side: Side
+    reason: str
+    operator: str
+    requested_at: datetime
 
 
 class OperatorEvent(Inbound):
@@ -234,9 +258,34 @@ class Fill(Inbound):
 
 
 class Cancel(Inbound):
+    """The executor confirms the order is cancelled at its venue: what was not filled
+    of it is released."""
+
     type: Literal["cancel"]
     event_id: EventId
     intent_id: IntentId
+    at: UtcTime | None = None
+
+
+class Expired(Inbound):
+    """The executor confirms the order ended unfilled at its ``good_till`` (or was
+    never placed because it arrived after it): what was not filled is released."""
+
+    type: Literal["expired"]
+    event_id: EventId
+    intent_id: IntentId
+    at: UtcTime | None = None
+
+
+class Release(OperatorEvent):
+    """An operator releases the reservation of ``intent_id`` (``riskgate release``):
+    for an order known to be dead that no executor will confirm."""
+
+    type: Literal["release"]
+    event_id: EventId
+    intent_id: IntentId
+    operator: Text
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
     at: UtcTime | None = None
 
 
@@ -248,7 +297,7 @@ class Mark(Inbound):
     fx: Annotated[dict[str, Positive], Field(max_length=100)] = Field(default_factory=dict)
 
 
-AnyEvent = Deposit | Fill | Cancel | Mark | Resume
+AnyEvent = Deposit | Fill | Cancel | Expired | Mark | Resume | Release
 PortfolioEvent = Annotated[AnyEvent, Field(discriminator="type")]
 _EVENT = TypeAdapter[AnyEvent](PortfolioEvent)
 

@@ -55,11 +55,13 @@ def test_grants_when_agent_then_xadd_intents_and_reads_of_own_decisions_only() -
 
 
 def test_grants_when_executor_then_consumes_orders_and_only_xadds_events() -> None:
-    """XADD is granted on events alone; the orders selector has no XADD."""
-    consume, publish = grants("executor", Keys("main"))
+    """XADD is granted on events alone; the orders selector has no XADD; SET/GET only on
+    the SDK's order dedupe markers."""
+    consume, publish, handed = grants("executor", Keys("main"))
     assert consume.read_write == ("riskgate:{main}:orders",)
     assert "+xadd" not in consume.commands and "+xreadgroup" in consume.commands
     assert publish == Grant(("+xadd",), write=("riskgate:{main}:events",))
+    assert handed == Grant(("+set", "+get"), read_write=("riskgate:{main}:handed:*:*",))
 
 
 def test_grants_when_custom_prefix_then_patterns_follow_keys_module() -> None:

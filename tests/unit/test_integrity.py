@@ -228,7 +228,7 @@ def test_deposit_when_drawdown_28pct_then_emergency_stop_holds() -> None:
     fallen = _fallen("0.28")
     assert fallen.account.stopped is not None
     topped = apply_events(fallen, [deposit("30000", "d1")], CFG, NOW).snapshot
-    v = Vitals.of(topped, Exposure.of(topped, CFG, NOW).equity, NOW.date())
+    v = Vitals.of(topped, Exposure.of(topped, CFG).equity, NOW.date())
     assert (v.equity, v.drawdown) == (D(37200), D("0.28"))
     d = decide(intent(quantity="0.01", price="72000"), topped, CFG, NOW)
     assert "emergency_stop" in codes(d) and "latched" in d.reasons[0].message
@@ -237,7 +237,7 @@ def test_deposit_when_drawdown_28pct_then_emergency_stop_holds() -> None:
 def test_mark_when_drawdown_recovers_below_the_stop_then_still_latched() -> None:
     """Down 28 %, back to 20 %: the stop does not lift by itself."""
     recovered = apply_events(_fallen("0.28"), [mark({"BTC/USDT": "80000"})], CFG, NOW).snapshot
-    v = Vitals.of(recovered, Exposure.of(recovered, CFG, NOW).equity, NOW.date())
+    v = Vitals.of(recovered, Exposure.of(recovered, CFG).equity, NOW.date())
     assert v.drawdown == D("0.2")
     assert "emergency_stop" in codes(decide(intent(price="80000"), recovered, CFG, NOW))
 
@@ -259,7 +259,7 @@ def test_withdrawal_when_drawdown_then_nav_unchanged() -> None:
     """Money out moves neither the nav nor its peak: a withdrawal is not a loss."""
     snap = apply_events(snapshot("0"), [deposit("10000", "d0")], CFG, NOW).snapshot
     out = apply_events(snap, [deposit("-4000", "w")], CFG, NOW).snapshot
-    v = Vitals.of(out, Exposure.of(out, CFG, NOW).equity, NOW.date())
+    v = Vitals.of(out, Exposure.of(out, CFG).equity, NOW.date())
     assert (v.equity, v.drawdown, v.nav) == (D(6000), D(0), D(1))
 
 

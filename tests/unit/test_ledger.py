@@ -6,9 +6,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from gate.ledger import apply_events, expire_reservations
+import pytest
+
+from gate.ledger import apply_events, overdue
 from gate.portfolio import Snapshot, equity
-from schemas.messages import Cancel, Deposit, Fill, Mark
+from schemas.messages import Cancel, Deposit, Expired, Fill, Mark, Release
 from tests.builders import NOW, all_enabled, base_config, reservation, snapshot
 
 D = Decimal
@@ -173,19 +175,48 @@ def test_mark_when_fx_given_then_foreign_positions_revalue() -> None:
     assert equity(out.snapshot, cfg) == D(100080)
 
 
-def test_expire_when_ttl_passed_then_reservation_dropped() -> None:
-    """Reservations live until their TTL and no longer."""
+def test_overdue_when_good_till_passed_then_listed_and_still_held() -> None:
+    """A reservation past its order's good_till is overdue, not dropped: the order may
+    still fill until an executor or an operator says how it ended."""
     snap = snapshot(
         reservations=[
             reservation("old", "BTC/USDT", "0.1", "100000", "94000", expires_at=NOW),
             reservation("new", "BTC/USDT", "0.1", "100000", "94000"),
         ]
     )
-    after, expired = expire_reservations(snap, NOW)
-    assert set(after.reservations) == {"new"}
-    assert [r.intent_id for r in expired] == ["old"]
-    fresh, none = expire_reservations(snap, NOW - timedelta(seconds=1))
-    assert fresh is snap and none == ()
+    assert [r.intent_id for r in overdue(snap, NOW)] == ["old"]
+    assert overdue(snap, NOW - timedelta(seconds=1)) == ()
+    assert set(snap.reservations) == {"old", "new"}
+
+
+@pytest.mark.parametrize(
+    ("event", "note"),
+    [
+        (lambda: Cancel(type="cancel", event_id="c1", intent_id="old"), None),
+        (lambda: Expired(type="expired", event_id="x1", intent_id="old"), None),
+        (
+            lambda: Release(
+                type="release", event_id="r1", intent_id="old", operator="ann", reason="dead"
+            ),
+            "release by ann (dead): reservation of old",
+        ),
+    ],
+    ids=["cancel", "expired", "release"],
+)
+def test_terminal_event_when_applied_then_reservation_released(
+    event: Any, note: str | None
+) -> None:
+    """cancel, expired and an operator's release end a reservation, overdue or not."""
+    snap = snapshot(
+        reservations=[reservation("old", "BTC/USDT", "0.1", "100000", "94000", expires_at=NOW)]
+    )
+    out = apply_events(snap, [event()], CFG, NOW)
+    assert out.snapshot.reservations == {}
+    assert [r.intent_id for r in out.released] == ["old"]
+    notes = [n for _, n in out.notes]
+    assert (note is None and notes == []) or (note is not None and note in notes[0])
+    again = apply_events(out.snapshot, [event()], CFG, NOW)
+    assert again.released == () and "no open reservation" in again.notes[0][1]
 
 
 def test_apply_events_when_fill_and_mark_then_reports_what_it_touched() -> None:
@@ -204,8 +235,8 @@ def test_apply_events_when_fill_and_mark_then_reports_what_it_touched() -> None:
     assert apply_events(snap, [mark({"BTC/USDT": "1"}, fx={"JPY": "0.007"})], CFG, NOW).fx_changed
 
 
-def test_expire_when_in_expiry_order_then_scan_stops_at_first_live() -> None:
-    """Expiry walks reservations oldest first and stops at the first still alive."""
+def test_overdue_when_in_good_till_order_then_scan_stops_at_first_in_force() -> None:
+    """overdue() walks reservations oldest first and stops at the first still in force."""
     snap = snapshot(
         reservations=[
             reservation(
@@ -219,9 +250,7 @@ def test_expire_when_in_expiry_order_then_scan_stops_at_first_live() -> None:
             for i in range(-3, 4)
         ]
     )
-    after, expired = expire_reservations(snap, NOW)
-    assert [r.intent_id for r in expired] == ["r-3", "r-2", "r-1", "r0"]
-    assert list(after.reservations) == ["r1", "r2", "r3"]
+    assert [r.intent_id for r in overdue(snap, NOW)] == ["r-3", "r-2", "r-1", "r0"]
 
 
 def test_decode_state_when_hash_unordered_then_reservations_in_expiry_order() -> None:

@@ -288,29 +288,26 @@ def events(draw: st.DrawFn, snap: Snapshot) -> list:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_exposure_when_followed_incrementally_then_equals_from_scratch(data: st.DataObject) -> None:
-    """Batches of decisions, events and expiries: the threaded exposure equals Exposure.of."""
+    """Batches of decisions and events over time: the threaded exposure equals Exposure.of."""
     from consumers.batch import _follow
     from gate.exposure import Exposure
-    from gate.ledger import apply_events, expire_reservations
+    from gate.ledger import apply_events
 
     snap = data.draw(portfolios())
-    book = Exposure.of(snap, CFG, NOW)
+    book = Exposure.of(snap, CFG)
     now = NOW
     for _ in range(3):
         result = decide_batch(
             data.draw(st.lists(intents(snap), max_size=6)), snap, CFG, now, exposure=book
         )
         snap, book = result.snapshot, result.exposure
-        assert book.same(Exposure.of(snap, CFG, now))
+        assert book.same(Exposure.of(snap, CFG))
         now = now + timedelta(minutes=data.draw(st.sampled_from([0, 30, 61])))
         book = book.copy()
-        snap, expired = expire_reservations(snap, now)
-        for r in expired:
-            book.release(r, snap.account, CFG)
         applied = apply_events(snap, data.draw(events(snap)), CFG, now)
         book = _follow(book, snap, applied, CFG, now)
         snap = applied.snapshot
-        assert book.same(Exposure.of(snap, CFG, now))
+        assert book.same(Exposure.of(snap, CFG))
 
 
 @given(

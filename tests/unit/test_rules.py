@@ -558,12 +558,13 @@ CASES = [
             ],
         ),
     ),
-    # -- expired reservations hold nothing -------------------------------------------------
+    # -- a reservation past its good_till still holds its risk ----------------------------
     Case(
-        "expired reservation ignored",
+        "overdue reservation still counts",
         intent(quantity="0.2"),
-        "approved",
-        "0.2",
+        "rejected",
+        "0",
+        ["max_position", "below_min_size"],
         snap=snapshot(
             "100000",
             reservations=[reservation("old", "BTC/USDT", "0.2", "100000", "94000", expires_at=NOW)],

@@ -99,8 +99,11 @@ def test_cancel_when_event_then_reservation_released(h: Harness) -> None:
     assert h.state().snapshot.reservations == {}
 
 
-def test_reservation_when_ttl_passes_then_released_at_next_commit(h: Harness) -> None:
-    """An unfilled approval stops holding risk after its TTL."""
+def test_reservation_when_good_till_passes_then_held_until_executor_confirms(
+    h: Harness,
+) -> None:
+    """An unfilled approval keeps holding risk past its good_till (the order may still
+    work); the executor's ``expired`` releases it."""
     iid = h.intent(quantity="0.2")
     h.pump()
     later = datetime.now(UTC) + timedelta(hours=1, seconds=1)
@@ -108,8 +111,12 @@ def test_reservation_when_ttl_passes_then_released_at_next_commit(h: Harness) ->
     h.mark_arriving(market_prices(), later)  # an hour on, the market is marked again
     h.intent(quantity="0.2", created_at=later)
     h.pump()
-    snap = h.state().snapshot
-    assert iid not in snap.reservations
+    assert iid in h.state().snapshot.reservations
+    assert h.decisions()[-1].status is Status.REJECTED
+    h.client.expired(iid)
+    h.intent(quantity="0.2", created_at=later)
+    h.pump()
+    assert iid not in h.state().snapshot.reservations
     assert h.decisions()[-1].status is Status.APPROVED
 
 
@@ -338,9 +345,9 @@ def test_entry_copy_keeps_delivery_count() -> None:
     assert replace(e, deliveries=3).deliveries == 3
 
 
-def test_fresh_worker_when_reservations_expired_then_each_released_once(h: Harness) -> None:
-    """A worker starting on state with expired reservations must not release them twice
-    (that would under-count exposure and approve past the cap)."""
+def test_fresh_worker_when_reservations_overdue_then_still_counted(h: Harness) -> None:
+    """A reservation past its order's good_till still counts on a worker that loads it
+    fresh: the order may still fill until the executor says how it ended."""
     h.intent(quantity="0.2")  # BTC's whole 20 % max position, reserved
     h.pump()
     later = datetime.now(UTC) + timedelta(hours=1, seconds=1)
@@ -355,7 +362,8 @@ def test_fresh_worker_when_reservations_expired_then_each_released_once(h: Harne
     iid = h.intent(quantity="0.3", created_at=later)
     h.pump()
     d = h.decision(iid)
-    assert (d.status, str(d.approved_quantity)) == (Status.RESIZED, "0.2")
+    assert (d.status, str(d.approved_quantity)) == (Status.REJECTED, "0")
+    assert d.reasons[0].code.value == "max_position"
 
 
 def test_two_workers_when_racing_then_loser_rebases_and_stays_exact(h: Harness) -> None:
