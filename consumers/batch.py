@@ -46,8 +46,8 @@ class Planned:
     notes: list[tuple[str, str]] = field(default_factory=list)  # event oddities to log
     dead: int = 0
     refused: int = 0  # events refused as implausible (future-dated, unsigned, ...)
-    # (event id or entry, why): fills and cancels the gate could not read or refused,
-    # so its positions may be wrong: the portfolio halts until an operator resumes
+    # (event id or entry, why): fills, cancels, expiries or deposits the gate could not
+    # read, so its positions or cash may be wrong: it halts until an operator resumes
     halts: list[tuple[str, str]] = field(default_factory=list)
     escalations: list[tuple[str, str]] = field(default_factory=list)  # unknown_fill: halted
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
@@ -368,12 +368,10 @@ class Planner:
     def _refuse(
         self, out: Planned, entry: Entry, ev: PortfolioEvent, why: str, now: datetime
     ) -> None:
-        """A dead letter that says why; a refused fill also halts: it may be a real
-        position that the gate now does not count."""
+        """A dead letter that says why (counted and alerted: riskgate_refused_events_total).
+        Not a halt: the event was read and judged implausible (docs/PROTOCOL.md)."""
         out.refused += 1
         self._dead(out, entry, f"refused: {why}", now)
-        if ev.type == "fill":
-            out.halts.append((ev.event_id, f"fill refused, not counted: {why}"))
 
     def _apply(
         self,

@@ -200,12 +200,13 @@ class GateClient:
         Never hands out an order past its ``good_till`` (on Redis's clock): it is acked
         and reported to the gate as ``expired``, which releases its reservation. Never
         hands out a second entry for an intent this group already had (a re-published
-        order after a failover), nor an order whose cancel request came first (that one
-        is confirmed ``cancel``-led: it was never placed).
+        order after a failover). A cancel request for an order this group was never
+        handed (not yet published) is confirmed here, not delivered, and that order is
+        withheld if it still comes.
         """
         stream = self.keys.orders
         ensure_group(self.redis, stream, group, start=start)
-        pending = True
+        pending, cursor = True, "0"  # own unacked entries first, each once
         while not stop():
             entries = read_group(
                 self.redis,
@@ -215,11 +216,14 @@ class GateClient:
                 count=count,
                 block_ms=block_ms,
                 pending=pending,
+                after=cursor,
             )
             if pending and not entries:
                 pending = False
                 continue
             for e in entries:
+                if pending:
+                    cursor = e.msg_id.decode()
                 if e.raw is None:  # trimmed while pending: nothing left to execute
                     self.redis.xack(stream, group, e.msg_id)
                     continue
@@ -233,9 +237,16 @@ class GateClient:
                 ack = self._acker(stream, group, e.msg_id)
                 if fields.get("action") == "cancel":
                     request = CancelRequest.model_validate(fields)
-                    self.redis.set(
-                        self.keys.handed(group, request.intent_id), CANCELLED, ex=HANDED_TTL_S
-                    )
+                    iid = request.intent_id
+                    marker = self.keys.handed(group, iid)
+                    if self.redis.set(marker, CANCELLED, nx=True, ex=HANDED_TTL_S):
+                        # no consumer of this group was ever handed the order (it is
+                        # not published yet): nothing to cancel at a venue; confirmed
+                        # here, and the order is withheld should it still arrive
+                        log.warning("cancel before its order arrived: confirmed", intent_id=iid)
+                        self.cancel(iid)
+                        ack()
+                        continue
                     yield OrderDelivery(None, e.msg_id, ack, cancel=request)
                     continue
                 order = ApprovedOrder.model_validate(fields)
@@ -259,9 +270,8 @@ class GateClient:
         handed = self.redis.get(marker)
         if handed == msg_id:  # our own entry again (unacked before a restart)
             return False
-        if handed == CANCELLED:
+        if handed == CANCELLED:  # its cancel came first (and was confirmed then)
             log.warning("order cancelled before it arrived: not placed", intent_id=iid)
-            self.cancel(iid)
             return True
         log.warning("order already handed out for this intent: skipped", intent_id=iid)
         return True

@@ -273,9 +273,11 @@ def read_group(
     count: int,
     block_ms: int | None,
     pending: bool = False,
+    after: str = "0",
 ) -> list[Entry]:
-    """New entries (``>``), or with ``pending`` this consumer's own unacked ones (``0``)."""
-    ids = dict.fromkeys(streams, "0" if pending else ">")
+    """New entries (``>``), or with ``pending`` this consumer's own unacked ones after
+    the id ``after``."""
+    ids = dict.fromkeys(streams, after if pending else ">")
     reply = redis.xreadgroup(group, consumer, ids, count=count, block=None if pending else block_ms)  # type: ignore[arg-type]
     return to_entries(reply)
 

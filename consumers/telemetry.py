@@ -42,6 +42,7 @@ from consumers.keys import GROUP_GATE, Keys
 from consumers.store import Store
 from consumers.streams import group_lag as undelivered
 from gate.exposure import Exposure
+from gate.ledger import overdue
 from gate.money import ratio
 from gate.phases import active_phases
 from gate.portfolio import Vitals
@@ -339,6 +340,9 @@ class GateTelemetry(WorkerTelemetry):
         classes = {
             c.value: float(ratio(exposure.class_notional(c.value), eq)) for c in cfg.asset_classes
         }
+        seconds, micros = self.redis.time()  # good_till is on Redis's clock
+        late = overdue(snap, datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC))
+        oldest = (int(seconds) - late[0].expires_at.timestamp()) if late else 0.0
         return {
             "portfolio": {
                 "riskgate_equity": float(eq),
@@ -352,6 +356,8 @@ class GateTelemetry(WorkerTelemetry):
                 "riskgate_halted": (
                     1.0 if snap.flags.halted or snap.account.halted_by is not None else 0.0
                 ),
+                "riskgate_overdue_reservations": float(len(late)),
+                "riskgate_overdue_reservation_max_seconds": max(0.0, oldest),
             },
             "classes": classes,
             "phases": {name: name in active_phases(cfg) for name in cfg.phases},
@@ -431,6 +437,13 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_daily_loss_ratio": "Today's loss / start-of-day equity.",
             "riskgate_daily_loss_limit_ratio": "daily_loss_limit.",
             "riskgate_halted": "1 while halted: the operator kill switch, or an unknown fill.",
+            "riskgate_overdue_reservations": (
+                "Reservations past their order's good_till, still counted: no executor has "
+                "confirmed how the order ended."
+            ),
+            "riskgate_overdue_reservation_max_seconds": (
+                "How long the oldest overdue reservation is past its good_till."
+            ),
         }
         values: dict[str, float] = self.samples.get("portfolio", {})
         for name, doc in docs.items():

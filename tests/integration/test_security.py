@@ -48,6 +48,7 @@ ORDER_KEYS = (
 ORDER_FIELDS = {
     "intent_id", "agent_id", "symbol", "side", "quantity", "price", "stop_price",
     "take_profit", "reduce_only", "status", "decided_at", "expires_at", "config_hash",
+    "good_till",
 }  # fmt: skip
 
 
