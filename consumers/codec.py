@@ -317,7 +317,7 @@ def decode_state(
     if cache is not None:
         cache.clear()
         cache.update(fresh)
-    # expiry order, which expire_reservations relies on (a hash has no order of its own)
+    # good_till order, which overdue() relies on (a hash has no order of its own)
     reservations = dict(sorted(reservations.items(), key=lambda kv: kv[1].expires_at))
     return Snapshot(
         version=version,
