@@ -95,7 +95,8 @@ def _marked(age_s: int) -> Snapshot:
     return snapshot("96100", [pos])
 
 
-def _long_btc(qty: str = "1", **kw: Any) -> Snapshot:
+def _long_btc(qty: str = "0.3", **kw: Any) -> Snapshot:
+    # 30,000 of BTC: an exit of all of it fits the 40,000 max order value
     return snapshot("0", [position("BTC/USDT", qty, "100000", "94000")], **kw)
 
 
@@ -479,22 +480,22 @@ CASES = [
     # -- reduce-only ----------------------------------------------------------------------
     Case(
         "reduce-only within position",
-        intent(side="sell", quantity="0.5", reduce_only=True),
+        intent(side="sell", quantity="0.2", reduce_only=True),
         "approved",
-        "0.5",
+        "0.2",
         snap=_long_btc(),
     ),
     Case(
         "reduce-only larger than position",
-        intent(side="sell", quantity="1.5", reduce_only=True),
+        intent(side="sell", quantity="0.35", reduce_only=True),
         "resized",
-        "1",
+        "0.3",
         ["reduce_only"],
         _long_btc(),
     ),
     Case(
         "reduce-only closes odd-sized position whole",
-        intent(side="sell", quantity="5", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "resized",
         "0.1234567",
         ["reduce_only"],
@@ -502,7 +503,7 @@ CASES = [
     ),
     Case(
         "reduce-only wrong side",
-        intent(quantity="0.5", reduce_only=True),
+        intent(quantity="0.2", reduce_only=True),
         "rejected",
         "0",
         ["reduce_only"],
@@ -517,39 +518,39 @@ CASES = [
     ),
     Case(
         "reduce-only passes halt",
-        intent(side="sell", quantity="0.5", reduce_only=True),
+        intent(side="sell", quantity="0.2", reduce_only=True),
         "approved",
-        "0.5",
+        "0.2",
         snap=_long_btc(flags=Flags(halted=True)),
     ),
     Case(
         "reduce-only passes emergency stop",
-        intent(side="sell", quantity="1", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "approved",
-        "1",
+        "0.3",
         snap=_long_btc(peak="1000000"),
     ),
     Case(
         "reduce-only passes daily loss",
-        intent(side="sell", quantity="1", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "approved",
-        "1",
+        "0.3",
         snap=_long_btc(day_start="1000000"),
     ),
     Case(
         "reduce-only counts pending reductions",
-        intent(side="sell", quantity="0.6", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "resized",
-        "0.4",
+        "0.2",
         ["reduce_only"],
         snapshot(
             "0",
-            [position("BTC/USDT", "1", "100000", "94000")],
+            [position("BTC/USDT", "0.5", "100000", "94000")],
             [
                 reservation(
                     "r",
                     "BTC/USDT",
-                    "0.6",
+                    "0.3",
                     "100000",
                     None,
                     side=intent(side="sell").side,
@@ -606,8 +607,8 @@ def test_decide_when_sell_without_stop_then_stop_above_price() -> None:
 
 
 def test_decide_batch_when_two_intents_share_a_cap_then_second_is_resized() -> None:
-    """A batch reserves as it goes: 0.15 + 0.15 BTC against a 0.2 cap."""
-    first, second = intent(quantity="0.15"), intent(quantity="0.15")
+    """A batch reserves as it goes: 0.15 + 0.16 BTC against a 0.2 cap."""
+    first, second = intent(quantity="0.15"), intent(quantity="0.16")
     result = decide_batch([first, second], snapshot(), base_config(), NOW)
     assert [(d.status, d.approved_quantity) for d in result.decisions] == [
         (Status.APPROVED, D("0.15")),
