@@ -226,8 +226,9 @@ class _Batch:
             if lim.code is ReasonCode.REDUCE_ONLY:
                 report["reducible"] = plain(lim.cap)
                 continue
-            if lim.code in checks.ORDER_CAPS:
-                report[lim.code.value] = plain_constant(lim.cap)
+            cap_key = _CAP_KEYS.get(lim.code)
+            if cap_key is not None:
+                report[cap_key] = plain_constant(lim.cap)
                 continue
             name = _NAMES[lim.code]
             report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
@@ -303,6 +304,8 @@ def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
     )
 
 
+#: The order caps' keys in ``checks`` (their reason codes' names).
+_CAP_KEYS = {code: code.value for code in checks.ORDER_CAPS}
 #: Limits without a share of equity to report before and after.
 _NO_SHARE = frozenset({ReasonCode.REDUCE_ONLY, *checks.ORDER_CAPS})
 
