@@ -13,7 +13,7 @@ from datetime import datetime
 
 import structlog
 
-from consumers.codec import changes, iso
+from consumers.codec import approvals_touched, changes, iso
 from consumers.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.intake import Intake, PortfolioEvent, dead_letter, rejection
 from consumers.signing import IntentVerifier, Signer, operator_problem, signed_order_json
@@ -203,6 +203,7 @@ class Planner:
             reservations=applied.reservations_touched | {r.intent_id for r in result.reserved},
             rates={i.agent_id for _, i in intents} | (base.rates.keys() - snapshot.rates.keys()),
             marks=applied.marks_touched,
+            approvals=approvals_touched(base, snapshot),
         )
         out.snapshot = snapshot
         out.exposure = result.exposure

@@ -17,6 +17,7 @@ from typing import Any
 from consumers import keys as k
 from gate.portfolio import (
     Account,
+    Approval,
     Correlations,
     Flags,
     Halt,
@@ -247,6 +248,29 @@ def decode_rate(raw: str) -> RateCount:
     return RateCount(int(window), int(count))
 
 
+def approval_field(key: tuple[str, str]) -> str:
+    """``dup:["agent","symbol"]``: JSON, since agent ids and symbols may hold any separator."""
+    return k.P_APPROVAL + json.dumps(list(key), separators=(",", ":"))
+
+
+def encode_approvals(entries: tuple[Approval, ...]) -> str:
+    return json.dumps(
+        [[side.value, _dec(qty), iso(at)] for side, qty, at in entries], separators=(",", ":")
+    )
+
+
+def decode_approvals(name: str, raw: str) -> tuple[tuple[str, str], tuple[Approval, ...]]:
+    agent, symbol = json.loads(name[len(k.P_APPROVAL) :])
+    if not isinstance(agent, str) or not isinstance(symbol, str):
+        raise TypeError("the approval key must be [agent, symbol]")
+    entries = tuple(
+        (Side(side), Decimal(qty), datetime.fromisoformat(at)) for side, qty, at in json.loads(raw)
+    )
+    if not entries:
+        raise ValueError("no approvals")
+    return (agent, symbol), tuple(sorted(entries, key=lambda e: e[2]))
+
+
 # --- whole snapshot ---------------------------------------------------------------------
 
 
@@ -271,6 +295,8 @@ def _decode_field(name: str, value: str) -> Any:
         return decode_rate(value)
     if name.startswith(k.P_MARK):
         return decode_quote(value)
+    if name.startswith(k.P_APPROVAL):
+        return decode_approvals(name, value)
     return int(value) if name == k.F_VERSION else None
 
 
@@ -290,6 +316,7 @@ def decode_state(
     reservations: dict[str, Reservation] = {}
     rates: dict[str, RateCount] = {}
     marks: dict[str, Quote] = {}
+    approvals: dict[tuple[str, str], tuple[Approval, ...]] = {}
     fresh: DecodeCache = {}
     for raw_name, raw_value in fields.items():
         hit = cache.get(raw_name) if cache is not None else None
@@ -314,6 +341,8 @@ def decode_state(
             rates[name[len(k.P_RATE) :]] = obj
         elif name.startswith(k.P_MARK):
             marks[name[len(k.P_MARK) :]] = obj
+        elif name.startswith(k.P_APPROVAL):
+            approvals[obj[0]] = obj[1]
     if cache is not None:
         cache.clear()
         cache.update(fresh)
@@ -326,6 +355,7 @@ def decode_state(
         reservations=reservations,
         rates=rates,
         marks=marks,
+        approvals=approvals,
     )
 
 
@@ -389,10 +419,12 @@ def changes(
     reservations: Iterable[str] = (),
     rates: Iterable[str] = (),
     marks: Iterable[str] = (),
+    approvals: Iterable[tuple[str, str]] = (),
 ) -> tuple[dict[str, str], list[str]]:
     """State hash fields to set and delete for what a batch touched, as found in ``new``.
 
-    A touched position, reservation or agent rate absent from ``new`` is deleted.
+    A touched position, reservation, agent rate or (agent, symbol) approval memory
+    absent from ``new`` is deleted.
     """
     hset: dict[str, str] = {}
     hdel: list[str] = []
@@ -420,4 +452,18 @@ def changes(
         q = new.marks.get(symbol)
         if q is not None:
             hset[k.P_MARK + symbol] = encode_quote(q)
+    for key in approvals:  # forgotten past the duplicate window: deleted
+        entries = new.approvals.get(key)
+        if entries is None:
+            hdel.append(approval_field(key))
+        else:
+            hset[approval_field(key)] = encode_approvals(entries)
     return hset, hdel
+
+
+def approvals_touched(before: Snapshot, after: Snapshot) -> set[tuple[str, str]]:
+    """The (agent, symbol) approval memories that differ: added, changed or forgotten."""
+    old, new = before.approvals, after.approvals
+    if not old and not new:
+        return set()
+    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}

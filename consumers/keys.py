@@ -31,6 +31,7 @@ P_POSITION = "pos:"
 P_RESERVATION = "res:"
 P_RATE = "rate:"
 P_MARK = "mark:"  # latest trusted mark of a symbol: "price|iso time"
+P_APPROVAL = "dup:"  # + JSON [agent, symbol]: its approvals in the duplicate window
 
 # fields of the control hash
 F_HALTED = "halted"

@@ -387,6 +387,26 @@ def rate_window(now: datetime) -> int:
     return int(now.timestamp()) // 60
 
 
+def duplicate_order(ctx: Context) -> Reason | None:
+    """An opening identical (agent, symbol, side, quantity) to one the gate approved or
+    resized within ``duplicate_order_window_seconds``: a retry or a loop, not a decision
+    (SEC 15c3-5 (c)(1)(ii) duplicative orders; FIA duplicate-order checks)."""
+    at = ctx.duplicate_of
+    if at is None:
+        return None
+    window = ctx.config.risk_management.duplicate_order_window_seconds
+    age = Decimal((ctx.now - at) // timedelta(microseconds=1)).scaleb(-6)
+    i = ctx.intent
+    return reason(
+        ReasonCode.DUPLICATE_ORDER,
+        f"agent {i.agent_id} had the same {i.side} of {plain(i.quantity)} {ctx.symbol} "
+        f"approved {plain(age)}s ago ({at.isoformat()}); an identical opening within the "
+        f"{window}s duplicate window is refused (change the quantity, or wait)",
+        age,
+        window,
+    )
+
+
 #: Intent gates reported before the portfolio's reasons, then after them.
 GATES_BEFORE: tuple[Gate, ...] = (
     intent_age,
@@ -403,10 +423,13 @@ GATES_AFTER: tuple[Gate, ...] = (
     max_hold,
     rate_limit,
     agent_cap,
+    duplicate_order,
 )
 #: Reduce-only intents shrink risk: they skip everything but the intent's own age and,
 #: when a recent mark exists, the price collar (an exit at a fat-finger price is still an
-#: erroneous order). Without a mark they pass: an exit must always be possible.
+#: erroneous order). Without a mark they pass: an exit must always be possible. They are
+#: never a duplicate_order: an exit can only close what is left (reduce_limit counts the
+#: pending exits), and closing in equal slices is how a capped exit is done.
 REDUCING_GATES: tuple[Gate, ...] = (intent_age, price_collar)
 
 
@@ -505,6 +528,43 @@ def correlation_limit(ctx: Context, v: Vitals, used: Decimal) -> Limit:
         v.equity,
         pct_,
     )
+
+
+#: The per-order caps: limits like the others (an order above one is resized down to it),
+#: but on the order alone, not on what the portfolio holds.
+ORDER_CAPS = frozenset({ReasonCode.MAX_ORDER_VALUE, ReasonCode.MAX_ORDER_QUANTITY})
+
+
+def order_caps(ctx: Context) -> list[Limit]:
+    """The asset's max order value (at the larger of price and mark, account currency)
+    and max order quantity. They hold for reduce-only orders too: a 10x exit is a fat
+    finger as much as a 10x entry (SEC 15c3-5 and RTS 6 apply them order by order)."""
+    one = Decimal(1)
+    caps = [
+        Limit(
+            ReasonCode.MAX_ORDER_VALUE,
+            "order value",
+            ZERO,
+            ctx.unit_notional,
+            ctx.max_value,
+            one,
+            ctx.max_value,
+        )
+    ]
+    qty = ctx.max_quantity
+    if qty is not None:
+        caps.append(
+            Limit(
+                ReasonCode.MAX_ORDER_QUANTITY,
+                "order quantity",
+                ZERO,
+                one,
+                qty,
+                one,
+                qty,
+            )
+        )
+    return caps
 
 
 def reduce_limit(ctx: Context) -> Limit:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
-from gate import checks
+from gate import checks, duplicates
 from gate.checks import Limit, Standing, pct, reason
 from gate.correlation import Correlated
 from gate.enrich import Context, enrich
@@ -91,6 +91,9 @@ class _Batch:
         self.window = checks.rate_window(now)
         # counts of past minutes are over: dropped here, deleted from the state on commit
         self.rates = {a: rc for a, rc in snapshot.rates.items() if rc.window >= self.window}
+        # approvals past the duplicate window are forgotten here (deleted on commit)
+        self.dup_window = config.risk_management.duplicate_order_window_seconds
+        self.approvals = duplicates.recent_approvals(snapshot.approvals, now, self.dup_window)
         self.reserved: list[Reservation] = []
         self.expires_at = now + timedelta(seconds=config.risk_management.reservation_ttl_seconds)
         self.base_report = _portfolio_checks(snapshot, self.vitals, config)
@@ -108,7 +111,9 @@ class _Batch:
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
         reservations = dict(self.snapshot.reservations)
         reservations.update((r.intent_id, r) for r in self.reserved)
-        snap = replace(self.snapshot, reservations=reservations, rates=self.rates)
+        snap = replace(
+            self.snapshot, reservations=reservations, rates=self.rates, approvals=self.approvals
+        )
         return BatchResult(decisions, snap, self.exposure, tuple(self.reserved))
 
     def _count(self, agent: str) -> int:
@@ -121,11 +126,14 @@ class _Batch:
         if reservation is not None:
             self.reserved.append(reservation)
             self.exposure.reserve(reservation, self.snapshot.account, self.config)
+            if self.dup_window and not intent.reduce_only:
+                duplicates.remember_approval(self.approvals, intent, self.now)
         if not intent.reduce_only and not any(r.code in checks.UNCOUNTED for r in decision.reasons):
             self.rates[intent.agent_id] = RateCount(self.window, count + 1)
         return decision
 
     def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Reservation | None]:
+        opening = not intent.reduce_only
         ctx = enrich(
             intent,
             self.snapshot,
@@ -134,6 +142,7 @@ class _Batch:
             self.now,
             agent_intents=count,
             agents=len(self.rates),
+            duplicate_of=duplicates.previous_approval(self.approvals, intent) if opening else None,
         )
         if ctx is None:
             unknown = reason(
@@ -143,7 +152,7 @@ class _Batch:
 
         if intent.reduce_only:
             blocked = [r for r in (g(ctx) for g in checks.REDUCING_GATES) if r]
-            limits = [checks.reduce_limit(ctx)]
+            limits = [checks.reduce_limit(ctx), *checks.order_caps(ctx)]
         else:
             blocked = [r for r in (g(ctx) for g in checks.GATES_BEFORE) if r]
             blocked += self.blockers
@@ -156,6 +165,7 @@ class _Batch:
                 checks.heat_limit(ctx, self.vitals),
                 checks.class_limit(ctx, self.vitals),
                 checks.correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
+                *checks.order_caps(ctx),
             ]
         report = self._checks(ctx, limits)
         if blocked:
@@ -163,7 +173,7 @@ class _Batch:
 
         whole = limits[0].cap if intent.reduce_only else None
         sizing = size(intent.quantity, limits, ctx.asset.risk.lot_size, whole)
-        reasons = [_limit_reason(lim, intent.quantity, sizing) for lim in sizing.binding]
+        reasons = [self._limit_reason(lim, ctx, sizing) for lim in sizing.binding]
         if sizing.rounded:
             lot = ctx.asset.risk.lot_size
             reasons.append(
@@ -193,7 +203,7 @@ class _Batch:
         if status is Status.APPROVED:
             qty = intent.quantity  # same number; keep the agent's own notation
         for lim in limits:
-            if lim.code is not ReasonCode.REDUCE_ONLY:
+            if lim.code not in _NO_SHARE:
                 after = lim.used + qty * lim.per_unit
                 report[f"{_NAMES[lim.code]}_after"] = fraction6(after, lim.scale)
         decision = _decision(
@@ -215,6 +225,10 @@ class _Batch:
         for lim in limits:
             if lim.code is ReasonCode.REDUCE_ONLY:
                 report["reducible"] = plain(lim.cap)
+                continue
+            cap_key = _CAP_KEYS.get(lim.code)
+            if cap_key is not None:
+                report[cap_key] = plain_constant(lim.cap)
                 continue
             name = _NAMES[lim.code]
             report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
@@ -243,6 +257,33 @@ class _Batch:
             report=report,
         )
 
+    def _limit_reason(self, lim: Limit, ctx: Context, sizing: Sizing) -> Reason:
+        if lim.code in checks.ORDER_CAPS:
+            currency = self.config.risk_management.account_currency
+            return _order_cap_reason(lim, ctx, sizing, currency)
+        return _limit_reason(lim, ctx.intent.quantity, sizing)
+
+
+def _order_cap_reason(lim: Limit, ctx: Context, sizing: Sizing, currency: str) -> Reason:
+    requested, fits, cap = ctx.intent.quantity, plain(sizing.quantity), plain(lim.cap)
+    if lim.code is ReasonCode.MAX_ORDER_QUANTITY:
+        return reason(
+            lim.code,
+            f"{ctx.symbol} order quantity {plain(requested)} is above the maximum of {cap} "
+            f"per order; at most {fits}",
+            requested,
+            lim.cap,
+        )
+    value = requested * lim.per_unit
+    return reason(
+        lim.code,
+        f"{ctx.symbol} order value {plain(value)} {currency} ({plain(requested)} at "
+        f"{plain(lim.per_unit)}, the larger of price and mark) is above the maximum of "
+        f"{cap} {currency} per order; at most {fits}",
+        value,
+        lim.cap,
+    )
+
 
 def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
     fits = plain(sizing.quantity)
@@ -262,6 +303,11 @@ def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
         plain(lim.limit),
     )
 
+
+#: The order caps' keys in ``checks`` (their reason codes' names).
+_CAP_KEYS = {code: code.value for code in checks.ORDER_CAPS}
+#: Limits without a share of equity to report before and after.
+_NO_SHARE = frozenset({ReasonCode.REDUCE_ONLY, *checks.ORDER_CAPS})
 
 _NAMES = {
     ReasonCode.MAX_POSITION: "position",

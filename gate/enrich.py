@@ -42,6 +42,9 @@ class Context:
     quote: Quote | None  # the symbol's latest mark, however old
     market: Decimal | None  # its price when recent enough to trade on (else None)
     collar: Decimal  # the price collar, a fraction of the mark
+    max_value: Decimal  # the largest order value, account currency (asset's, else class's)
+    max_quantity: Decimal | None  # the largest order quantity (None: only the value caps)
+    duplicate_of: datetime | None  # when the same opening was approved within the window
 
     @property
     def symbol(self) -> str:
@@ -72,6 +75,7 @@ def enrich(
     *,
     agent_intents: int = 0,
     agents: int = 0,
+    duplicate_of: datetime | None = None,
 ) -> Context | None:
     """The intent's context, or None when the symbol is not configured."""
     asset = config.assets.get(intent.symbol)
@@ -93,7 +97,8 @@ def enrich(
     else:
         at_mark = abs(quote.price - stop) if quote is not None else abs(intent.price - stop)
         unit_risk = max(abs(intent.price - stop), at_mark) * fx
-    collar = asset.risk.price_collar or config.asset_classes[asset.asset_class].price_collar
+    cls = config.asset_classes[asset.asset_class]
+    collar = asset.risk.price_collar or cls.price_collar
     return Context(
         intent=intent,
         asset=asset,
@@ -111,6 +116,9 @@ def enrich(
         quote=quote,
         market=quote.price if quote is not None and recent(quote, config, now) else None,
         collar=collar,
+        max_value=asset.risk.max_order_value or cls.max_order_value,
+        max_quantity=asset.risk.max_order_quantity or cls.max_order_quantity,
+        duplicate_of=duplicate_of,
     )
 
 

@@ -165,6 +165,10 @@ class RateCount:
     count: int
 
 
+#: One remembered approval of an agent in a symbol: side, requested quantity, decided at.
+Approval = tuple[Side, Decimal, datetime]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything a decision reads, as of one portfolio ``version``."""
@@ -177,6 +181,9 @@ class Snapshot:
     flags: Flags = field(default_factory=Flags)
     correlations: Correlations = field(default_factory=Correlations)
     marks: Mapping[str, Quote] = field(default_factory=dict)  # latest mark per symbol
+    # (agent, symbol) -> its approved openings within the duplicate window, oldest first
+    # (at most duplicates.DEPTH): what duplicate_order compares an opening with
+    approvals: Mapping[tuple[str, str], tuple[Approval, ...]] = field(default_factory=dict)
 
     def quote(self, symbol: str) -> Quote | None:
         """The symbol's latest mark: the mark events', else an open position's."""

@@ -71,6 +71,12 @@ class RiskManagement(Strict):
     regime_max_age_hours: Annotated[int, Field(gt=0)] = 24
     # a correlation that is unknown or older than correlation_max_age_hours: fail closed
     unknown_correlation: Literal["correlated", "uncorrelated"] = "correlated"
+    # an opening identical to one of the agent's approved or resized openings of the
+    # last N seconds (same symbol, side and quantity) is rejected duplicate_order; 0 turns
+    # the check off. At most a minute: a repeat within seconds is a retry or a loop, a
+    # repeat minutes later is a strategy's decision (and the remembered approvals are
+    # then bounded by the per-minute agent counts)
+    duplicate_order_window_seconds: Annotated[int, Field(ge=0, le=60)] = 10
     account_currency: Annotated[str, Field(pattern=r"^[A-Z]{3,5}$")] = "USD"
     fx_rates: Mapping[str, PositiveDecimal] = Field(default_factory=dict)
 
@@ -85,6 +91,10 @@ class RiskParams(Strict):
     take_profit_pips: PositiveDecimal | None = None
     leverage: Annotated[Decimal, Field(ge=1, le=500)] = Decimal(1)
     price_collar: OpenFraction | None = None  # overrides the class's collar
+    # fat-finger caps per order (SEC 15c3-5 (c)(1)(ii), RTS 6 art. 15): these override
+    # the class's; the value is in account currency, the quantity in asset units
+    max_order_value: PositiveDecimal | None = None
+    max_order_quantity: PositiveDecimal | None = None
     lot_size: PositiveDecimal
     min_size: PositiveDecimal
 
@@ -96,6 +106,11 @@ class RiskParams(Strict):
             raise ValueError("set at most one of take_profit_pct and take_profit_pips")
         if self.min_size < self.lot_size:
             raise ValueError(f"min_size {self.min_size} is below lot_size {self.lot_size}")
+        if self.max_order_quantity is not None and self.max_order_quantity < self.min_size:
+            raise ValueError(
+                f"max_order_quantity {self.max_order_quantity} is below min_size "
+                f"{self.min_size}: no order could pass"
+            )
         return self
 
 
@@ -147,6 +162,13 @@ class AssetClassConfig(Strict):
     # refused (a typo, a wrong symbol, a wrong unit): wider than the collar, because a
     # fill is a fact (slippage, a gap) where an intent is only a request
     fill_band: OpenFraction = Decimal("0.25")
+    # the largest order of this class, in account currency, valued at the larger of its
+    # price and the latest mark (SEC 15c3-5 (c)(1)(ii) size parameters, RTS 6 art. 15
+    # maximum order value); no default: an amount only means something in a currency
+    max_order_value: PositiveDecimal
+    # the largest order in asset units, when the class's units are comparable (an asset's
+    # own max_order_quantity overrides it; neither set: only the value caps the order)
+    max_order_quantity: PositiveDecimal | None = None
 
     @model_validator(mode="after")
     def _band_wider_than_collar(self) -> AssetClassConfig:
@@ -384,6 +406,32 @@ def _check_assets(cfg: AssetsConfig) -> Problems:
                     f"no fx rate for {ccy!r} in risk_management.fx_rates",
                 )
             )
+        problems.extend(_check_order_caps(cfg, sym, asset))
+    return problems
+
+
+def _check_order_caps(cfg: AssetsConfig, sym: str, asset: AssetConfig) -> Problems:
+    """Caps under one minimum order would refuse every order of the asset: a config error."""
+    cls = cfg.asset_classes.get(asset.asset_class)
+    if cls is None:
+        return []  # reported as a missing class
+    risk, where = asset.risk, ("assets", sym, "risk")
+    problems: Problems = []
+    qty = risk.max_order_quantity or cls.max_order_quantity
+    if qty is not None and qty < risk.min_size:
+        why = f"max_order_quantity {qty} is below min_size {risk.min_size}: no order could pass"
+        problems.append((where, why))
+    rm = cfg.risk_management
+    ccy = asset.trading.quote_currency
+    fx = Decimal(1) if ccy == rm.account_currency else rm.fx_rates.get(ccy)
+    value = risk.max_order_value or cls.max_order_value
+    smallest = risk.min_size * asset.reference_price * fx if fx is not None else None
+    if smallest is not None and value < smallest:
+        why = (
+            f"max_order_value {value} is below the value of min_size at the reference price "
+            f"({smallest} {rm.account_currency}): no order could pass"
+        )
+        problems.append((where, why))
     return problems
 
 

@@ -123,6 +123,9 @@ class ReasonCode(StrEnum):
     INTENT_ID_REUSED = "intent_id_reused"  # the id was decided for different content
     UNAUTHENTICATED = "unauthenticated"  # agent keys are set: not signed by its agent's key
     TOO_MANY_AGENTS = "too_many_agents"  # the portfolio's distinct agents this minute at cap
+    MAX_ORDER_VALUE = "max_order_value"  # the order's value above its asset's cap
+    MAX_ORDER_QUANTITY = "max_order_quantity"  # the order's quantity above its asset's cap
+    DUPLICATE_ORDER = "duplicate_order"  # same agent, symbol, side, quantity just approved
 
 
 class Inbound(BaseModel):

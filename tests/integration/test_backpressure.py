@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from redis import Redis
 
@@ -19,6 +20,11 @@ def frozen_clock(redis: Redis) -> datetime:
     return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
 
 
+def size(i: int) -> Decimal:
+    """Intent ``i``'s quantity: one lot more each time, so none is a duplicate_order."""
+    return Decimal("0.0001") + i * Decimal("0.00001")
+
+
 def test_flood_when_one_agent_floods_then_excess_rejected_cheaply_and_others_decided(
     redis: Redis, portfolio: str
 ) -> None:
@@ -31,9 +37,10 @@ def test_flood_when_one_agent_floods_then_excess_rejected_cheaply_and_others_dec
     h.worker.clock = lambda: now
     calm = []
     for i in range(600):
-        h.intent(quantity="0.0001", agent_id="flood", intent_id=f"flood-{i}")
+        h.intent(quantity=size(i), agent_id="flood", intent_id=f"flood-{i}")
         if i % 100 == 50:
-            calm.append(h.intent(quantity="0.0001", agent_id="calm", intent_id=f"calm-{i}"))
+            qty = f"0.000{i // 100 + 1}"  # each its own size: not a duplicate_order
+            calm.append(h.intent(quantity=qty, agent_id="calm", intent_id=f"calm-{i}"))
     h.pump()
     decisions = [json.loads(f[DATA]) for _, f in redis.xrange(h.keys.decisions)]
     assert len(decisions) == 606
@@ -56,7 +63,7 @@ def test_flood_when_one_agent_floods_then_excess_rejected_cheaply_and_others_dec
     assert len(h.orders()) == 126  # calm's 6 and flood's first 120, nothing more
     assert h.pending() == 0
     # a redelivered or re-sent over-quota intent is still a duplicate, not a second one
-    h.intent(quantity="0.0001", agent_id="flood", intent_id="flood-599")
+    h.intent(quantity=size(599), agent_id="flood", intent_id="flood-599")
     h.pump()
     assert redis.xlen(h.keys.decisions) == 606
 
@@ -70,7 +77,7 @@ def test_flood_when_quota_off_then_every_intent_decided_in_full(
     now = frozen_clock(redis)
     h.worker.clock = lambda: now
     for i in range(130):
-        h.intent(quantity="0.0001", agent_id="flood", intent_id=f"flood-{i}")
+        h.intent(quantity=size(i), agent_id="flood", intent_id=f"flood-{i}")
     h.pump()
     decisions = [json.loads(f[DATA]) for _, f in redis.xrange(h.keys.decisions)]
     assert all("equity" in d["checks"] for d in decisions)

@@ -85,7 +85,8 @@ def test_emergency_stop_when_drawdown_25pct_then_only_reduce_only_passes(h: Harn
     _long_btc(h)
     h.mark({"BTC/USDT": "70000"})
     opening = h.intent("ETH/USDT", quantity="0.1", price="3900")
-    closing = h.intent("BTC/USDT", side="sell", quantity="1", price="70000", reduce_only=True)
+    # half of it: 35,000, inside the 40,000 max order value
+    closing = h.intent("BTC/USDT", side="sell", quantity="0.5", price="70000", reduce_only=True)
     h.pump()
     assert codes(h.decision(opening)) == ["emergency_stop", "daily_loss_limit"]
     assert h.decision(closing).status is Status.APPROVED
@@ -96,7 +97,7 @@ def test_daily_loss_when_down_5pct_today_then_only_reduce_only_passes(h: Harness
     _long_btc(h)
     h.mark({"BTC/USDT": "94000"})
     opening = h.intent("ETH/USDT", quantity="0.1", price="3900")
-    closing = h.intent("BTC/USDT", side="sell", quantity="0.5", price="94000", reduce_only=True)
+    closing = h.intent("BTC/USDT", side="sell", quantity="0.4", price="94000", reduce_only=True)
     h.pump()
     assert codes(h.decision(opening)) == ["daily_loss_limit"]
     assert h.decision(closing).status is Status.APPROVED

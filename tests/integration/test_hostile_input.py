@@ -57,8 +57,12 @@ def all_pending(h: Harness) -> int:
     return sum(pending(h, s) for s in (h.keys.intents, h.keys.events, h.keys.phases))
 
 
+_good = iter(range(10**9))
+
+
 def good_intents(h: Harness, n: int) -> list[str]:
-    return [h.intent(quantity="0.001", agent_id=f"g{i}") for i in range(n)]
+    """``n`` intents that pass, each from its own agent (never a duplicate_order)."""
+    return [h.intent(quantity="0.001", agent_id=f"g{next(_good)}") for _ in range(n)]
 
 
 # -- nesting --------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def test_release_when_operator_names_a_dead_order_then_reservation_released(
     assert f"releasing {iid} (buy 0.2 BTC/USDT" in capsys.readouterr().out
     h.pump()
     assert h.state().snapshot.reservations == {}
-    again = h.intent(quantity="0.2")
+    again = h.intent(quantity="0.2", agent_id="other")  # not a duplicate_order
     h.pump()
     assert h.decision(again).status is Status.APPROVED
 

@@ -137,7 +137,8 @@ def test_fill_when_1000_btc_for_an_unknown_intent_then_applied_halted_until_resu
     assert (h.worker.stats["unknown_fill"], h.worker.stats["refused_events"]) == (1, 0)
     assert h.dead() == []
     opening = h.intent("ETH/USDT", quantity="0.1", price="3900")
-    closing = h.intent(side="sell", quantity="999", price="100000", reduce_only=True)
+    # an exit inside the 40,000 max order value (a larger one is resized to it)
+    closing = h.intent(side="sell", quantity="0.3", price="100000", reduce_only=True)
     h.pump()
     d = h.decision(opening)
     assert d.status is Status.REJECTED and codes(d)[0] == "trading_halted"

@@ -361,7 +361,7 @@ def test_orders_when_forged_altered_or_unsigned_entries_then_only_genuine_yielde
     ]
     for fields in bad:
         signed.redis.xadd(stream, {DATA: json.dumps(fields)})
-    again = signed.intent(quantity="0.01")
+    again = signed.intent(quantity="0.02")  # not a repeat of the first: duplicate_order
     signed.pump()
 
     client = GateClient(redis=signed.redis, portfolio=signed.portfolio)

@@ -114,6 +114,26 @@ def test_config_when_loaded_then_phase_1_requirements_and_capital_are_the_source
     ]
 
 
+def test_config_when_loaded_then_every_asset_has_order_caps_above_one_minimum_order() -> None:
+    """Every class caps an order's value, every asset its quantity; none below min_size."""
+    cfg = base_config()
+    values = {c.value: cc.max_order_value for c, cc in cfg.asset_classes.items()}
+    assert values == {
+        "crypto": D(40000),
+        "stocks": D(40000),
+        "leveraged_etfs": D(15000),
+        "forex": D(30000),
+        "commodities": D(20000),
+        "meme_stocks": D(10000),
+    }
+    for sym, asset in cfg.assets.items():
+        qty = asset.risk.max_order_quantity
+        assert qty is not None and qty >= asset.risk.min_size, sym
+        assert asset.risk.max_order_value is None, sym  # the class's value applies
+    assert cfg.assets["BTC/USDT"].risk.max_order_quantity == D(1)
+    assert cfg.risk_management.duplicate_order_window_seconds == 10
+
+
 def test_config_when_floats_in_yaml_then_exact_decimals() -> None:
     """No float reaches a limit: 0.1 in the file is Decimal('0.1')."""
     assert base_config().risk_management.fx_rates["JPY"] == D("0.0066")
@@ -191,6 +211,41 @@ BAD = [
         "Input should be",
     ),
     (
+        "class without max_order_value",
+        "    max_order_value: 15000 ",
+        "",
+        "asset_classes.leveraged_etfs.max_order_value",
+        "Field required",
+    ),
+    (
+        "max_order_quantity under min_size",
+        "      max_order_quantity: 20 ",
+        "      max_order_quantity: 0.0005 ",
+        "assets['ETH/USDT'].risk",
+        "max_order_quantity 0.0005 is below min_size 0.001",
+    ),
+    (
+        "max_order_value under one minimum order",
+        "max_order_value: 10000 ",
+        "max_order_value: 0.5 ",
+        "assets.GME.risk",  # 1 share at 23
+        "max_order_value 0.5 is below the value of min_size at the reference price (23 USD)",
+    ),
+    (
+        "class max_order_quantity under an asset's min_size",
+        "    max_order_value: 20000 ",
+        "    max_order_value: 20000\n    max_order_quantity: 5\n",
+        "assets['NATGAS/USD'].risk",  # min_size 10; its own cap overrides: removed below
+        "max_order_quantity 5 is below min_size 10",
+    ),
+    (
+        "duplicate window over a minute",
+        "duplicate_order_window_seconds: 10",
+        "duplicate_order_window_seconds: 61",
+        "risk_management.duplicate_order_window_seconds",
+        "less than or equal to 60",
+    ),
+    (
         "non-finite",
         "max_portfolio_heat: 0.25",
         "max_portfolio_heat: .inf",
@@ -208,8 +263,11 @@ def test_parse_config_when_file_is_bad_then_error_names_file_key_path_and_proble
 ) -> None:
     """A bad file fails at load naming the file (and line), the key path and the problem."""
     assert old in TEXT
+    text = TEXT.replace(old, new, 1)
+    if "max_order_quantity: 5" in new:  # the class's cap applies where the asset sets none
+        text = text.replace("      max_order_quantity: 12000 ", "      # no own cap ", 1)
     with pytest.raises(ConfigError) as err:
-        parse_config(TEXT.replace(old, new, 1), "bad.yaml")
+        parse_config(text, "bad.yaml")
     msg = str(err.value)
     assert msg.startswith("bad.yaml")
     assert path in msg

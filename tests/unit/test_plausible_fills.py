@@ -166,7 +166,7 @@ def test_decide_when_halted_by_a_fill_then_openings_rejected_reduce_only_passes(
     assert "by event big: unknown_fill" in opening.reasons[0].message
     assert opening.checks["halted"] is True
     closing = decide(
-        intent(side="sell", quantity="0.5", price="100000", reduce_only=True), halted, CFG, NOW
+        intent(side="sell", quantity="0.3", price="100000", reduce_only=True), halted, CFG, NOW
     )
     assert closing.status is Status.APPROVED
     resume = Resume(type="resume", event_id="r", operator="alice", reason="reconciled", at=NOW)
@@ -186,4 +186,5 @@ def test_config_when_fill_band_not_wider_than_the_collar_then_error() -> None:
             max_allocation=D("0.4"),
             price_collar=D("0.05"),
             fill_band=D("0.05"),
+            max_order_value=D("40000"),
         )

@@ -37,6 +37,8 @@ LIMIT_CODES = {
     ReasonCode.PORTFOLIO_HEAT,
     ReasonCode.ASSET_CLASS_LIMIT,
     ReasonCode.CORRELATED_EXPOSURE,
+    ReasonCode.MAX_ORDER_VALUE,
+    ReasonCode.MAX_ORDER_QUANTITY,
 }
 FLAGS = Flags(
     earnings={s: NOW.date() + timedelta(days=30) for s in SYMBOLS},
@@ -145,6 +147,33 @@ def _limits_hold(snap: Snapshot, held: list[Reservation], cfg: AssetsConfig) -> 
     return broken, by_sym_val, eq  # type: ignore[return-value]
 
 
+def _check_order_caps(d: Decision, snap: Snapshot, cfg: AssetsConfig) -> None:
+    """Every approval within its asset's max order quantity and value, the value at the
+    larger of its price and the latest mark (however old), in account currency."""
+    asset = cfg.assets[d.symbol]
+    cls = cfg.asset_classes[asset.asset_class]
+    max_qty = asset.risk.max_order_quantity or cls.max_order_quantity
+    max_value = asset.risk.max_order_value or cls.max_order_value
+    assert max_qty is None or d.approved_quantity <= max_qty, d
+    quote = snap.quote(d.symbol)
+    assert d.price is not None
+    ref = d.price if quote is None else max(d.price, quote.price)
+    fx = fx_rate(asset.trading.quote_currency, snap.account, cfg)
+    assert d.approved_quantity * ref * fx <= max_value, d
+
+
+def _check_no_duplicates(decisions: tuple[Decision, ...]) -> None:
+    """No two approved openings of one batch (one instant) repeat agent, symbol, side and
+    requested quantity: the second is a duplicate_order."""
+    seen = set()
+    for d in decisions:
+        if d.status is Status.REJECTED or d.reduce_only:
+            continue
+        key = (d.agent_id, d.symbol, d.side, d.requested_quantity)
+        assert key not in seen, d
+        seen.add(key)
+
+
 def _check_decision(
     d: Decision, snap: Snapshot, held: list[Reservation], cfg: AssetsConfig
 ) -> None:
@@ -179,18 +208,23 @@ def _check_decision(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_decide_batch_when_anything_then_no_approval_breaks_a_limit(data: st.DataObject) -> None:
-    """For any marks and any intent prices, replayed in order, every approved or resized
-    decision keeps every cap valued at the mark, inside the collar of a recent mark."""
+    """For any marks and any intent prices, replayed in order (some intents sent twice),
+    every approved or resized decision keeps every cap valued at the mark, inside the
+    collar of a recent mark, within its order caps, and repeats no approved opening."""
     snap = data.draw(portfolios())
     batch = data.draw(st.lists(intents(snap), min_size=1, max_size=8))
+    for n, again in enumerate(data.draw(st.lists(st.sampled_from(batch), max_size=3))):
+        batch.append(again.model_copy(update={"intent_id": f"{again.intent_id}-again-{n}"}))
     result = decide_batch(batch, snap, CFG, NOW)
     held: list[Reservation] = []
+    _check_no_duplicates(result.decisions)
     for d in result.decisions:
         if d.status is Status.REJECTED:
             assert d.approved_quantity == 0
             continue
         res = result.snapshot.reservations[d.intent_id]
         assert res.quantity == d.approved_quantity <= d.requested_quantity
+        _check_order_caps(d, snap, CFG)
         held.append(res)
         if d.reduce_only:
             pos = snap.positions[d.symbol]

@@ -16,8 +16,8 @@ import pytest
 
 from gate.decide import decide, decide_batch
 from gate.portfolio import Flags, RateCount, Regime, Snapshot
-from schemas.config import AssetsConfig
-from schemas.messages import Status, TradeIntent
+from schemas.config import AssetClass, AssetsConfig
+from schemas.messages import Side, Status, TradeIntent
 from tests.builders import (
     NOW,
     all_enabled,
@@ -25,6 +25,7 @@ from tests.builders import (
     codes,
     correlations,
     intent,
+    marks,
     position,
     reservation,
     snapshot,
@@ -95,8 +96,49 @@ def _marked(age_s: int) -> Snapshot:
     return snapshot("96100", [pos])
 
 
-def _long_btc(qty: str = "1", **kw: Any) -> Snapshot:
+def _long_btc(qty: str = "0.3", **kw: Any) -> Snapshot:
+    # 30,000 of BTC: an exit of all of it fits the 40,000 max order value
     return snapshot("0", [position("BTC/USDT", qty, "100000", "94000")], **kw)
+
+
+def _rich(**kw: Any) -> Snapshot:
+    # 1,000,000 USD: BTC's position cap is 200,000, the 40,000 max order value binds first
+    return snapshot("1000000", **kw)
+
+
+def _caps(classwide: dict[str, str | None] | None = None, **risk: str | None) -> AssetsConfig:
+    """The base config with BTC's order caps (and the crypto class's) overridden."""
+    cfg = base_config()
+    btc = cfg.assets["BTC/USDT"]
+    own = btc.risk.model_copy(update={k: None if v is None else D(v) for k, v in risk.items()})
+    assets = {**cfg.assets, "BTC/USDT": btc.model_copy(update={"risk": own})}
+    classes = dict(cfg.asset_classes)
+    crypto = AssetClass.CRYPTO
+    update = {k: None if v is None else D(v) for k, v in (classwide or {}).items()}
+    classes[crypto] = classes[crypto].model_copy(update=update)
+    copy = cfg.model_copy(update={"assets": assets, "asset_classes": classes})
+    copy.__dict__.pop("config_hash", None)
+    return copy
+
+
+def _remembered(*entries: tuple[str, str, str, timedelta], **kw: Any) -> Snapshot:
+    """A portfolio whose duplicate memory holds ``(agent, side, quantity, age)`` in BTC."""
+    memory: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for agent, side, qty, age in entries:
+        key = (agent, "BTC/USDT")
+        memory[key] = (*memory.get(key, ()), (Side(side), D(qty), NOW - age))
+    return replace(snapshot(**kw), approvals=memory)
+
+
+def _no_duplicates() -> AssetsConfig:
+    cfg = base_config()
+    rm = cfg.risk_management.model_copy(update={"duplicate_order_window_seconds": 0})
+    copy = cfg.model_copy(update={"risk_management": rm})
+    copy.__dict__.pop("config_hash", None)
+    return copy
+
+
+S5, S10 = timedelta(seconds=5), timedelta(seconds=10)
 
 
 CASES = [
@@ -476,25 +518,225 @@ CASES = [
         ["asset_disabled", "class_disabled", "earnings_blackout"],
     ),
     Case("no equity", intent(), "rejected", "0", ["no_equity"], snapshot("0")),
+    # -- max order value: 40,000 USD for crypto, at the larger of price and mark ----------
+    Case("max_order_value at limit", intent(quantity="0.4"), "approved", "0.4", snap=_rich()),
+    Case(
+        "max_order_value above",
+        intent(quantity="0.40001"),
+        "resized",
+        "0.4",
+        ["max_order_value"],
+        snap=_rich(),
+    ),
+    Case(
+        "max_order_value at the mark when it is above the price",
+        intent(quantity="0.4", price="98000"),
+        "approved",
+        "0.4",
+        snap=_rich(),
+    ),
+    Case(
+        "max_order_value at the mark, above",
+        intent(quantity="0.40001", price="98000"),
+        "resized",
+        "0.4",
+        ["max_order_value"],
+        snap=_rich(),
+    ),
+    Case(
+        "max_order_value per-asset override",
+        intent(quantity="0.3"),
+        "resized",
+        "0.25",
+        ["max_order_value"],
+        snap=_rich(),
+        config=_caps(max_order_value="25000"),
+    ),
+    Case(
+        # 150,000 USD: 0.3 BTC of position, 0.4 of order value
+        "max_order_value with max_position: both named, the tighter wins",
+        intent(quantity="0.45"),
+        "resized",
+        "0.3",
+        ["max_position", "max_order_value"],
+        snap=snapshot("150000"),
+    ),
+    Case(
+        # the config was written at 110,000 a coin; at 200,000 the cap of 15 buys
+        # 0.000075 BTC, under the 0.0001 minimum
+        "max_order_value leaves less than min size",
+        intent(quantity="0.001", price="200000"),
+        "rejected",
+        "0",
+        ["max_order_value", "below_min_size"],
+        snap=snapshot(quotes=marks({"BTC/USDT": "200000"})),
+        config=_caps(max_order_value="15"),
+    ),
+    Case(
+        "max_order_value caps reduce-only too",
+        intent(side="sell", quantity="1", reduce_only=True),
+        "resized",
+        "0.4",
+        ["max_order_value"],
+        snap=_long_btc("1"),
+    ),
+    Case(
+        "reduce-only above the position and the caps",
+        intent(side="sell", quantity="1.5", reduce_only=True),
+        "resized",
+        "0.4",
+        ["reduce_only", "max_order_value", "max_order_quantity"],
+        snap=_long_btc("1"),
+    ),
+    # -- max order quantity: BTC's 1 (its value cap raised out of the way) --------------------
+    Case(
+        "max_order_quantity at limit",
+        intent(quantity="1"),
+        "approved",
+        "1",
+        snap=_rich(),
+        config=_caps(max_order_value="1000000"),
+    ),
+    Case(
+        "max_order_quantity above",
+        intent(quantity="1.00001"),
+        "resized",
+        "1",
+        ["max_order_quantity"],
+        snap=_rich(),
+        config=_caps(max_order_value="1000000"),
+    ),
+    Case(
+        "max_order_quantity of the class when the asset sets none",
+        intent(quantity="0.35"),
+        "resized",
+        "0.3",
+        ["max_order_quantity"],
+        snap=_rich(),
+        config=_caps({"max_order_quantity": "0.3"}, max_order_quantity=None),
+    ),
+    Case(
+        "max_order_quantity of the asset overrides the class's",
+        intent(quantity="0.35"),
+        "approved",
+        "0.35",
+        snap=_rich(),
+        config=_caps({"max_order_quantity": "0.3"}),
+    ),
+    Case(
+        "max_order_quantity none at all: the value alone caps",
+        intent(quantity="0.5"),
+        "resized",
+        "0.4",
+        ["max_order_value"],
+        snap=_rich(),
+        config=_caps(max_order_quantity=None),
+    ),
+    Case(
+        "max_order_quantity leaves less than min size",
+        intent(quantity="0.001"),
+        "rejected",
+        "0",
+        ["max_order_quantity", "below_min_size"],
+        config=_caps(max_order_quantity="0.00005"),  # the loader refuses this; built here
+    ),
+    # -- duplicate order: agent-1 bought 0.1 BTC (approved) n seconds ago, window 10 s -------
+    Case(
+        "duplicate_order within the window",
+        intent(quantity="0.1"),
+        "rejected",
+        "0",
+        ["duplicate_order"],
+        snap=_remembered(("agent-1", "buy", "0.1", S5)),
+    ),
+    Case(
+        "duplicate_order exactly at the window",
+        intent(quantity="0.1"),
+        "rejected",
+        "0",
+        ["duplicate_order"],
+        snap=_remembered(("agent-1", "buy", "0.1", S10)),
+    ),
+    Case(
+        "duplicate_order just past the window",
+        intent(quantity="0.1"),
+        "approved",
+        "0.1",
+        snap=_remembered(("agent-1", "buy", "0.1", S10 + timedelta(microseconds=1))),
+    ),
+    Case(
+        "duplicate_order same number in other notation",
+        intent(quantity="0.10000"),
+        "rejected",
+        "0",
+        ["duplicate_order"],
+        snap=_remembered(("agent-1", "buy", "0.1", S5)),
+    ),
+    Case(
+        "duplicate_order not for another quantity",
+        intent(quantity="0.10001"),
+        "approved",
+        "0.10001",
+        snap=_remembered(("agent-1", "buy", "0.1", S5)),
+    ),
+    Case(
+        "duplicate_order not for the other side",
+        intent(side="sell", quantity="0.1"),
+        "approved",
+        "0.1",
+        snap=_remembered(("agent-1", "buy", "0.1", S5)),
+    ),
+    Case(
+        "duplicate_order not for another agent",
+        intent(quantity="0.1"),
+        "approved",
+        "0.1",
+        snap=_remembered(("agent-2", "buy", "0.1", S5)),
+    ),
+    Case(
+        "duplicate_order finds an older entry behind a newer one",
+        intent(quantity="0.1"),
+        "rejected",
+        "0",
+        ["duplicate_order"],
+        snap=_remembered(("agent-1", "buy", "0.1", S10), ("agent-1", "buy", "0.05", S5)),
+    ),
+    Case(
+        "duplicate_order off at window 0",
+        intent(quantity="0.1"),
+        "approved",
+        "0.1",
+        snap=_remembered(("agent-1", "buy", "0.1", S5)),
+        config=_no_duplicates(),
+    ),
+    Case(
+        "duplicate_order never for reduce-only",
+        intent(side="sell", quantity="0.1", reduce_only=True),
+        "approved",
+        "0.1",
+        snap=replace(
+            _long_btc(), approvals={("agent-1", "BTC/USDT"): ((Side.SELL, D("0.1"), NOW),)}
+        ),
+    ),
     # -- reduce-only ----------------------------------------------------------------------
     Case(
         "reduce-only within position",
-        intent(side="sell", quantity="0.5", reduce_only=True),
+        intent(side="sell", quantity="0.2", reduce_only=True),
         "approved",
-        "0.5",
+        "0.2",
         snap=_long_btc(),
     ),
     Case(
         "reduce-only larger than position",
-        intent(side="sell", quantity="1.5", reduce_only=True),
+        intent(side="sell", quantity="0.35", reduce_only=True),
         "resized",
-        "1",
+        "0.3",
         ["reduce_only"],
         _long_btc(),
     ),
     Case(
         "reduce-only closes odd-sized position whole",
-        intent(side="sell", quantity="5", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "resized",
         "0.1234567",
         ["reduce_only"],
@@ -502,7 +744,7 @@ CASES = [
     ),
     Case(
         "reduce-only wrong side",
-        intent(quantity="0.5", reduce_only=True),
+        intent(quantity="0.2", reduce_only=True),
         "rejected",
         "0",
         ["reduce_only"],
@@ -517,39 +759,39 @@ CASES = [
     ),
     Case(
         "reduce-only passes halt",
-        intent(side="sell", quantity="0.5", reduce_only=True),
+        intent(side="sell", quantity="0.2", reduce_only=True),
         "approved",
-        "0.5",
+        "0.2",
         snap=_long_btc(flags=Flags(halted=True)),
     ),
     Case(
         "reduce-only passes emergency stop",
-        intent(side="sell", quantity="1", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "approved",
-        "1",
+        "0.3",
         snap=_long_btc(peak="1000000"),
     ),
     Case(
         "reduce-only passes daily loss",
-        intent(side="sell", quantity="1", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "approved",
-        "1",
+        "0.3",
         snap=_long_btc(day_start="1000000"),
     ),
     Case(
         "reduce-only counts pending reductions",
-        intent(side="sell", quantity="0.6", reduce_only=True),
+        intent(side="sell", quantity="0.3", reduce_only=True),
         "resized",
-        "0.4",
+        "0.2",
         ["reduce_only"],
         snapshot(
             "0",
-            [position("BTC/USDT", "1", "100000", "94000")],
+            [position("BTC/USDT", "0.5", "100000", "94000")],
             [
                 reservation(
                     "r",
                     "BTC/USDT",
-                    "0.6",
+                    "0.3",
                     "100000",
                     None,
                     side=intent(side="sell").side,
@@ -607,8 +849,8 @@ def test_decide_when_sell_without_stop_then_stop_above_price() -> None:
 
 
 def test_decide_batch_when_two_intents_share_a_cap_then_second_is_resized() -> None:
-    """A batch reserves as it goes: 0.15 + 0.15 BTC against a 0.2 cap."""
-    first, second = intent(quantity="0.15"), intent(quantity="0.15")
+    """A batch reserves as it goes: 0.15 + 0.16 BTC against a 0.2 cap."""
+    first, second = intent(quantity="0.15"), intent(quantity="0.16")
     result = decide_batch([first, second], snapshot(), base_config(), NOW)
     assert [(d.status, d.approved_quantity) for d in result.decisions] == [
         (Status.APPROVED, D("0.15")),
@@ -664,3 +906,43 @@ def test_decide_when_same_class_symbol_known_uncorrelated_then_not_counted() -> 
     assert d_known.checks["correlated_exposure_after"] == "0.1"
     assert d_unknown.checks["correlated_with"] == ["ETH/USDT"]
     assert d_unknown.checks["correlated_exposure_after"] == "0.4"
+
+
+def test_decide_when_above_the_order_caps_then_reasons_name_value_and_limit() -> None:
+    """The caps' reasons say the order's value (or quantity), the cap and what fits."""
+    d = decide(intent(quantity="1.5", price="98000"), _rich(), base_config(), NOW)
+    assert (d.status, d.approved_quantity) == (Status.RESIZED, D("0.4"))
+    value, qty = d.reasons
+    assert (value.code.value, value.value, value.limit) == ("max_order_value", "150000", "40000")
+    assert value.message == (
+        "BTC/USDT order value 150000 USD (1.5 at 100000, the larger of price and mark) is "
+        "above the maximum of 40000 USD per order; at most 0.4"
+    )
+    assert (qty.code.value, qty.value, qty.limit) == ("max_order_quantity", "1.5", "1")
+    assert (
+        qty.message
+        == "BTC/USDT order quantity 1.5 is above the maximum of 1 per order; at most 0.4"
+    )
+    assert (d.checks["max_order_value"], d.checks["max_order_quantity"]) == ("40000", "1")
+
+
+def test_decide_when_order_value_in_a_quote_currency_then_valued_in_account_currency() -> None:
+    """GBP/JPY at 200 JPY (1.32 USD a unit): 30,000 USD is 22,727 units, 22,000 in lots."""
+    d = decide(intent("GBP/JPY", quantity="30000", price="200"), _rich(), all_enabled(), NOW)
+    assert (d.status, d.approved_quantity, codes(d)) == (
+        Status.RESIZED,
+        D(22000),
+        ["max_order_value"],
+    )
+    assert d.reasons[0].value == "39600"
+
+
+def test_decide_when_duplicate_then_reason_names_the_first_approval() -> None:
+    """The duplicate's reason says when the same order was approved and the window."""
+    snap = _remembered(("agent-1", "buy", "0.1", timedelta(seconds=2.5)))
+    (r,) = decide(intent(quantity="0.1"), snap, base_config(), NOW).reasons
+    assert (r.code.value, r.value, r.limit) == ("duplicate_order", "2.5", "10")
+    assert r.message.startswith(
+        "agent agent-1 had the same buy of 0.1 BTC/USDT approved 2.5s ago "
+        "(2026-11-24T11:59:57.500000+00:00); an identical opening within the 10s"
+    )

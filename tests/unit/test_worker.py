@@ -276,7 +276,7 @@ def test_halt_when_set_after_snapshot_cached_then_commit_conflicts_and_redecides
     h.intent(quantity="0.01")
     h.pump()  # the worker now caches version N
     control.halt(h.redis, h.keys)
-    opening = h.intent(quantity="0.01")
+    opening = h.intent(quantity="0.02")  # not a repeat of the first (duplicate_order)
     h.pump()
     assert h.worker.stats["conflicts"] == 1
     d = h.decision(opening)
