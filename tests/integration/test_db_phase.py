@@ -138,7 +138,7 @@ def test_monitor_when_60_day_record_meets_phase_1_then_emitted_once_and_nvda_tra
     h.client.mark(market_prices())  # NVDA has a market price
     # the record's fills were never approved by the gate: each opening halted trading
     # (unknown_fill) until an operator resumes
-    h.client.resume("test", "track record placed outside the gate")
+    h.client.resume("test", "track record placed outside the gate", reference="r1")
     h.pump()  # the gate reads the phases stream: NVDA and stocks enabled live
     again = h.intent("NVDA", quantity="1", price="132")
     h.pump()
