@@ -31,6 +31,9 @@ from tests.integration.pg import query, scalar, temp_database
 D = Decimal
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=61)
+# the records are replayed on the events stream, dated up to 160 days back: a dedupe
+# window covering them (the gate and the monitor refuse older events as too old)
+HISTORY_TTL_S = 400 * 86400
 
 
 @pytest.fixture
@@ -41,7 +44,8 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def h(redis: Redis, portfolio: str) -> Harness:
-    return Harness(redis, portfolio)  # creates the gate's and the phase monitor's groups
+    # creates the gate's and the phase monitor's groups
+    return Harness(redis, portfolio, marker_ttl_s=HISTORY_TTL_S)
 
 
 def at(day: date, hour: int) -> datetime:
@@ -73,6 +77,7 @@ def monitor(h: Harness, url: str, consumer: str = "pm1") -> PhaseMonitor:
         h.keys,
         h.config,
         ConsumerSettings(consumer, block_ms=5, batch=50),
+        dedupe_ttl_s=HISTORY_TTL_S,
     )
     m.setup()
     return m

@@ -23,6 +23,7 @@ from consumers.client import (
     token,
 )
 from consumers.keys import DATA
+from gate.ledger import event_window, too_old
 from schemas.messages import parse_event
 
 EVENT_ID = re.compile(r"[^\x00-\x1f\x7f\s]{1,128}")  # schemas.messages.EventId
@@ -176,3 +177,70 @@ def test_resume_reference_when_same_latches_then_same_else_different() -> None:
     assert resume_reference(first) != resume_reference(later)
     assert re.fullmatch(r"latches-[0-9a-f]{24}", resume_reference(later))
     assert token("reference", resume_reference(later))
+
+
+# -- the gate's staleness refusal (gate.ledger, pure) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ttl_s", "skew_s", "window"),
+    [
+        (7 * 86400, 5, timedelta(days=7) - timedelta(hours=1)),  # the default
+        (2 * 3600, 300, timedelta(hours=1)),
+        (3600, 5, timedelta(minutes=30)),  # under two hours: half the TTL is the margin
+        (4, 1, timedelta(seconds=2)),
+    ],
+)
+def test_event_window_when_ttl_given_then_ttl_less_its_margin(
+    ttl_s: int, skew_s: int, window: timedelta
+) -> None:
+    """The TTL less an hour, or less half of it when it is under two hours."""
+    assert event_window(ttl_s, skew_s) == window
+
+
+@pytest.mark.parametrize(("ttl_s", "skew_s"), [(10, 5), (0, 0), (600, 300)])
+def test_event_window_when_margin_not_above_the_skew_then_value_error(
+    ttl_s: int, skew_s: int
+) -> None:
+    """A margin no larger than the clock skew could let a marker expire first."""
+    with pytest.raises(ValueError, match=f"a dedupe TTL of {ttl_s}s leaves no safe window"):
+        event_window(ttl_s, skew_s)
+
+
+WINDOW = timedelta(days=6, hours=23)
+
+
+def _fill(at: datetime | None) -> Any:
+    return parse_event(
+        json.dumps(
+            {"type": "fill", "event_id": "fill:i:1", "intent_id": "i", "symbol": "BTC/USDT",
+             "side": "buy", "quantity": "1", "price": "1",
+             **({} if at is None else {"at": at.isoformat()})}
+        )
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("age", "received_age", "refused"),
+    [
+        (WINDOW, None, False),  # exactly the window: still applied
+        (WINDOW + timedelta(microseconds=1), None, True),
+        (timedelta(0), None, False),
+        (None, None, False),  # no ``at`` and no arrival time: nothing to judge
+        (None, WINDOW, False),
+        (None, WINDOW + timedelta(seconds=1), True),  # no ``at``: judged by its arrival
+        (timedelta(0), WINDOW + timedelta(seconds=1), False),  # ``at`` wins over arrival
+    ],
+)
+def test_too_old_when_dated_before_the_window_then_refused(
+    age: timedelta | None, received_age: timedelta | None, refused: bool
+) -> None:
+    """Older than the window before the reference: a reason; else None."""
+    ev = _fill(None if age is None else T - age)
+    received = None if received_age is None else T - received_age
+    why = too_old(ev, T, WINDOW, received=received)
+    assert (why is not None) is refused
+    if why is not None:
+        assert why.startswith("fill fill:i:1 is ")
+        assert f"before its stream id ({T.isoformat()})" in why
+        assert "events more than 601200s old" in why
