@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -22,7 +22,7 @@ from consumers.streams import Entry, stream_time
 from gate.checks import rate_window
 from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
-from gate.ledger import Applied, apply_events, future_dated
+from gate.ledger import Applied, apply_events, future_dated, too_old
 from gate.portfolio import Halt, Reservation, Snapshot
 from schemas.config import AssetsConfig
 from schemas.messages import (
@@ -101,6 +101,7 @@ class Planner:
         *,
         quota: bool = True,
         quota_marker_ttl_s: int = 3600,
+        event_window: timedelta | None = None,
     ) -> None:
         self.worker = worker
         self.max_deliveries = max_deliveries
@@ -109,6 +110,8 @@ class Planner:
         self.agents = agents  # verifies intents are their agent's (off: accept all)
         self.quota = quota  # reject intents past the agent's quota before enrichment
         self.quota_marker_ttl_s = quota_marker_ttl_s
+        # events older than this are refused (gate.ledger.event_window); None: never
+        self.event_window = event_window
 
     def plan(
         self,
@@ -220,11 +223,21 @@ class Planner:
     ) -> list[tuple[Entry, PortfolioEvent]]:
         """Events the gate refuses before applying anything: dated too far ahead of when
         Redis took them in (their stream id: the phase monitor judges by the same clock,
-        so both refuse the same), and operator events without a valid operator signature
-        (when operator keys are configured)."""
+        so both refuse the same); too old to be applied only once (docs/PROTOCOL.md,
+        "Event ids"): dated more than the event window before their stream id (the phase
+        monitor refuses the same), or dated (else received) more than the window before
+        Redis's clock now, an entry read late whose applied marker may have expired
+        meanwhile; and operator events without a valid operator signature (when
+        operator keys are configured)."""
         kept = []
+        window = self.event_window
         for entry, ev in events:
-            why = future_dated(ev, stream_time(entry), config, "its stream id")
+            received = stream_time(entry)
+            why = future_dated(ev, received, config, "its stream id")
+            if why is None and window is not None:
+                why = too_old(ev, received, window) or too_old(
+                    ev, now, window, "the gate's clock (Redis TIME)", received=received
+                )
             if why is None and self.operators.enabled and isinstance(ev, OperatorEvent):
                 problem = operator_problem(self.operators, entry.raw or b"")
                 why = None if problem is None else f"{ev.type} {problem}"

@@ -10,16 +10,19 @@ for delivery in client.orders(group="binance-executor", consumer="exec-1"):
         client.cancel(delivery.intent_id)           # confirmed: the reservation goes
     else:
         place(delivery.order)                       # time in force <= order.good_till
-        client.fill(delivery.order.intent_id, ...)  # what filled; expired(...) if none
+        client.fill(delivery.order.intent_id, ..., fill_id=venue_trade_id)
+        # or client.expired(delivery.order.intent_id) if it ends unfilled
     delivery.ack()
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,6 +49,7 @@ from schemas.messages import (
     Decision,
     MessageError,
     TradeIntent,
+    is_intent_id,
     parse_json,
 )
 
@@ -282,12 +286,17 @@ class GateClient:
 
         return ack
 
-    def _event(self, payload: dict[str, Any], *, operator: bool = False) -> str:
-        payload.setdefault("event_id", f"{payload['type']}-{uuid.uuid4().hex}")
+    def _event(
+        self, payload: dict[str, Any], event_id: str | None = None, *, operator: bool = False
+    ) -> str:
+        """Publish one event under ``event_id`` (else ``payload["event_id"]``): always one
+        the caller derived or was given, never a random one (a retry must repeat it)."""
+        event_id = token("event_id", event_id or payload.get("event_id"))
+        payload = {"type": payload["type"], **payload, "event_id": event_id}
         if operator:
             payload = self.operators.sign(payload)
         self.redis.xadd(self.keys.events, {DATA: _json(payload)})
-        return str(payload["event_id"])
+        return event_id
 
     def fill(
         self,
@@ -297,10 +306,25 @@ class GateClient:
         quantity: Number,
         price: Number,
         *,
+        fill_id: str | int | None = None,
         event_id: str | None = None,
         at: datetime | None = None,
         fee: Number | None = None,
     ) -> str:
+        """Report one (partial) fill of ``intent_id``'s order; returns its event id.
+
+        ``fill_id`` is the venue's own id of this execution (a trade or execution id):
+        the event id is ``fill:<intent_id>:<fill_id>``, so reporting the same execution
+        again (a retried call, a restarted executor) is applied once. Required unless
+        ``event_id`` is given.
+        """
+        if event_id is None:
+            if fill_id is None:
+                raise ValueError(
+                    "fill_id is required: the venue's id of this execution, so a retried "
+                    "report is applied once (or pass event_id=)"
+                )
+            event_id = fill_event_id(intent_id, fill_id)
         payload: dict[str, Any] = {
             "type": "fill",
             "intent_id": intent_id,
@@ -308,60 +332,110 @@ class GateClient:
             "side": side,
             "quantity": str(quantity),
             "price": str(price),
-            "at": (at or datetime.now(UTC)).isoformat(),
+            "at": _stamp(at),
         }
         if fee is not None:
             payload["fee"] = str(fee)
-        if event_id:
-            payload["event_id"] = event_id
-        return self._event(payload)
+        return self._event(payload, event_id)
 
-    def cancel(self, intent_id: str, *, event_id: str | None = None) -> str:
-        payload: dict[str, Any] = {"type": "cancel", "intent_id": intent_id}
-        if event_id:
-            payload["event_id"] = event_id
-        return self._event(payload)
+    def cancel(
+        self, intent_id: str, *, event_id: str | None = None, at: datetime | None = None
+    ) -> str:
+        """Release what is left of ``intent_id``'s reservation: event id ``cancel:<intent_id>``
+        (an order is cancelled once)."""
+        payload: dict[str, Any] = {"type": "cancel", "intent_id": intent_id, "at": _stamp(at)}
+        return self._event(payload, event_id or cancel_event_id(intent_id))
 
-    def expired(self, intent_id: str, *, event_id: str | None = None) -> str:
+    def expired(
+        self, intent_id: str, *, event_id: str | None = None, at: datetime | None = None
+    ) -> str:
         """Confirm the order for ``intent_id`` ended unfilled at its ``good_till`` (or
-        was never placed): what was not filled of it is released."""
+        was never placed): what was not filled of it is released. Event id
+        ``expired:<intent_id>``."""
         payload: dict[str, Any] = {
             "type": "expired",
             "intent_id": intent_id,
-            "event_id": event_id or f"expired:{intent_id}",
-            "at": datetime.now(UTC).isoformat(),
+            "at": _stamp(at),
         }
-        return self._event(payload)
+        return self._event(
+            payload, event_id or derived_event_id("expired", _intent_part(intent_id))
+        )
 
     def release(
         self, intent_id: str, operator: str, reason: str, *, event_id: str | None = None
     ) -> str:
         """An operator releases the reservation of ``intent_id`` (an operator event):
-        for an order known to be dead that no executor will confirm."""
+        for an order known to be dead that no executor will confirm. Event id
+        ``release:<intent_id>`` (a reservation is released once)."""
         payload: dict[str, Any] = {
             "type": "release",
             "intent_id": intent_id,
             "operator": operator,
             "reason": reason,
-            "event_id": event_id or f"release:{intent_id}",
-            "at": datetime.now(UTC).isoformat(),
+            "at": _stamp(None),
         }
-        return self._event(payload, operator=True)
+        return self._event(
+            payload,
+            event_id or derived_event_id("release", _intent_part(intent_id)),
+            operator=True,
+        )
 
-    def deposit(self, amount: Number, *, event_id: str | None = None) -> str:
+    def deposit(
+        self,
+        amount: Number,
+        *,
+        reference: str | None = None,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
         """Pay in (``amount`` > 0) or withdraw (< 0): an operator event, signed with the
-        operator key when one is configured."""
-        payload: dict[str, Any] = {"type": "deposit", "amount": str(amount)}
-        if event_id:
-            payload["event_id"] = event_id
-        return self._event(payload, operator=True)
+        operator key when one is configured.
 
-    def resume(self, operator: str, reason: str, *, event_id: str | None = None) -> str:
-        """Clear the latched emergency and daily-loss stops (an operator event)."""
-        payload: dict[str, Any] = {"type": "resume", "operator": operator, "reason": reason}
-        if event_id:
-            payload["event_id"] = event_id
-        return self._event(payload, operator=True)
+        ``reference`` names this movement of money (a transfer id, a ticket): the event
+        id is ``deposit:<reference>``, so the same deposit sent twice is applied once.
+        Required unless ``event_id`` is given; one reference, one deposit.
+        """
+        if event_id is None:
+            if reference is None:
+                raise ValueError(
+                    "reference is required: the transfer's id, so a retried deposit is "
+                    "applied once (or pass event_id=)"
+                )
+            event_id = derived_event_id("deposit", token("reference", reference))
+        payload: dict[str, Any] = {"type": "deposit", "amount": str(amount), "at": _stamp(at)}
+        return self._event(payload, event_id, operator=True)
+
+    def resume(
+        self,
+        operator: str,
+        reason: str,
+        *,
+        reference: str | None = None,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Clear the latched emergency and daily-loss stops and an unknown-fill halt (an
+        operator event).
+
+        ``reference`` names what this resume clears: the event id is
+        ``resume:<reference>``, so a retried resume is applied once and can never clear
+        a stop that latched after it. ``riskgate resume`` uses a digest of the latches it
+        read (:func:`resume_reference`). Required unless ``event_id`` is given.
+        """
+        if event_id is None:
+            if reference is None:
+                raise ValueError(
+                    "reference is required: what this resume clears (resume_reference() "
+                    "of the latches), so a retried resume is applied once (or pass event_id=)"
+                )
+            event_id = derived_event_id("resume", token("reference", reference))
+        payload: dict[str, Any] = {
+            "type": "resume",
+            "operator": operator,
+            "reason": reason,
+            "at": _stamp(at),
+        }
+        return self._event(payload, event_id, operator=True)
 
     def mark(
         self,
@@ -371,13 +445,94 @@ class GateClient:
         fx: Mapping[str, Number] | None = None,
         event_id: str | None = None,
     ) -> str:
+        """Mark prices (and fx rates) at ``at`` (default now): event id
+        ``mark:<at>:<digest of prices and fx>``, so the same observation is applied once."""
+        when = _stamp(at)
         payload: dict[str, Any] = {
             "type": "mark",
             "prices": {s: str(p) for s, p in prices.items()},
-            "at": (at or datetime.now(UTC)).isoformat(),
+            "at": when,
         }
         if fx:
             payload["fx"] = {c: str(r) for c, r in fx.items()}
-        if event_id:
-            payload["event_id"] = event_id
-        return self._event(payload)
+        if event_id is None:
+            event_id = mark_event_id(when, payload["prices"], payload.get("fx", {}))
+        return self._event(payload, event_id)
+
+
+# -- event ids (docs/PROTOCOL.md, "Event ids") ------------------------------------------
+
+#: The longest event id the gate accepts (schemas.messages.EventId).
+MAX_EVENT_ID = 128
+_TOKEN = re.compile(r"[^\x00-\x1f\x7f\s]+")
+_FILL_ID = re.compile(r"[^\x00-\x1f\x7f\s:]+")
+
+
+def _stamp(at: datetime | None) -> str:
+    """An event's ``at`` on the wire: UTC ISO-8601 (a naive time is taken as UTC)."""
+    when = at or datetime.now(UTC)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.isoformat()
+
+
+def token(name: str, value: object, *, colon: bool = True) -> str:
+    """``value`` as a part of an event id: 1–128 printable characters without spaces (and
+    without ``:`` when ``colon`` is false); else ValueError naming ``name``."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    pattern = _TOKEN if colon else _FILL_ID
+    if len(text) > MAX_EVENT_ID or pattern.fullmatch(text) is None:
+        allowed = "no spaces or control characters" + ("" if colon else ", no ':'")
+        raise ValueError(f"{name} must be 1-{MAX_EVENT_ID} characters, {allowed}: {text!r}")
+    return text
+
+
+def derived_event_id(kind: str, *parts: str) -> str:
+    """``<kind>:<part>:<part>...``; past 128 characters, ``<kind>:#`` and 40 hex chars of
+    the sha256 of that text (the same parts give the same id either way)."""
+    text = ":".join((kind, *parts))
+    if len(text) <= MAX_EVENT_ID:
+        return text
+    return f"{kind}:#{hashlib.sha256(text.encode()).hexdigest()[:40]}"
+
+
+def _intent_part(intent_id: str) -> str:
+    if not is_intent_id(intent_id):
+        raise ValueError(f"intent_id must be 1-128 chars of A-Za-z0-9._:-, got {intent_id!r}")
+    return intent_id
+
+
+def fill_event_id(intent_id: str, fill_id: str | int) -> str:
+    """``fill:<intent_id>:<fill_id>``: ``fill_id`` may not contain ``:``, so the id splits
+    unambiguously at its last colon (intent ids may contain colons)."""
+    return derived_event_id("fill", _intent_part(intent_id), token("fill_id", fill_id, colon=False))
+
+
+def cancel_event_id(intent_id: str) -> str:
+    return derived_event_id("cancel", _intent_part(intent_id))
+
+
+def mark_event_id(at: str, prices: Mapping[str, str], fx: Mapping[str, str]) -> str:
+    """``mark:<at>:<16 hex chars>``: the digest of the prices and fx rates, decimals
+    normalized, so two marks at the same time with different prices differ."""
+    body = {
+        "prices": {s: _normal(p) for s, p in sorted(prices.items())},
+        "fx": {c: _normal(r) for c, r in sorted(fx.items())},
+    }
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+    return derived_event_id("mark", at, hashlib.sha256(text.encode()).hexdigest()[:16])
+
+
+def _normal(value: str) -> str:
+    try:
+        return format(Decimal(value).normalize(), "f")
+    except (ArithmeticError, ValueError):
+        return value  # not a number: the gate refuses the mark; the id is still stable
+
+
+def resume_reference(latches: Iterable[str]) -> str:
+    """A resume's reference from what it clears (each latch's kind and time, a halt's
+    event id): ``latches-`` and 24 hex chars of their sha256, in sorted order."""
+    text = "\n".join(sorted(latches))
+    return "latches-" + hashlib.sha256(text.encode()).hexdigest()[:24]

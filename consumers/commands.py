@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from consumers import control
 from consumers.bench import Bench, Plan, table, write_json
-from consumers.client import GateClient
+from consumers.client import GateClient, fill_event_id, resume_reference, token
 from consumers.gate_worker import GateSettings, GateWorker
 from consumers.intake import describe
 from consumers.keys import Keys
@@ -181,7 +181,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"{args.portfolio}: kill switch off; version {version}")
     if latched:
         client = GateClient(redis=redis, portfolio=args.portfolio)
-        event_id = client.resume(args.operator, args.reason)
+        # one resume per set of latches: run twice, it is applied once
+        event_id = client.resume(args.operator, args.reason, reference=resume_reference(latched))
         print(
             f"{args.portfolio}: clearing {'; '.join(latched)}; the drawdown's reference peak "
             f"restarts from nav {s['nav']} (was {s['peak_nav']}), equity {s['equity']}; "
@@ -330,12 +331,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_event(args: argparse.Namespace) -> int:
     """deposit and mark, validated with the models the gate uses (exit 2 naming the field)."""
+    if args.event == "deposit":
+        return _deposit(args)
     client = GateClient(args.redis_url, args.portfolio)
     try:
-        if args.event == "deposit":
-            Deposit.model_validate({"type": "deposit", "event_id": "cli", "amount": args.amount})
-            print(client.deposit(args.amount))
-            return 0
         prices = {}
         for pair in args.prices:
             symbol, _, price = pair.rpartition("=")
@@ -356,12 +355,36 @@ def cmd_event(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deposit(args: argparse.Namespace) -> int:
+    """``riskgate deposit AMOUNT --reference REF``: the event id is ``deposit:REF``."""
+    if not args.reference:
+        raise UsageError(
+            "deposit needs --reference REF: the transfer's id (the event id is "
+            "deposit:REF, so sending it twice deposits once)"
+        )
+    try:
+        token("reference", args.reference)
+        Deposit.model_validate({"type": "deposit", "event_id": "cli", "amount": args.amount})
+    except ValidationError as exc:
+        raise UsageError(f"invalid deposit: {describe(exc)}") from exc
+    except ValueError as exc:  # an unusable reference, named
+        raise UsageError(f"--reference: {exc}") from exc
+    client = GateClient(args.redis_url, args.portfolio)
+    print(client.deposit(args.amount, reference=args.reference))
+    return 0
+
+
 def cmd_fill(args: argparse.Namespace) -> int:
     """An executor's manual fill, validated with the gate's model (exit 2 naming the field).
 
     The gate still judges it: an unconfigured symbol, a price outside the class's
     fill band or a fill dated before the position's last one is refused (a dead letter);
     a fill for no known approval is applied and halts trading (docs/PROTOCOL.md)."""
+    if not args.fill_id and not args.event_id:
+        raise UsageError(
+            "fill needs --fill-id ID: the venue's id of this execution (the event id is "
+            "fill:INTENT_ID:ID, so reporting it twice applies it once)"
+        )
     payload: dict[str, Any] = {
         "type": "fill",
         "event_id": args.event_id or "cli",
@@ -381,6 +404,10 @@ def cmd_fill(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid fill: {describe(exc)}") from exc
     if f.symbol not in _config(args).assets:
         raise UsageError(f"symbol: {f.symbol!r} is not configured (the gate would refuse it)")
+    try:
+        event_id = args.event_id or fill_event_id(f.intent_id, args.fill_id)
+    except ValueError as exc:  # an unusable --fill-id, named
+        raise UsageError(f"--fill-id: {exc}") from exc
     client = GateClient(args.redis_url, args.portfolio)
     print(
         client.fill(
@@ -389,7 +416,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
             f.side.value,
             f.quantity,
             f.price,
-            event_id=args.event_id,
+            event_id=event_id,
             at=f.at,
             fee=f.fee,
         )
@@ -527,6 +554,11 @@ def _register_sdk(sub: Sub) -> None:
     )
     add_redis_options(p)
     p.add_argument("amount", type=_decimal)
+    p.add_argument(
+        "--reference",
+        metavar="REF",
+        help="required: the transfer's id; event id deposit:REF, so a re-send deposits once",
+    )
     p.set_defaults(handler=cmd_event, event="deposit")
     p = sub.add_parser("fill", help="publish an executor's fill (a manual fill)")
     add_redis_options(p)
@@ -537,7 +569,12 @@ def _register_sdk(sub: Sub) -> None:
     p.add_argument("price", type=_decimal)
     p.add_argument("--fee", type=_decimal, help="in the symbol's quote currency")
     p.add_argument("--at", help="ISO-8601 time of the fill (default: now)")
-    p.add_argument("--event-id", help="default: fill-<random>; re-use one to publish once")
+    p.add_argument(
+        "--fill-id",
+        metavar="ID",
+        help="required: the venue's execution id; event id fill:INTENT_ID:ID, applied once",
+    )
+    p.add_argument("--event-id", help="an explicit event id instead (then --fill-id is not needed)")
     p.set_defaults(handler=cmd_fill)
     p = sub.add_parser("mark", help="publish a mark-to-market event")
     add_redis_options(p)

@@ -27,7 +27,7 @@ from consumers.keys import Keys
 from consumers.migrate import MigrationError, discover, migrate
 from consumers.pg_worker import ConsumerSettings
 from consumers.phase_admin import ActivationRefused, activate, phase_report
-from consumers.phase_monitor import PhaseMonitor
+from consumers.phase_monitor import DEDUPE_TTL_S, PhaseMonitor
 from consumers.prices import PriceFileError, load_bars, read_bars
 from consumers.registry import sync_config
 from consumers.runtime import connect, default_consumer_name
@@ -142,7 +142,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 @guarded
 def cmd_phase_monitor(args: argparse.Namespace) -> int:
     every = args.evaluate_every
-    return _run(args, lambda *a: PhaseMonitor(*a, evaluate_every_s=every))
+    ttl = _env_int("RISKGATE_DEDUPE_TTL_S", DEDUPE_TTL_S)  # the gate's: the same refusals
+    return _run(args, lambda *a: PhaseMonitor(*a, evaluate_every_s=every, dedupe_ttl_s=ttl))
 
 
 # --- phases ----------------------------------------------------------------------------

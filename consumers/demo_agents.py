@@ -84,7 +84,7 @@ def setup_portfolio(
             sideways_done = True
     if fields:
         control.set_control(redis, keys, fields)
-    client.deposit(equity, event_id=f"demo-deposit-{keys.portfolio}")
+    client.deposit(equity, reference=f"demo-{keys.portfolio}")  # deposit:demo-<portfolio>
     return symbols
 
 
@@ -254,15 +254,15 @@ class Executor(threading.Thread):
             ):
                 order = delivery.order
                 if order is None:  # a cancel request (riskgate halt --cancel-open)
-                    c.cancel(delivery.intent_id, event_id=f"cancel-{delivery.intent_id}")
+                    c.cancel(delivery.intent_id)  # event id cancel:<intent_id>
                     self.stats.cancels += 1
                 elif self.rng.random() < 0.1:
-                    c.cancel(order.intent_id, event_id=f"cancel-{order.intent_id}")
+                    c.cancel(order.intent_id)  # event id cancel:<intent_id>
                     self.stats.cancels += 1
-                else:
+                else:  # one execution per order: a redelivered order is applied once
                     c.fill(
                         order.intent_id, order.symbol, order.side.value, order.quantity,
-                        order.price, event_id=f"fill-{order.intent_id}",
+                        order.price, fill_id="1",
                     )  # fmt: skip
                     self.stats.fills += 1
                 delivery.ack()

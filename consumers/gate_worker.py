@@ -45,6 +45,7 @@ from consumers.streams import (
 )
 from consumers.telemetry import GateTelemetry, serve_gate, serving
 from gate.exposure import Exposure
+from gate.ledger import event_window
 from schemas.config import AssetsConfig
 from schemas.messages import MAX_ENTRY_BYTES, MessageError, Status, parse_json
 
@@ -107,6 +108,10 @@ class GateWorker:
             intent_verifier(keys),  # RISKGATE_AGENT_KEYS: agents are who their key says
             quota=settings.agent_quota,
             quota_marker_ttl_s=max(1, int(settings.intents_keep_s)),
+            # older events may have outlived their applied marker: refused, not re-applied
+            event_window=event_window(
+                settings.marker_ttl_s, config.risk_management.max_clock_skew_seconds
+            ),
         )
         self._flooded = False  # most of the last batch was past an agent's quota
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours

@@ -44,13 +44,14 @@ from consumers.phase_log import (
 from consumers.signing import operator_problem, operator_signer
 from consumers.streams import Entry, stream_time
 from consumers.track_store import EventKey, claim_events, load_track, save_track, write_derived
-from gate.ledger import PortfolioEvent
+from gate.ledger import PortfolioEvent, event_window, too_old
 from gate.phases import evaluate_phase
 from gate.track import record
 from schemas.config import AssetsConfig
 from schemas.messages import Fill, OperatorEvent, parse_event
 
 MIN_EVALUATION_GAP_S = 1.0
+DEDUPE_TTL_S = 7 * 86400  # the gate's default RISKGATE_DEDUPE_TTL_S
 LOCK_CLASS = 0x7068  # advisory lock (class, hashtext(portfolio)): one writer per portfolio
 
 
@@ -78,6 +79,7 @@ class PhaseMonitor(StreamToPg):
         *,
         evaluate_every_s: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
+        dedupe_ttl_s: int = DEDUPE_TTL_S,
     ) -> None:
         log = structlog.get_logger("riskgate.phase").bind(
             portfolio=keys.portfolio, consumer=settings.consumer, stream=keys.events
@@ -88,6 +90,10 @@ class PhaseMonitor(StreamToPg):
         self.config = config
         # deposits the gate refuses as unsigned are no capital here either
         self.operators = operator_signer(keys)
+        # events the gate refuses as too old (the same window: RISKGATE_DEDUPE_TTL_S)
+        self.event_window = event_window(
+            dedupe_ttl_s, config.risk_management.max_clock_skew_seconds
+        )
         self.clock = clock
         self.evaluate_every_s = evaluate_every_s
         self.partitions = PartitionCache()
@@ -133,6 +139,10 @@ class PhaseMonitor(StreamToPg):
                 problem = operator_problem(self.operators, entry.raw or b"")
                 if problem is not None:
                     parsed = Reject(entry.msg_id.decode(), printable(entry.raw), problem)
+            if not isinstance(parsed, Reject):  # as the gate: against its stream id
+                old = too_old(parsed, entry_time(entry), self.event_window)
+                if old is not None:
+                    parsed = Reject(entry.msg_id.decode(), printable(entry.raw), f"refused: {old}")
             if isinstance(parsed, Reject):
                 rejects.append(parsed)
             else:

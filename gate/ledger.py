@@ -100,6 +100,54 @@ def future_dated(
     )
 
 
+#: How much sooner than its applied marker expires an event is refused as too old
+#: (:func:`event_window`): more than any clock skew an event may carry, and than any
+#: lag between an entry's arrival and the gate reading it.
+STALE_MARGIN = timedelta(hours=1)
+
+
+def event_window(dedupe_ttl_s: int, max_clock_skew_seconds: int) -> timedelta:
+    """How old an event may be and still be applied: the dedupe TTL (how long an applied
+    marker lives) less :data:`STALE_MARGIN`, or less half the TTL when it is under two
+    hours. The margin must exceed the clock skew an event may carry (an event is at most
+    that far ahead of its arrival), else ValueError."""
+    ttl = timedelta(seconds=dedupe_ttl_s)
+    margin = min(STALE_MARGIN, ttl / 2)
+    if margin <= timedelta(seconds=max_clock_skew_seconds):
+        raise ValueError(
+            f"a dedupe TTL of {dedupe_ttl_s}s leaves no safe window for events: it must be "
+            f"over twice max_clock_skew_seconds ({max_clock_skew_seconds})"
+        )
+    return ttl - margin
+
+
+def too_old(
+    ev: PortfolioEvent,
+    reference: datetime,
+    window: timedelta,
+    clock: str = "its stream id",
+    *,
+    received: datetime | None = None,
+) -> str | None:
+    """Why ``ev`` is too old to apply at ``reference``, or None.
+
+    Its ``at`` (without one, ``received``: when Redis took it in, if given) is more than
+    ``window`` (:func:`event_window`) before ``reference``: its applied marker may be
+    gone, so applying it could apply it a second time.
+    """
+    at = getattr(ev, "at", None) or received
+    if at is None or reference - at <= window:
+        return None
+    age = int((reference - at).total_seconds())
+    dated = "dated" if getattr(ev, "at", None) is not None else "received"
+    return (
+        f"{ev.type} {ev.event_id} is {dated} {at.isoformat()}, {age}s before {clock} "
+        f"({reference.isoformat()}); events more than {int(window.total_seconds())}s old "
+        "(the dedupe window less its margin) may have been applied already and are not "
+        "applied again"
+    )
+
+
 def refusal(ev: PortfolioEvent, cash: Decimal, config: AssetsConfig, now: datetime) -> str | None:
     """Why ``ev`` may not be applied, with ``cash`` in the account at ``now``, or None."""
     ahead = future_dated(ev, now, config)

@@ -77,7 +77,7 @@ class Harness:
 
     def fund(self, amount: str = "100000", *, market: bool = True) -> None:
         """Deposit ``amount`` and, with ``market``, mark every asset at the test market."""
-        self.client.deposit(amount)
+        self.client.deposit(amount, reference=f"fund-{uuid.uuid4().hex}")
         if market:
             self.client.mark(market_prices())
         self.pump()

@@ -50,7 +50,7 @@ class Clock:
 def harness(redis: Redis, portfolio: str) -> tuple[Harness, Clock]:
     h = Harness(redis, portfolio)
     clock = h.worker.clock = Clock(redis)
-    h.client.deposit("100000")
+    h.client.deposit("100000", reference="d1")
     h.client.mark(market_prices(), at=clock.now)
     h.pump()
     return h, clock

@@ -31,6 +31,9 @@ from tests.integration.pg import query, scalar, temp_database
 D = Decimal
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=61)
+# the records are replayed on the events stream, dated up to 160 days back: a dedupe
+# window covering them (the gate and the monitor refuse older events as too old)
+HISTORY_TTL_S = 400 * 86400
 
 
 @pytest.fixture
@@ -41,7 +44,8 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def h(redis: Redis, portfolio: str) -> Harness:
-    return Harness(redis, portfolio)  # creates the gate's and the phase monitor's groups
+    # creates the gate's and the phase monitor's groups
+    return Harness(redis, portfolio, marker_ttl_s=HISTORY_TTL_S)
 
 
 def at(day: date, hour: int) -> datetime:
@@ -73,6 +77,7 @@ def monitor(h: Harness, url: str, consumer: str = "pm1") -> PhaseMonitor:
         h.keys,
         h.config,
         ConsumerSettings(consumer, block_ms=5, batch=50),
+        dedupe_ttl_s=HISTORY_TTL_S,
     )
     m.setup()
     return m
@@ -138,7 +143,7 @@ def test_monitor_when_60_day_record_meets_phase_1_then_emitted_once_and_nvda_tra
     h.client.mark(market_prices())  # NVDA has a market price
     # the record's fills were never approved by the gate: each opening halted trading
     # (unknown_fill) until an operator resumes
-    h.client.resume("test", "track record placed outside the gate")
+    h.client.resume("test", "track record placed outside the gate", reference="r1")
     h.pump()  # the gate reads the phases stream: NVDA and stocks enabled live
     again = h.intent("NVDA", quantity="1", price="132")
     h.pump()

@@ -34,7 +34,7 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
     log = tmp_path / "honcho.log"
     with honcho(log, env) as proc:
         client = GateClient(redis_url, portfolio)
-        client.deposit("100000")
+        client.deposit("100000", reference="d1")
         client.mark(market_prices())
         iid = client.submit("ETH/USDT", "buy", "0.1", price="3900")
         decision = client.wait_decision(iid, 60)

@@ -42,7 +42,10 @@ def test_processes_when_same_data_dir_then_share_servers_and_last_one_out_stops_
         while not embedded.status(data)["redis"]["users"]:  # type: ignore[index]
             assert gate.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        assert _riskgate(data, "deposit", "2500", "--portfolio", "p1").returncode == 0
+        assert (
+            _riskgate(data, "deposit", "2500", "--reference", "d1", "--portfolio", "p1").returncode
+            == 0
+        )
         info = embedded.status(data)["redis"]
         assert isinstance(info, dict) and info["running"] and len(info["users"]) == 1
         while True:

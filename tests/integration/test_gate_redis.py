@@ -73,10 +73,10 @@ def test_events_when_same_fill_sent_twice_then_position_moves_once(h: Harness) -
 def _long_btc(h: Harness, qty: str = "1") -> None:
     """Hold a BTC position through a fill with no approval (executor fills are the truth:
     applied, and trading halted until an operator resumes, which the test does)."""
-    h.client.fill("outside", "BTC/USDT", "buy", qty, "100000")
+    h.client.fill("outside", "BTC/USDT", "buy", qty, "100000", fill_id="x1")
     h.pump()
     assert h.state().snapshot.account.halted_by is not None
-    h.client.resume("test", "position opened outside the gate")
+    h.client.resume("test", "position opened outside the gate", reference="r1")
     h.pump()
 
 
@@ -218,7 +218,13 @@ def test_readme_flow_when_gate_and_submit_wait_then_decision_printed(
     workers.start()
     env = {**os.environ, "REDIS_URL": redis_url, "RISKGATE_PORTFOLIO": portfolio}
     run = [sys.executable, "-m", "gate.cli"]
-    subprocess.run([*run, "deposit", "100000"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [*run, "deposit", "100000", "--reference", "d1"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [*run, "mark", "BTC/USDT=100000"], env=env, cwd=ROOT, check=True, capture_output=True
     )
@@ -256,7 +262,7 @@ def test_procfile_when_run_under_honcho_then_gate_decides(
     env = {"REDIS_URL": redis_url, "RISKGATE_PORTFOLIO": portfolio}
     with honcho(log, env, "gate"):
         client = GateClient(redis_url, portfolio)
-        client.deposit("100000")
+        client.deposit("100000", reference="d1")
         client.mark(market_prices())
         iid = client.submit("ETH/USDT", "buy", "0.1", price="3900")
         decision = client.wait_decision(iid, 30)

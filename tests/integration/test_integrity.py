@@ -30,7 +30,7 @@ def now_on(redis: Redis) -> datetime:
 def small(redis: Redis, portfolio: str, **marks: str) -> Harness:
     """A 10,000 portfolio marked at the test market, with ``marks`` overriding."""
     h = Harness(redis, portfolio)
-    h.client.deposit("10000")
+    h.client.deposit("10000", reference="d1")
     h.client.mark({**market_prices(), **{k.replace("_", "/"): v for k, v in marks.items()}})
     h.pump()
     return h
@@ -85,7 +85,10 @@ def test_fill_when_dated_in_the_future_then_dead_lettered_not_applied(
 ) -> None:
     """A fill dated an hour ahead would defeat max_hold: refused, no position."""
     h = small(redis, portfolio)
-    h.client.fill("x", "BTC/USDT", "buy", "0.01", "100000", at=now_on(redis) + timedelta(hours=1))
+    h.client.fill(
+        "x", "BTC/USDT", "buy", "0.01", "100000", fill_id="x1",
+        at=now_on(redis) + timedelta(hours=1),
+    )  # fmt: skip
     h.pump()
     assert len(h.dead()) == 1 and h.state().snapshot.positions == {}
 
@@ -110,10 +113,10 @@ def test_deposit_when_drawdown_28pct_then_stop_holds_until_resume(
     nav 24.5 % under its peak, under the 25 % stop); `resume` does."""
     h = Harness(redis, portfolio)
     h.fund("10000")
-    h.client.fill("pos", "BTC/USDT", "buy", "0.1", "100000")  # unknown_fill: halted
-    h.client.resume("test", "position opened outside the gate")
+    h.client.fill("pos", "BTC/USDT", "buy", "0.1", "100000", fill_id="x1")  # unknown_fill
+    h.client.resume("test", "position opened outside the gate", reference="r1")
     h.client.mark({"BTC/USDT": "72000", "ETH/USDT": "3900"})
-    h.client.deposit("30000")
+    h.client.deposit("30000", reference="d2")
     h.pump()
     first = h.intent("ETH/USDT", quantity="0.1", price="3900")
     h.pump()
@@ -127,7 +130,7 @@ def test_deposit_when_drawdown_28pct_then_stop_holds_until_resume(
         assert codes(d) == ["emergency_stop", "daily_loss_limit"]
         assert all("latched" in r.message for r in d.reasons)
     assert [h.decision(i).checks["drawdown"] for i in (first, second)] == ["0.28", "0.245161"]
-    h.client.resume("alice", "losses reviewed, limits re-checked")
+    h.client.resume("alice", "losses reviewed, limits re-checked", reference="r2")
     h.pump()
     third = h.intent("ETH/USDT", quantity="0.1", price="3900")
     h.pump()

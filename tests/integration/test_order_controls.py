@@ -92,11 +92,12 @@ def test_order_caps_when_above_then_resized_to_the_cap_and_the_order_says_so(
     )
     (order,) = h.orders()
     assert (order["intent_id"], order["quantity"]) == (big, "0.4")
-    h.client.fill(big, "BTC/USDT", "buy", "0.4", "100000")
+    h.client.fill(big, "BTC/USDT", "buy", "0.4", "100000", fill_id="t1")
     h.pump()
-    h.client.fill("outside", "BTC/USDT", "buy", "0.4", "100000")  # more held than one order
+    # more held than one order
+    h.client.fill("outside", "BTC/USDT", "buy", "0.4", "100000", fill_id="t2")
     h.pump()
-    h.client.resume("test", "a position opened outside the gate")
+    h.client.resume("test", "a position opened outside the gate", reference="ticket-1")
     h.pump()
     exit_ = h.intent(side="sell", quantity="0.8", reduce_only=True)
     h.pump()

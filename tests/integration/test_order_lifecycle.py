@@ -93,7 +93,7 @@ def test_late_fill_when_reservation_past_good_till_then_never_over_the_limit(
     h.pump()
     d = h.decision(second)
     assert (d.status, d.approved_quantity, codes(d)[0]) == (Status.REJECTED, 0, "max_position")
-    h.client.fill(first, "BTC/USDT", "buy", "0.2", "100000", at=later)
+    h.client.fill(first, "BTC/USDT", "buy", "0.2", "100000", at=later, fill_id="t1")
     h.pump()
     snap = h.state().snapshot
     assert snap.positions["BTC/USDT"].quantity == D("0.2")
@@ -282,7 +282,7 @@ def test_unreadable_event_when_it_may_be_a_fill_then_portfolio_halts(
     assert (codes(h.decision(opening))[:1] == ["trading_halted"]) is halts
     if halts:
         assert halt is not None and halt.reason.startswith("unaccounted_event: unparseable")
-        h.client.resume("ann", "reconciled")
+        h.client.resume("ann", "reconciled", reference="ticket-1")
         h.pump()
         assert h.state().snapshot.account.halted_by is None
 
@@ -298,7 +298,7 @@ def test_unknown_fill_when_halt_on_unknown_fill_off_then_counted_not_halted(
         redis, h.keys, config, GateSettings(consumer="w1", block_ms=5, verify_exposure=True)
     )
     h.fund()
-    h.client.fill("nobody", "BTC/USDT", "buy", "0.01", "100000")
+    h.client.fill("nobody", "BTC/USDT", "buy", "0.01", "100000", fill_id="t1")
     h.pump()
     snap = h.state().snapshot
     assert snap.positions["BTC/USDT"].quantity == D("0.01")
@@ -313,7 +313,7 @@ def test_partial_fill_then_expired_when_confirmed_then_rest_released(
     h.fund()
     iid = h.intent(quantity="0.2")
     h.pump()
-    h.client.fill(iid, "BTC/USDT", "buy", "0.05", "100000")
+    h.client.fill(iid, "BTC/USDT", "buy", "0.05", "100000", fill_id="t1")
     h.pump()
     assert h.state().snapshot.reservations[iid].quantity == D("0.15")
     h.client.expired(iid)

@@ -146,7 +146,7 @@ def test_fill_when_1000_btc_for_an_unknown_intent_then_applied_halted_until_resu
         f"trading is halted since {halt.at.isoformat()} by event big: unknown_fill: fill for nobody"
     )
     assert h.decision(closing).status is Status.APPROVED
-    h.client.resume("alice", "reconciled with the exchange")
+    h.client.resume("alice", "reconciled with the exchange", reference="r1")
     h.pump()
     assert h.state().snapshot.account.halted_by is None
     again = h.intent("ETH/USDT", quantity="0.1", price="3900")
@@ -173,7 +173,9 @@ def test_cli_fill_when_invalid_then_exit_2_naming_the_field(
     """`riskgate fill` validates with the gate's model; nothing is published."""
     url = redis.connection_pool.connection_kwargs
     redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
-    code = main(["fill", "--portfolio", portfolio, "--redis-url", redis_url, *args])
+    code = main(
+        ["fill", "--portfolio", portfolio, "--redis-url", redis_url, "--fill-id", "x1", *args]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert redis.xlen(f"riskgate:{{{portfolio}}}:events") == 0

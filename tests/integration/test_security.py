@@ -190,7 +190,7 @@ def test_roles_when_each_user_runs_its_loop_then_intent_decided_and_order_execut
     """Gate user runs the full loop; agent submits and reads; executor reads, acks, fills."""
     h = gate_harness(acl)
     agent, executor = acl.client(f"agent-{P}", P), acl.client(f"executor-{P}", P)
-    executor.deposit("100000")
+    executor.deposit("100000", reference="sec-1")
     executor.mark(market_prices())
     h.pump()
     intent_id = agent.submit("BTC/USDT", "buy", "0.01", price="100000", agent_id="momo")
@@ -207,7 +207,7 @@ def test_roles_when_each_user_runs_its_loop_then_intent_decided_and_order_execut
         delivery.ack()
     assert got == [intent_id]
     assert acl.redis("admin").xpending(Keys(P).orders, "binance")["pending"] == 0
-    executor.fill(intent_id, "BTC/USDT", "buy", "0.01", "100000")
+    executor.fill(intent_id, "BTC/USDT", "buy", "0.01", "100000", fill_id="x1")
     h.pump()
     assert h.state().snapshot.positions["BTC/USDT"].quantity == Decimal("0.01")
 
@@ -217,7 +217,7 @@ def test_gate_user_when_maintenance_and_phase_events_then_all_commands_allowed(
 ) -> None:
     """Reclaim, trim, drain and live phase enables all run under the gate user's rights."""
     h = gate_harness(acl)
-    acl.client(f"executor-{P}", P).deposit("100000")
+    acl.client(f"executor-{P}", P).deposit("100000", reference="sec-2")
     acl.client(f"executor-{P}", P).mark(market_prices())
     h.pump()
     h.worker.drain_pending()
@@ -387,7 +387,7 @@ def test_no_secret_when_worker_process_decides_then_absent_from_logs_and_outputs
     try:
         workers.start("w1", RISKGATE_ORDER_KEYS=ORDER_KEYS, RISKGATE_LOG_DECISIONS="1")
         agent, executor = acl.client(f"agent-{P}", P), acl.client(f"executor-{P}", P)
-        executor.deposit("100000")
+        executor.deposit("100000", reference="sec-3")
         executor.mark(market_prices())
         good = agent.submit("BTC/USDT", "buy", "0.01", price="100000")
         agent.redis.xadd(Keys(P).intents, {DATA: '{"intent_id": "broken-0", "quantity": ['})

@@ -55,7 +55,7 @@ def test_metrics_endpoint_when_gate_process_decides_then_counters_match_decision
     port = free_port()
     workers.start("m1", "--metrics-port", str(port))
     client = GateClient(redis=redis, portfolio=portfolio)
-    client.deposit("100000")
+    client.deposit("100000", reference="t1")
     client.mark(market_prices())
     ids = [client.submit("BTC/USDT", "buy", q, price="100000") for q in ("0.01", "0.02", "90")]
     ids.append(client.submit("NOPE/X", "buy", "1", price="1"))
@@ -112,7 +112,7 @@ def test_decision_log_when_stderr_not_a_terminal_then_json_with_bound_fields(
     stream and msg_id."""
     workers.start("log1", RISKGATE_LOG_DECISIONS="1")
     client = GateClient(redis=redis, portfolio=portfolio)
-    client.deposit("100000")
+    client.deposit("100000", reference="t1")
     client.mark(market_prices())
     iid = client.submit("ETH/USDT", "buy", "0.1", price="3900", agent_id="momo")
     assert client.wait_decision(iid, 60) is not None, workers.logs()

@@ -313,7 +313,7 @@ def test_reduce_only_when_halted_then_approved(h: Harness) -> None:
     """While halted, reduce-only intents still pass."""
     iid = h.intent(quantity="0.1")
     h.pump()
-    h.client.fill(iid, "BTC/USDT", "buy", "0.1", "100000")
+    h.client.fill(iid, "BTC/USDT", "buy", "0.1", "100000", fill_id="x1")
     h.pump()
     control.halt(h.redis, h.keys)
     red = h.intent(side="sell", quantity="0.1", reduce_only=True)
@@ -374,7 +374,14 @@ def test_two_workers_when_racing_then_loser_rebases_and_stays_exact(h: Harness) 
     for round_ in range(6):
         for worker in (h.worker, other):
             h.intent(quantity="0.01", agent_id=f"r{round_}")
-            h.client.fill("outside", "ETH/USDT", "buy", "0.01", "3900")
+            h.client.fill(
+                "outside",
+                "ETH/USDT",
+                "buy",
+                "0.01",
+                "3900",
+                fill_id=f"{round_}-{worker.settings.consumer}",
+            )
             worker.step()
     assert h.worker.stats["conflicts"] + other.stats["conflicts"] >= 5
     assert len(h.decisions()) == 12
