@@ -28,7 +28,7 @@ from redis.exceptions import ResponseError
 from consumers import keys as k
 from consumers.batch import Planned, Planner
 from consumers.codec import StateError
-from consumers.commit import Committer
+from consumers.commit import CommitError, Committer, Outcome
 from consumers.intake import dead_letter, describe, sort_entries
 from consumers.keys import Keys
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
@@ -189,7 +189,7 @@ class GateWorker:
     def _failed(self, exc: Exception, shutdown: Shutdown, backoff: Backoff) -> None:
         self._forget()
         self.stats["errors"] += 1
-        level = "error" if isinstance(exc, StateError) else "exception"
+        level = "error" if isinstance(exc, StateError | CommitError) else "exception"
         getattr(self.log, level)("batch failed; nothing approved, will retry", error=repr(exc))
         shutdown.wait(backoff.next_delay())
 
@@ -288,6 +288,7 @@ class GateWorker:
                 return intake.later
             outcome = self.committer.commit(planned.plan)
             if outcome.kind == "ok":
+                self._unproven(outcome)
                 self.loaded = Loaded(
                     replace(planned.snapshot, version=outcome.version), loaded.config
                 )
@@ -317,6 +318,17 @@ class GateWorker:
             # another worker committed first: let it keep going for a moment rather than
             # racing it again (each lost race costs a full reload and re-decision)
             time.sleep(random.uniform(0.001, min(0.05, 0.004 * 2**conflicts)))
+
+    def _unproven(self, outcome: Outcome) -> None:
+        """Markers whose commit never wrote its state: not proof, so decided again."""
+        n = len(outcome.unproven_intents) + len(outcome.unproven_events)
+        if n:
+            self.stats["unproven_markers"] += n
+            self.log.warning(
+                "markers without their state: decided and applied again, markers overwritten",
+                intents=list(outcome.unproven_intents),
+                events=list(outcome.unproven_events),
+            )
 
     def _reload(self) -> Loaded:
         """A fresh snapshot; the exposure rebased from the last one when we have it."""
