@@ -82,6 +82,7 @@ GATE_COMMANDS = (
     "+get",
     "+set",
     "+exists",
+    "+type",  # the commit script checks each key's type before its first write
     "+evalsha",
     "+script|load",
     "+script|exists",

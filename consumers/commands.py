@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from consumers import control
 from consumers.bench import Bench, Plan, table, write_json
 from consumers.client import GateClient, fill_event_id, resume_reference, token
-from consumers.gate_worker import GateSettings, GateWorker
+from consumers.gate_worker import GateSettings, GateWorker, SettingsError
 from consumers.intake import describe
 from consumers.keys import Keys
 from consumers.runtime import (
@@ -43,6 +43,10 @@ class UsageError(Exception):
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _env_text(name: str, default: str) -> str:
+    return os.environ.get(name) or default
 
 
 def add_redis_options(p: argparse.ArgumentParser) -> None:
@@ -81,7 +85,7 @@ def _decimal(text: str) -> Decimal:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    configure_logging()
+    config = _config(args)
     settings = GateSettings(
         consumer=args.consumer or default_consumer_name(),
         batch=args.batch,
@@ -89,16 +93,31 @@ def cmd_gate(args: argparse.Namespace) -> int:
         min_idle_ms=args.min_idle_ms,
         max_deliveries=args.max_deliveries,
         reclaim_every_s=args.reclaim_every,
-        marker_ttl_s=_env_int("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
-        retention_s=_env_int("RISKGATE_RETENTION_S", 7 * 86400),
+        marker_ttl_s=_env_whole("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
+        retention_s=_env_whole("RISKGATE_RETENTION_S", 7 * 86400),
         log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
     )
+    try:  # before connecting: bad settings are a one-line refusal, not a worker
+        settings.validate(config)
+    except SettingsError as exc:
+        raise UsageError(f"gate settings: {exc}") from exc
+    configure_logging()
     redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
-    worker = GateWorker(redis, _keys(args), _config(args), settings)
+    worker = GateWorker(redis, _keys(args), config, settings)
     shutdown = Shutdown().install()
     worker.run(shutdown)
     redis.close()
     return 0
+
+
+def _env_whole(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{name} is {value!r}: it must be a whole number") from None
 
 
 # --- operator controls -----------------------------------------------------------------
@@ -452,24 +471,25 @@ def _register_worker(sub: Sub) -> None:
     p = sub.add_parser("gate", help="run a gate worker")
     add_redis_options(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
-    p.add_argument("--batch", type=int, default=_env_int("RISKGATE_BATCH", 256))
-    p.add_argument("--block-ms", type=int, default=_env_int("RISKGATE_BLOCK_MS", 1000))
+    # string defaults: argparse converts them, so a bad variable is reported like a flag
+    p.add_argument("--batch", type=int, default=_env_text("RISKGATE_BATCH", "256"))
+    p.add_argument("--block-ms", type=int, default=_env_text("RISKGATE_BLOCK_MS", "1000"))
     p.add_argument(
         "--min-idle-ms",
         type=int,
-        default=_env_int("RISKGATE_MIN_IDLE_MS", 10_000),
+        default=_env_text("RISKGATE_MIN_IDLE_MS", "10000"),
         help="reclaim entries pending this long on other consumers",
     )
     p.add_argument(
         "--reclaim-every",
         type=float,
-        default=float(os.environ.get("RISKGATE_RECLAIM_EVERY_S", "2")),
+        default=_env_text("RISKGATE_RECLAIM_EVERY_S", "2"),
         help="seconds between XAUTOCLAIM sweeps",
     )
     p.add_argument(
         "--max-deliveries",
         type=int,
-        default=_env_int("RISKGATE_MAX_DELIVERIES", 5),
+        default=_env_text("RISKGATE_MAX_DELIVERIES", "5"),
         help="dead-letter an entry delivered more often than this",
     )
     p.set_defaults(handler=cmd_gate)

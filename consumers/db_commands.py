@@ -290,7 +290,9 @@ def _consumer_options(p: argparse.ArgumentParser, batch: int) -> None:
     _redis(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
     p.add_argument("--batch", type=int, default=batch, help="entries per transaction")
-    p.add_argument("--block-ms", type=int, default=_env_int("RISKGATE_BLOCK_MS", 1000))
+    # a string default (argparse converts it): a bad RISKGATE_BLOCK_MS, which the gate
+    # reads too, is reported by the command that uses it, not at every command's start
+    p.add_argument("--block-ms", type=int, default=os.environ.get("RISKGATE_BLOCK_MS") or "1000")
     p.add_argument(
         "--min-idle-ms",
         type=int,

@@ -13,6 +13,7 @@ anything unexpected -> logged, nothing approved, the batch retried later.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from redis.exceptions import ResponseError
 from consumers import keys as k
 from consumers.batch import Planned, Planner
 from consumers.codec import StateError
-from consumers.commit import Committer
+from consumers.commit import CommitError, Committer, Outcome
 from consumers.intake import dead_letter, describe, sort_entries
 from consumers.keys import Keys
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
@@ -71,6 +72,96 @@ class GateSettings:
     agent_quota: bool = True
     flood_read_factor: int = 4
 
+    def problems(self, config: AssetsConfig) -> list[str]:
+        """What is wrong with these settings for ``config``: one message per setting."""
+        return settings_problems(self, config)
+
+    def validate(self, config: AssetsConfig) -> None:
+        """Raise :class:`SettingsError` naming every setting that cannot be used."""
+        found = self.problems(config)
+        if found:
+            raise SettingsError(found)
+
+
+class SettingsError(ValueError):
+    """Gate settings that cannot be used; ``problems`` has one message per setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# how an operator sets each (riskgate gate's flag and environment variable)
+_SET_BY = {
+    "batch": "--batch, RISKGATE_BATCH",
+    "block_ms": "--block-ms, RISKGATE_BLOCK_MS",
+    "min_idle_ms": "--min-idle-ms, RISKGATE_MIN_IDLE_MS",
+    "reclaim_every_s": "--reclaim-every, RISKGATE_RECLAIM_EVERY_S",
+    "max_deliveries": "--max-deliveries, RISKGATE_MAX_DELIVERIES",
+    "marker_ttl_s": "RISKGATE_DEDUPE_TTL_S",
+    "retention_s": "RISKGATE_RETENTION_S",
+}
+MAX_MARKER_TTL_S = 10**9  # ~31 years; SET EX takes at most 12 digits in the commit script
+MAX_BLOCK_MS = 600_000  # a blocked read delays shutdown and the liveness beat this long
+MAX_BATCH = 100_000
+
+
+def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
+    """Each setting that cannot be used, said in one sentence (library users and the CLI
+    get the same check: GateWorker refuses such settings at start-up)."""
+    rm = config.risk_management
+    out: list[str] = []
+
+    def name(field: str) -> str:
+        how = _SET_BY.get(field)
+        return f"{field} ({how})" if how else field
+
+    def whole(
+        field: str, low: int, high: int | None = None, *, unit: str = "", why: str = ""
+    ) -> None:
+        value = getattr(s, field)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not (ok and value >= low and (high is None or value <= high)):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            out.append(f"{name(field)} is {value!r}: it must be a whole number{unit} {span}{why}")
+
+    def seconds(field: str) -> None:
+        value = getattr(s, field)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (ok and math.isfinite(value) and value > 0):
+            out.append(f"{name(field)} is {value!r}: it must be a positive number of seconds")
+
+    if not isinstance(s.consumer, str) or not s.consumer.strip():
+        out.append(f"consumer is {s.consumer!r}: it must name this worker")
+    whole("batch", 1, MAX_BATCH)
+    whole("block_ms", 1, MAX_BLOCK_MS, why=" (0 would block forever)")
+    whole("min_idle_ms", 1)
+    seconds("reclaim_every_s")
+    whole("max_deliveries", 1)
+    # an intent re-sent after its marker expired but still young enough to be decided
+    # would be decided (and approved) a second time
+    age = rm.max_intent_age_seconds + rm.max_clock_skew_seconds
+    before = len(out)
+    whole(
+        "marker_ttl_s",
+        age,
+        MAX_MARKER_TTL_S,
+        unit=" of seconds",
+        why=f" (at least max_intent_age_seconds {rm.max_intent_age_seconds} + "
+        f"max_clock_skew_seconds {rm.max_clock_skew_seconds}: an intent re-sent after its "
+        "marker expired, still young enough to be decided, would be decided again)",
+    )
+    if len(out) == before:
+        try:  # events older than the window are refused; it needs a margin
+            event_window(s.marker_ttl_s, rm.max_clock_skew_seconds)
+        except ValueError as exc:
+            out.append(f"{name('marker_ttl_s')}: {exc}")
+    for field in ("retention_s", "intents_keep_s", "trim_every_s"):
+        seconds(field)
+    whole("max_batch_bytes", 1)
+    whole("flood_read_factor", 1, 1000)
+    return out
+
 
 def redis_clock(redis: Redis) -> Callable[[], datetime]:
     """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'."""
@@ -93,6 +184,7 @@ class GateWorker:
         clock: Callable[[], datetime] | None = None,
         telemetry: GateTelemetry | None = None,
     ) -> None:
+        settings.validate(config)  # bad settings stop the worker here, at start-up
         self.redis = redis
         self.keys = keys
         self.settings = settings
@@ -194,7 +286,7 @@ class GateWorker:
     def _failed(self, exc: Exception, shutdown: Shutdown, backoff: Backoff) -> None:
         self._forget()
         self.stats["errors"] += 1
-        level = "error" if isinstance(exc, StateError) else "exception"
+        level = "error" if isinstance(exc, StateError | CommitError) else "exception"
         getattr(self.log, level)("batch failed; nothing approved, will retry", error=repr(exc))
         shutdown.wait(backoff.next_delay())
 
@@ -293,6 +385,7 @@ class GateWorker:
                 return intake.later
             outcome = self.committer.commit(planned.plan)
             if outcome.kind == "ok":
+                self._unproven(outcome)
                 self.loaded = Loaded(
                     replace(planned.snapshot, version=outcome.version), loaded.config
                 )
@@ -322,6 +415,17 @@ class GateWorker:
             # another worker committed first: let it keep going for a moment rather than
             # racing it again (each lost race costs a full reload and re-decision)
             time.sleep(random.uniform(0.001, min(0.05, 0.004 * 2**conflicts)))
+
+    def _unproven(self, outcome: Outcome) -> None:
+        """Markers whose commit never wrote its state: not proof, so decided again."""
+        n = len(outcome.unproven_intents) + len(outcome.unproven_events)
+        if n:
+            self.stats["unproven_markers"] += n
+            self.log.warning(
+                "markers without their state: decided and applied again, markers overwritten",
+                intents=list(outcome.unproven_intents),
+                events=list(outcome.unproven_events),
+            )
 
     def _reload(self) -> Loaded:
         """A fresh snapshot; the exposure rebased from the last one when we have it."""

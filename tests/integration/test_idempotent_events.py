@@ -59,10 +59,12 @@ def resend(h: Harness, payload: dict[str, Any]) -> None:
     h.raw(h.keys.events, {DATA: json.dumps(payload)})
 
 
-def tight_skew() -> AssetsConfig:
-    """The test config with ``max_clock_skew_seconds`` 1, so a 4 s dedupe TTL is valid."""
+def tight_skew(skew: int = 1, intent_age: int = 3) -> AssetsConfig:
+    """The test config with ``max_clock_skew_seconds`` 1 and ``max_intent_age_seconds``
+    3, so a 4 s dedupe TTL is valid (it must cover an intent's age plus the skew)."""
     data = base_config().model_dump(mode="json")
-    data["risk_management"]["max_clock_skew_seconds"] = 1
+    data["risk_management"]["max_clock_skew_seconds"] = skew
+    data["risk_management"]["max_intent_age_seconds"] = intent_age
     return AssetsConfig.model_validate(data)
 
 
@@ -230,9 +232,11 @@ def test_event_when_the_gate_reads_it_after_the_window_then_refused_by_redis_tim
 def test_gate_when_dedupe_ttl_leaves_no_window_then_start_up_fails_naming_it(
     redis: Redis, portfolio: str
 ) -> None:
-    """A TTL no larger than twice the clock skew (5 s) cannot refuse in time: ValueError."""
+    """A TTL no larger than twice the clock skew (5 s) cannot refuse in time: ValueError
+    (the settings check, before anything runs; here the intent age floor is met)."""
+    settings = GateSettings(consumer="w1", block_ms=5, marker_ttl_s=10)
     with pytest.raises(ValueError, match="a dedupe TTL of 10s leaves no safe window"):
-        Harness(redis, portfolio, marker_ttl_s=10)
+        GateWorker(redis, Harness(redis, portfolio).keys, tight_skew(5, 2), settings)
 
 
 # -- the phase monitor refuses the same -----------------------------------------------------
