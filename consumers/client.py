@@ -260,7 +260,9 @@ class GateClient:
                 yield OrderDelivery(order, e.msg_id, ack)
 
     def _withheld(self, order: ApprovedOrder, group: str, msg_id: bytes) -> bool:
-        """Whether ``order`` must not reach the executor (and what the gate is told)."""
+        """Whether ``order`` must not reach the executor (and what the gate is told).
+        Redis's clock is read per order, not per read: the executor works between
+        deliveries, so a time read for the batch would go stale."""
         seconds, micros = self.redis.time()
         now = datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC)
         iid = order.intent_id
