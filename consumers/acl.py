@@ -83,6 +83,7 @@ GATE_COMMANDS = (
     "+set",
     "+exists",
     "+type",  # the commit script checks each key's type before its first write
+    "+xdel",  # a durable gate moves its outbox to the decisions and orders streams
     "+evalsha",
     "+script|load",
     "+script|exists",
@@ -162,7 +163,10 @@ def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
 
 def root_commands(role: str) -> tuple[str, ...]:
     """Key-less commands outside any selector: health checks, MULTI/EXEC where needed."""
-    return BASE_COMMANDS + (TRANSACTION if role in ("gate", "phase") else ())
+    extra: tuple[str, ...] = TRANSACTION if role in ("gate", "phase") else ()
+    if role == "gate":  # a durable gate waits for its replicas (--replicas: WAIT);
+        extra += ("+wait",)  # --aof's WAITAOF (Redis 7.2+) is added by hand: 7.0 lacks it
+    return BASE_COMMANDS + extra
 
 
 def user_name(role: str, portfolio: str) -> str:

@@ -22,6 +22,7 @@ import json
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +96,10 @@ class OrderDelivery:
 CANCELLED = b"cancelled"
 #: how long the SDK remembers which entry it handed out for an intent (and cancels)
 HANDED_TTL_S = 7 * 86400
+#: intents one client remembers handing out, in memory as well as in Redis: a failover
+#: can lose the ``handed`` marker together with the move that published the order, and
+#: the new primary then publishes it again (consumers/outbox.py)
+HANDED_IN_MEMORY = 100_000
 
 
 class GateClient:
@@ -121,6 +126,7 @@ class GateClient:
             self.agent = agent_key
         else:
             self.agent = agent_signer(self.keys, agent_key)
+        self._handed: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     # -- agents --------------------------------------------------------------------------
 
@@ -270,17 +276,29 @@ class GateClient:
             log.warning("order past good_till: not placed, reported expired", intent_id=iid)
             self.expired(iid)
             return True
+        remembered = self._handed.get((group, iid))
+        if remembered is not None and remembered != msg_id:
+            log.warning("order already handed out for this intent: skipped", intent_id=iid)
+            return True
         marker = self.keys.handed(group, iid)
         if self.redis.set(marker, msg_id, nx=True, ex=HANDED_TTL_S):
+            self._remember(group, iid, msg_id)
             return False
         handed = self.redis.get(marker)
         if handed == msg_id:  # our own entry again (unacked before a restart)
+            self._remember(group, iid, msg_id)
             return False
         if handed == CANCELLED:  # its cancel came first (and was confirmed then)
             log.warning("order cancelled before it arrived: not placed", intent_id=iid)
             return True
         log.warning("order already handed out for this intent: skipped", intent_id=iid)
         return True
+
+    def _remember(self, group: str, intent_id: str, msg_id: bytes) -> None:
+        self._handed[(group, intent_id)] = msg_id
+        self._handed.move_to_end((group, intent_id))
+        while len(self._handed) > HANDED_IN_MEMORY:
+            self._handed.popitem(last=False)
 
     def _acker(self, stream: str, group: str, msg_id: bytes) -> Callable[[], None]:
         def ack() -> None:

@@ -20,6 +20,7 @@ from consumers.client import GateClient, fill_event_id, resume_reference, token
 from consumers.gate_worker import GateSettings, GateWorker, SettingsError
 from consumers.intake import describe
 from consumers.keys import Keys
+from consumers.outbox import DurabilityError
 from consumers.runtime import (
     Shutdown,
     configure_logging,
@@ -96,6 +97,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
         marker_ttl_s=_env_whole("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
         retention_s=_env_whole("RISKGATE_RETENTION_S", 7 * 86400),
         log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
+        replicas=args.replicas,
+        aof=args.aof,
+        wait_timeout_ms=args.wait_timeout_ms,
     )
     try:  # before connecting: bad settings are a one-line refusal, not a worker
         settings.validate(config)
@@ -105,8 +109,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
     worker = GateWorker(redis, _keys(args), config, settings)
     shutdown = Shutdown().install()
-    worker.run(shutdown)
-    redis.close()
+    try:
+        worker.run(shutdown)
+    except DurabilityError as exc:  # --aof on a server that cannot confirm it
+        raise UsageError(str(exc)) from exc
+    finally:
+        redis.close()
     return 0
 
 
@@ -291,6 +299,13 @@ def _print_status(s: dict[str, Any]) -> None:
             f"{late['oldest_good_till']}) still count: no executor has confirmed how the "
             "order ended (fill, cancel or expired); riskgate release INTENT_ID --reason ... "
             "once an order is known to be dead"
+        )
+    held = s["held"]
+    if held["entries"]:
+        print(
+            f"HELD: {held['entries']} decisions and orders (oldest {held['oldest_age_seconds']} s) "
+            "wait for replicas to confirm their commit (riskgate gate --replicas); their "
+            "reservations count. Check the replicas (INFO replication)"
         )
     print("streams:")
     for name, info in s["streams"].items():
@@ -491,6 +506,25 @@ def _register_worker(sub: Sub) -> None:
         type=int,
         default=_env_text("RISKGATE_MAX_DELIVERIES", "5"),
         help="dead-letter an entry delivered more often than this",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=_env_text("RISKGATE_REPLICAS", "0"),
+        help="publish decisions and orders only once this many replicas hold the commit "
+        "(WAIT); 0: at once (a failover can lose them: docs/OPERATIONS.md)",
+    )
+    p.add_argument(
+        "--aof",
+        action="store_true",
+        default=os.environ.get("RISKGATE_AOF", "0") not in ("", "0"),
+        help="also wait for the append-only files (WAITAOF, Redis 7.2 or later)",
+    )
+    p.add_argument(
+        "--wait-timeout-ms",
+        type=int,
+        default=_env_text("RISKGATE_WAIT_TIMEOUT_MS", "500"),
+        help="how long one wait for replicas may take; short of them, orders stay held",
     )
     p.set_defaults(handler=cmd_gate)
 

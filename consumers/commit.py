@@ -46,9 +46,11 @@ from consumers.keys import Keys
 COMMIT_LUA = r"""
 -- KEYS: 1 state, 2 intents, 3 events, 4 decisions, 5 orders, 6 dead letters; then one
 --   decided marker per decided intent and one applied marker per applied event.
+--   A durable gate (ARGV[12] = 1) names its outbox as both 4 and 5.
 -- ARGV: 1 expected version, 2 group, 3 decided, 4 applied, 5 dead letters,
 --   6 fields to set, 7 fields to delete, 8 marker TTL, 9 intents to ack, 10 events to
---   ack, 11 notices; then per decided intent (msg id, decision, order, digest, own TTL),
+--   ack, 11 notices, 12 outbox (0: publish directly, 1: to the outbox); then per
+--   decided intent (msg id, decision, order, digest, own TTL),
 --   per applied event (msg id), per dead letter (source i|e, msg id, payload), the
 --   notices, the (field, value) pairs to set, the fields to delete, the ack ids.
 
@@ -96,7 +98,7 @@ local function get_string(key, what)  -- value or false; nil, problem when not a
 end
 
 local function check()  -- nil, or what is wrong; reads only
-  if #ARGV < 11 then return 'ARGV has ' .. #ARGV .. ' entries, fewer than its 11 counts' end
+  if #ARGV < 12 then return 'ARGV has ' .. #ARGV .. ' entries, fewer than its 12 counts' end
   local names = {[3] = 'decided intents', [4] = 'applied events', [5] = 'dead letters',
     [6] = 'fields to set', [7] = 'fields to delete', [9] = 'intents to ack',
     [10] = 'events to ack', [11] = 'notices'}
@@ -109,7 +111,7 @@ local function check()  -- nil, or what is wrong; reads only
     end
   end
   local ni, ne, nd, nnotice = n[3], n[4], n[5], n[11]
-  local want = 11 + 5 * ni + ne + 3 * nd + nnotice + 2 * n[6] + n[7] + n[9] + n[10]
+  local want = 12 + 5 * ni + ne + 3 * nd + nnotice + 2 * n[6] + n[7] + n[9] + n[10]
   if #ARGV ~= want then return 'ARGV has ' .. #ARGV .. ' entries, its counts say ' .. want end
   if #KEYS ~= 6 + ni + ne then
     return 'KEYS has ' .. #KEYS .. ' keys, the counts say ' .. (6 + ni + ne)
@@ -118,12 +120,18 @@ local function check()  -- nil, or what is wrong; reads only
     return 'the expected version ' .. shown(ARGV[1]) .. ' is not a non-negative integer'
   end
   if ARGV[2] == '' then return 'the consumer group is empty' end
+  if ARGV[12] ~= '0' and ARGV[12] ~= '1' then
+    return 'ARGV[12] (outbox) is ' .. shown(ARGV[12]) .. ', neither 0 nor 1'
+  end
+  if ARGV[12] == '1' and KEYS[4] ~= KEYS[5] then
+    return 'a durable commit names one outbox, not ' .. KEYS[4] .. ' and ' .. KEYS[5]
+  end
   if not seconds(ARGV[8]) then
     return 'the marker TTL ' .. shown(ARGV[8]) .. ' is not a positive whole number of seconds'
   end
   -- which of KEYS[1..6] this batch writes: only those must be usable
   local writes = {true, ni + n[9] > 0, ne + n[10] > 0, ni + nnotice > 0, false, nd > 0}
-  local p = 12
+  local p = 13
   for i = 1, ni do
     if ARGV[p + 2] ~= '' then writes[5] = true end
     if not stream_id(ARGV[p]) then
@@ -171,6 +179,7 @@ local function check()  -- nil, or what is wrong; reads only
   local kinds = {'hash', 'stream', 'stream', 'stream', 'stream', 'stream'}
   local roles = {'the state', 'the intents stream', 'the events stream',
     'the decisions stream', 'the orders stream', 'the dead-letter stream'}
+  if ARGV[12] == '1' then roles[4], roles[5] = 'the outbox', 'the outbox' end
   for i = 1, 6 do
     local t = writes[i] and redis.call('TYPE', KEYS[i]).ok or 'none'
     if t ~= 'none' and t ~= kinds[i] then
@@ -223,7 +232,7 @@ for m = 1, ni do
     if made ~= nil and tonumber(made) > current then
       unproven[#unproven + 1] = tostring(m)
     else
-      local ours = ARGV[12 + (m - 1) * 5 + 3]
+      local ours = ARGV[13 + (m - 1) * 5 + 3]
       if digest == nil or ours == '' or digest == ours then dup[#dup + 1] = tostring(m)
       else reused[#reused + 1] = tostring(m); reused[#reused + 1] = sid end
     end
@@ -246,7 +255,8 @@ end
 if #dup + #reused > 0 then return {'duplicate', version, dup, reused} end
 
 -- every check passed: nothing below can fail. The state first.
-local p = 12
+local outbox = ARGV[12] == '1'
+local p = 13
 local decided = p
 p = p + 5 * ni
 local applied = p
@@ -269,8 +279,15 @@ p = decided
 for i = 1, ni do
   local msg, decision, order, digest = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
   p = p + 5
-  local sid = redis.call('XADD', KEYS[4], '*', 'data', decision)
-  if order ~= '' then redis.call('XADD', KEYS[5], '*', 'data', order) end
+  local sid
+  if outbox then  -- published by consumers/outbox.py once replicas hold it
+    local mk = KEYS[first_marker + i - 1]
+    sid = redis.call('XADD', KEYS[4], '*', 'to', 'd', 'mk', mk, 'data', decision)
+    if order ~= '' then redis.call('XADD', KEYS[5], '*', 'to', 'o', 'mk', '', 'data', order) end
+  else
+    sid = redis.call('XADD', KEYS[4], '*', 'data', decision)
+    if order ~= '' then redis.call('XADD', KEYS[5], '*', 'data', order) end
+  end
   marks[i] = sid .. ' ' .. (digest ~= '' and digest or '-') .. ' ' .. new_version
   ack_intents[#ack_intents + 1] = msg
 end
@@ -284,7 +301,8 @@ for d = 1, nd do
 end
 -- reuse notices: on the decisions stream, no marker (their dead letters ack)
 for n = 0, nnotice - 1 do
-  redis.call('XADD', KEYS[4], '*', 'data', ARGV[notices + n])
+  if outbox then redis.call('XADD', KEYS[4], '*', 'to', 'd', 'mk', '', 'data', ARGV[notices + n])
+  else redis.call('XADD', KEYS[4], '*', 'data', ARGV[notices + n]) end
 end
 p = decided
 for i = 1, ni do
@@ -379,7 +397,7 @@ class Committer:
         group: str,
         marker_ttl_s: int,
         *,
-        orders_key: str | None = None,
+        outbox: bool = False,
     ) -> None:
         if isinstance(marker_ttl_s, bool) or not isinstance(marker_ttl_s, int) or marker_ttl_s < 1:
             raise ValueError(f"marker_ttl_s must be a positive whole number, not {marker_ttl_s!r}")
@@ -387,13 +405,16 @@ class Committer:
         self.keys = keys
         self.group = group
         self.marker_ttl_s = marker_ttl_s
-        self.orders_key = orders_key or keys.orders  # the stream orders are XADDed to
+        # durable (consumers/outbox.py): decisions and orders go to the outbox, and are
+        # published from there once replicas hold the commit
+        self.outbox = outbox
         self.script = redis.register_script(COMMIT_LUA)
 
     def encode(self, plan: CommitPlan) -> tuple[list[str], list[Any]]:
         """The script's KEYS and ARGV for ``plan`` (the layout is in COMMIT_LUA)."""
         k = self.keys
-        keys = [k.state, k.intents, k.events, k.decisions, self.orders_key, k.deadletter]
+        outputs = [k.outbox, k.outbox] if self.outbox else [k.decisions, k.orders]
+        keys = [k.state, k.intents, k.events, *outputs, k.deadletter]
         keys += [k.decided(d.intent_id) for d in plan.decided]
         keys += [k.applied(a.event_id) for a in plan.applied]
         args: list[Any] = [
@@ -408,6 +429,7 @@ class Committer:
             len(plan.ack_intents),
             len(plan.ack_events),
             len(plan.notices),
+            1 if self.outbox else 0,
         ]
         for d in plan.decided:
             args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s)

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from consumers import keys as k
 from consumers.codec import encode_regime
 from consumers.keys import Keys
+from consumers.outbox import held as outbox_held
 from consumers.signing import Signer, signed_order_json
 from consumers.store import Store
 from consumers.streams import group_lag
@@ -175,6 +176,7 @@ def status(
     v = Vitals.of(snap, exposure.equity, now.date())
     eq = v.equity
     late = overdue(snap, now)
+    box = outbox_held(redis, keys)
     streams = {}
     for name in keys.streams():
         streams[name.rsplit(":", 1)[1]] = {
@@ -237,6 +239,8 @@ def status(
             "oldest_good_till": late[0].expires_at.isoformat() if late else None,
             "intents": [r.intent_id for r in late[:OVERDUE_SHOWN]],
         },
+        # a durable gate's decisions and orders that replicas have not confirmed yet
+        "held": {"entries": box.entries, "oldest_age_seconds": round(box.oldest_age_s, 3)},
         "active_phases": active_phases(cfg),
         "enabled_assets": [
             s

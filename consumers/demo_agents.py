@@ -29,6 +29,7 @@ from consumers import control
 from consumers.client import GateClient
 from consumers.codec import encode_regime
 from consumers.keys import DATA
+from consumers.runtime import REDIS_TRANSIENT, Backoff
 from gate.assets import AssetManager
 from gate.money import floor_to_lot
 from schemas.config import AssetsConfig
@@ -231,6 +232,7 @@ class ExecutorStats:
     fills: int = 0
     cancels: int = 0
     refused: int = 0
+    retries: int = 0  # reads retried after a transient Redis error
 
 
 class Executor(threading.Thread):
@@ -247,25 +249,37 @@ class Executor(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                self._execute()
+                return
+            except REDIS_TRANSIENT as exc:  # its unacked orders come back first: none lost
+                self.stats.retries += 1
+                delay = backoff.next_delay()
+                log.warning("executor: redis unavailable; retrying", error=str(exc), delay=delay)
+                self.stopping.wait(delay)
+            except BaseException as exc:  # reported by the demo, which then fails
+                self.error = exc
+                log.exception("executor failed", error=repr(exc))
+                return
+
+    def _execute(self) -> None:
         c = self.client
-        try:
-            for delivery in c.orders(
-                self.GROUP, "exec-1", start="0", block_ms=200, stop=self.stopping.is_set
-            ):
-                order = delivery.order
-                if order is None:  # a cancel request (riskgate halt --cancel-open)
-                    c.cancel(delivery.intent_id)  # event id cancel:<intent_id>
-                    self.stats.cancels += 1
-                elif self.rng.random() < 0.1:
-                    c.cancel(order.intent_id)  # event id cancel:<intent_id>
-                    self.stats.cancels += 1
-                else:  # one execution per order: a redelivered order is applied once
-                    c.fill(
-                        order.intent_id, order.symbol, order.side.value, order.quantity,
-                        order.price, fill_id="1",
-                    )  # fmt: skip
-                    self.stats.fills += 1
-                delivery.ack()
-        except BaseException as exc:  # reported by the demo, which then fails
-            self.error = exc
-            log.exception("executor failed", error=repr(exc))
+        for delivery in c.orders(
+            self.GROUP, "exec-1", start="0", block_ms=200, stop=self.stopping.is_set
+        ):
+            order = delivery.order
+            if order is None:  # a cancel request (riskgate halt --cancel-open)
+                c.cancel(delivery.intent_id)  # event id cancel:<intent_id>
+                self.stats.cancels += 1
+            elif self.rng.random() < 0.1:
+                c.cancel(order.intent_id)  # event id cancel:<intent_id>
+                self.stats.cancels += 1
+            else:  # one execution per order: a redelivered order is applied once
+                c.fill(
+                    order.intent_id, order.symbol, order.side.value, order.quantity,
+                    order.price, fill_id="1",
+                )  # fmt: skip
+                self.stats.fills += 1
+            delivery.ack()

@@ -32,6 +32,7 @@ from consumers.codec import StateError
 from consumers.commit import CommitError, Committer, Outcome
 from consumers.intake import dead_letter, describe, sort_entries
 from consumers.keys import Keys
+from consumers.outbox import DurabilityError, Outbox
 from consumers.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.signing import intent_verifier, operator_signer, order_signer
 from consumers.store import Loaded, Store
@@ -71,6 +72,15 @@ class GateSettings:
     # times as many entries, so a flood drains fast and other agents' intents with it
     agent_quota: bool = True
     flood_read_factor: int = 4
+    # durable approvals (consumers/outbox.py): decisions and orders are published only
+    # once this many replicas (and, with aof, the append-only files) hold the commit
+    replicas: int = 0
+    aof: bool = False
+    wait_timeout_ms: int = 500
+
+    @property
+    def durable(self) -> bool:
+        return self.replicas > 0 or self.aof
 
     def problems(self, config: AssetsConfig) -> list[str]:
         """What is wrong with these settings for ``config``: one message per setting."""
@@ -100,10 +110,14 @@ _SET_BY = {
     "max_deliveries": "--max-deliveries, RISKGATE_MAX_DELIVERIES",
     "marker_ttl_s": "RISKGATE_DEDUPE_TTL_S",
     "retention_s": "RISKGATE_RETENTION_S",
+    "replicas": "--replicas, RISKGATE_REPLICAS",
+    "wait_timeout_ms": "--wait-timeout-ms, RISKGATE_WAIT_TIMEOUT_MS",
 }
 MAX_MARKER_TTL_S = 10**9  # ~31 years; SET EX takes at most 12 digits in the commit script
 MAX_BLOCK_MS = 600_000  # a blocked read delays shutdown and the liveness beat this long
 MAX_BATCH = 100_000
+MAX_REPLICAS = 64
+MAX_WAIT_MS = 60_000  # one wait blocks the worker this long at most
 
 
 def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
@@ -160,6 +174,8 @@ def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
         seconds(field)
     whole("max_batch_bytes", 1)
     whole("flood_read_factor", 1, 1000)
+    whole("replicas", 0, MAX_REPLICAS)
+    whole("wait_timeout_ms", 1, MAX_WAIT_MS, why=" (0 would wait forever)")
     return out
 
 
@@ -190,7 +206,18 @@ class GateWorker:
         self.settings = settings
         self.clock = clock or redis_clock(redis)
         self.store = Store(redis, keys, config)
-        self.committer = Committer(redis, keys, k.GROUP_GATE, settings.marker_ttl_s)
+        self.committer = Committer(
+            redis, keys, k.GROUP_GATE, settings.marker_ttl_s, outbox=settings.durable
+        )
+        # every gate publishes what is in the outbox: a durable one once replicas hold
+        # it, any other at once (what a durable gate or a failed-over primary left)
+        self.outbox = Outbox(
+            redis,
+            keys,
+            replicas=settings.replicas,
+            aof=settings.aof,
+            timeout_ms=settings.wait_timeout_ms,
+        )
         # bad RISKGATE_ORDER_KEYS stop the worker here, at start-up
         self.planner = Planner(
             settings.consumer,
@@ -233,6 +260,15 @@ class GateWorker:
         ):
             if ensure_group(self.redis, stream, group):
                 self.log.info("group created", stream=stream, group=group)
+        if self.settings.durable:
+            connected = self.outbox.check_server()  # DurabilityError: cannot start
+            if connected < self.outbox.replicas:
+                self.log.warning(
+                    "fewer replicas connected than --replicas: orders held until they are",
+                    connected=connected,
+                    replicas=self.outbox.replicas,
+                )
+        self.publish()  # what an earlier worker (or a failed-over primary) left held
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -258,6 +294,8 @@ class GateWorker:
                 backoff.reset()
                 if self.telemetry is not None:
                     self.telemetry.beat()
+            except DurabilityError:
+                raise  # the durability asked for cannot be had from this server
             except ResponseError as exc:
                 if not is_nogroup(exc):
                     self._failed(exc, shutdown, backoff)
@@ -393,6 +431,8 @@ class GateWorker:
                 if self.settings.verify_exposure:
                     self._verify(planned, loaded.config)
                 self._report(planned, entries)
+                if self.settings.durable:
+                    self.publish()
                 self.stats["intent_id_reused"] += planned.reused
                 return intake.later
             self._stale = self.loaded
@@ -546,10 +586,26 @@ class GateWorker:
 
     # -- housekeeping --------------------------------------------------------------------
 
+    def publish(self) -> None:
+        """A durable gate: publish the outbox once replicas hold it (consumers/outbox.py)."""
+        box = self.outbox
+        failures = box.wait_failures
+        moved = box.release()
+        self.stats["outbox_published"] += moved
+        if box.wait_failures > failures:
+            self.stats["outbox_wait_failures"] += box.wait_failures - failures
+            self.log.warning(
+                "replicas did not confirm in time: decisions and orders held in the outbox",
+                acked=box.last_acked,
+                replicas=box.replicas,
+                timeout_ms=box.timeout_ms,
+            )
+
     def maintain(self) -> None:
         now = time.monotonic()
         if now >= self._next_reclaim:
             self._next_reclaim = now + self.settings.reclaim_every_s
+            self.publish()  # held entries, and what a worker that died left
             self.reclaim_idle()
         if now >= self._next_trim:
             self._next_trim = now + self.settings.trim_every_s

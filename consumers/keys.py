@@ -108,6 +108,18 @@ class Keys:
         """String: JSON {as_of, pairs: {"A|B": "0.81"}} written by the correlation job."""
         return self.base + "correlations"
 
+    @property
+    def outbox(self) -> str:
+        """Stream: a durable gate's decisions and orders until replicas hold them
+        (``--replicas``/``--aof``; consumers/outbox.py); fields ``to`` (d|o), ``data``,
+        ``iid`` (a decision's intent id, "" for notices and orders)."""
+        return self.base + "outbox"
+
+    @property
+    def outbox_sync(self) -> str:
+        """String: written just before ``WAIT``, so the wait covers every earlier write."""
+        return self.base + "outbox-sync"
+
     def decided(self, intent_id: str) -> str:
         """String: the decision's stream id, once the intent is decided (with a TTL)."""
         return self.base + "decided:" + intent_id

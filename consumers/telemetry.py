@@ -343,6 +343,7 @@ class GateTelemetry(WorkerTelemetry):
         seconds, micros = self.redis.time()  # good_till is on Redis's clock
         late = overdue(snap, datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC))
         oldest = (int(seconds) - late[0].expires_at.timestamp()) if late else 0.0
+        held = self.worker.outbox.held()
         return {
             "portfolio": {
                 "riskgate_equity": float(eq),
@@ -358,6 +359,8 @@ class GateTelemetry(WorkerTelemetry):
                 ),
                 "riskgate_overdue_reservations": float(len(late)),
                 "riskgate_overdue_reservation_max_seconds": max(0.0, oldest),
+                "riskgate_outbox_entries": float(held.entries),
+                "riskgate_outbox_oldest_age_seconds": held.oldest_age_s,
             },
             "classes": classes,
             "phases": {name: name in active_phases(cfg) for name in cfg.phases},
@@ -410,6 +413,11 @@ class GateTelemetry(WorkerTelemetry):
             stats.get("refused_events", 0),
         )
         yield self._counter(
+            "riskgate_outbox_wait_failures_total",
+            "Waits for replicas (WAIT/WAITAOF) that fell short: outputs stayed held.",
+            stats.get("outbox_wait_failures", 0),
+        )
+        yield self._counter(
             "riskgate_version_conflicts_total", "Commits refused: the portfolio moved meanwhile.",
             stats.get("conflicts", 0),
         )  # fmt: skip
@@ -444,6 +452,11 @@ class GateTelemetry(WorkerTelemetry):
             "riskgate_overdue_reservation_max_seconds": (
                 "How long the oldest overdue reservation is past its good_till."
             ),
+            "riskgate_outbox_entries": (
+                "Decisions and orders committed but held: replicas have not confirmed them "
+                "(--replicas/--aof; 0 otherwise)."
+            ),
+            "riskgate_outbox_oldest_age_seconds": "How long the oldest held entry has waited.",
         }
         values: dict[str, float] = self.samples.get("portfolio", {})
         for name, doc in docs.items():

@@ -86,13 +86,18 @@ class PgProxy:
     at once); ``up()`` forwards again. Runs one selector thread; ``close()`` stops it.
     """
 
-    def __init__(self, target_url: str | None = None) -> None:
+    def __init__(
+        self, target_url: str | None = None, *, tcp: tuple[str, int] | None = None
+    ) -> None:
+        """In front of ``target_url``'s server, or of any TCP server at ``tcp``."""
         info = conninfo_to_dict(target_url or admin_url())
         host, port = str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432)
         # a host that is a directory is PostgreSQL's Unix socket (the embedded server's)
         self.target: str | tuple[str, int] = (
             f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
         )
+        if tcp is not None:
+            self.target = tcp
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]

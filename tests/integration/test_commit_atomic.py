@@ -202,15 +202,15 @@ def edit(change: Callable[[list[str], list[Any]], None]) -> Fault:
 
 
 def decided_at(i: int, field: int) -> Callable[[CommitPlan], int]:
-    return lambda plan: 11 + 5 * i + field
+    return lambda plan: 12 + 5 * i + field
 
 
 def applied_at(plan: CommitPlan) -> int:
-    return 11 + 5 * len(plan.decided)
+    return 12 + 5 * len(plan.decided)
 
 
 def dead_at(field: int) -> Callable[[CommitPlan], int]:
-    return lambda plan: 11 + 5 * len(plan.decided) + len(plan.applied) + field
+    return lambda plan: 12 + 5 * len(plan.decided) + len(plan.applied) + field
 
 
 def first_set(plan: CommitPlan) -> int:

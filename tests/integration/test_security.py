@@ -231,6 +231,29 @@ def test_gate_user_when_maintenance_and_phase_events_then_all_commands_allowed(
     assert acl.redis("admin").xpending(Keys(P).phases, "gate")["pending"] == 0
 
 
+def test_gate_user_when_durable_then_waits_holds_and_publishes_under_its_rights(
+    acl: AclServer,
+) -> None:
+    """--replicas under the gate user: WAIT (no replica here: held), then a gate that is
+    not durable publishes the outbox (XRANGE, XDEL in the move script), no NOPERM."""
+    held = Harness(acl.redis(f"gate-{P}"), P, block_ms=5, replicas=1, wait_timeout_ms=10)
+    executor = acl.client(f"executor-{P}", P)
+    executor.deposit("100000", reference="sec-3")
+    executor.mark(market_prices())
+    held.pump()
+    intent_id = acl.client(f"agent-{P}", P).submit("BTC/USDT", "buy", "0.01", price="100000")
+    held.pump()
+    assert held.worker.stats["outbox_wait_failures"] >= 1
+    assert held.worker.stats["errors"] == 0
+    assert acl.redis("admin").xlen(Keys(P).outbox) == 2
+
+    plain = gate_harness(acl)
+    plain.worker.publish()
+    assert plain.worker.stats["outbox_published"] == 2
+    decision = plain.client.decision(intent_id)
+    assert decision is not None and decision.status is Status.APPROVED
+
+
 def test_gate_user_when_other_portfolio_or_admin_commands_then_no_permission(
     acl: AclServer,
 ) -> None:
