@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from consumers.keys import Keys
-from consumers.signing import (
+from consumers.bus.keys import Keys
+from consumers.bus.signing import (
     AgentKey,
     KeyConfigError,
     agent_signer,
