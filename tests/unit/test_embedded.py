@@ -13,7 +13,7 @@ import pytest
 from consumers.bus import runtime
 from consumers.cli.main import main
 from consumers.db import connection as db
-from consumers.servers import embedded
+from consumers.servers import binaries, embedded
 from tests.builders import ROOT
 
 
@@ -27,7 +27,7 @@ def no_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def not_installed(no_urls: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(embedded, "_package_dir", lambda name: None)
+    monkeypatch.setattr(binaries, "_package_dir", lambda name: None)
     return no_urls
 
 
