@@ -10,7 +10,14 @@ from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from consumers.cli import commands, db_commands, ops_commands, security_commands
+from consumers.cli import (
+    commands,
+    db_commands,
+    market_commands,
+    ops_commands,
+    phase_commands,
+    security_commands,
+)
 from consumers.errors import UsageError
 from consumers.servers import embedded
 from gate.assets import AssetManager, default_config_path
@@ -91,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.register(sub)  # the commands that need Redis live with the consumers
     db_commands.register(sub)  # and those that need PostgreSQL
+    phase_commands.register(sub)
+    market_commands.register(sub)
     security_commands.register(sub)
     ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
     return parser
