@@ -17,7 +17,8 @@ from consumers.bus.signing import IntentVerifier, Signer, operator_problem, sign
 from consumers.bus.streams import Entry, stream_time
 from consumers.gate_worker.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.gate_worker.intake import Intake, PortfolioEvent, dead_letter, rejection
-from consumers.state.codec import approvals_touched, changes, iso
+from consumers.state.changes import approvals_touched, changes
+from consumers.state.codec import iso
 from consumers.state.store import Loaded
 from gate.checks import rate_window
 from gate.decide import BatchResult, decide_batch

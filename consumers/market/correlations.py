@@ -34,7 +34,7 @@ from redis import Redis
 from consumers.bus import keys as k
 from consumers.bus.keys import Keys
 from consumers.db.connection import Connection, ensure_partitions
-from consumers.state.codec import encode_correlations
+from consumers.state.snapshot_codec import encode_correlations
 from gate.portfolio import Correlations
 from gate.stats import correlation
 from schemas.config import AssetsConfig

@@ -31,7 +31,7 @@ from redis import Redis
 from consumers.bus.keys import DATA, Keys
 from consumers.db.connection import Connection, jsonb, row_dicts
 from consumers.state import control
-from consumers.state.codec import decode_control
+from consumers.state.snapshot_codec import decode_control
 from gate.money import show
 from gate.performance import PhaseMetrics
 from gate.phases import RequirementResult, active_phases

@@ -8,7 +8,12 @@ from dataclasses import dataclass, replace
 from redis import Redis
 
 from consumers.bus.keys import Keys
-from consumers.state.codec import DecodeCache, decode_control, decode_correlations, decode_state
+from consumers.state.snapshot_codec import (
+    DecodeCache,
+    decode_control,
+    decode_correlations,
+    decode_state,
+)
 from gate.portfolio import Snapshot
 from schemas.config import AssetClass, AssetsConfig
 

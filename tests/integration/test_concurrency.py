@@ -15,7 +15,7 @@ from redis import Redis
 from consumers.bus.keys import DATA, GROUP_GATE
 from consumers.bus.streams import group_lag
 from consumers.state import control
-from consumers.state.codec import encode_correlations
+from consumers.state.snapshot_codec import encode_correlations
 from gate.money import floor_to_lot
 from gate.portfolio import Correlations
 from schemas.messages import Status, TradeIntent

@@ -16,7 +16,7 @@ import pytest
 from redis import Redis
 
 from consumers.cli.main import main
-from consumers.state.codec import decode_correlations
+from consumers.state.snapshot_codec import decode_correlations
 from tests.builders import ROOT
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database

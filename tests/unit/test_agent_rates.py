@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from consumers.bus import keys as k
-from consumers.state.codec import changes
+from consumers.state.changes import changes
 from gate.decide import decide_batch
 from gate.portfolio import RateCount, Snapshot
 from schemas.config import AssetsConfig
