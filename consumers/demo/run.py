@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,9 +38,10 @@ from consumers.bus.runtime import Shutdown, configure_logging, connect, redis_ur
 from consumers.db import connection as db
 from consumers.db.services import prepare
 from consumers.demo.agents import Agents, Executor, Market, setup_portfolio
+from consumers.demo.checks import audit_rows, caught_up, held_positions
 from consumers.demo.procs import Supervisor
 from consumers.demo.report import write_report
-from consumers.demo.view import Progress, live_table, plain_line, summary_text
+from consumers.demo.view import Progress, live_display, live_table, plain_line, summary_text
 from consumers.sdk.client import GateClient
 from consumers.servers import embedded
 from gate.assets import AssetManager
@@ -150,7 +150,7 @@ class Demo:
             if code != 0:
                 self.problems.append(f"{name} exited with status {code}")
         progress.poll()
-        progress.audit_rows, progress.audit_rejects = _audit_rows(durl, keys.portfolio)
+        progress.audit_rows, progress.audit_rejects = audit_rows(durl, keys.portfolio)
         summary = self._summary(redis, progress, agents, executor)
         page = write_report(report_dir, {**summary, "report": str(report_dir)}, progress.samples)
         summary["report"] = str(page)
@@ -187,7 +187,7 @@ class Demo:
         durl: str,
     ) -> None:
         opts = self.opts
-        live = _live(opts.live)
+        live = live_display(opts.live)
         title = f"riskgate demo - portfolio {self.keys.portfolio}"
         end = time.monotonic() + opts.duration
         owed, next_second, next_line = 0.0, 0.0, 0.0
@@ -204,8 +204,8 @@ class Demo:
                     next_second = time.monotonic() + 1.0
                     client.mark(market.step(), at=datetime.now(UTC))
                     progress.poll()
-                    progress.audit_rows, _ = _audit_rows(durl, self.keys.portfolio)
-                    agents.held = _held(progress.status)
+                    progress.audit_rows, _ = audit_rows(durl, self.keys.portfolio)
+                    agents.held = held_positions(progress.status)
                     fills, cancels = executor.stats.fills, executor.stats.cancels
                     if view is not None:
                         view.update(live_table(progress, agents.stats.total, fills, cancels, title))
@@ -301,57 +301,8 @@ class Demo:
         }
 
 
-def caught_up(redis: Redis, stream: str, group: str) -> bool:
-    """The group has been delivered every entry and acked them all (any Redis >= 6.2)."""
-    info: Any = redis.xinfo_stream(stream)
-    last = info.get("last-generated-id")
-    for g in redis.xinfo_groups(stream):
-        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-        if name == group:
-            return bool(g["last-delivered-id"] == last and g["pending"] == 0)
-    return False
-
-
-def _audit_rows(url: str, portfolio: str) -> tuple[int, int]:
-    """Rows in trading_decisions, and decisions the audit writer refused (consumer_rejects)."""
-    with db.connect(url, application_name="riskgate-demo") as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM trading_decisions WHERE portfolio = %(p)s),"
-            " (SELECT count(*) FROM consumer_rejects WHERE portfolio = %(p)s"
-            "  AND consumer = 'audit')",
-            {"p": portfolio},
-        ).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def _held(status: dict[str, Any]) -> dict[str, Decimal]:
-    held = {}
-    for sym, pos in status.get("positions", {}).items():
-        q = Decimal(pos["quantity"])
-        if q > 0:
-            held[sym] = q
-    return held
-
-
 def _set(name: str) -> bool:
     return bool(os.environ.get(name))
-
-
-class _NoLive:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _live(wanted: bool | None) -> Any:
-    """A rich Live display on a terminal (or when asked), else nothing (plain lines)."""
-    if wanted is False or (wanted is None and not sys.stdout.isatty()):
-        return _NoLive()
-    from rich.live import Live  # noqa: PLC0415 - the demo extra
-
-    return Live(refresh_per_second=4, transient=False)
 
 
 def run_demo(opts: DemoOptions) -> int:

@@ -5,6 +5,7 @@ plain progress lines elsewhere (CI, tests, a pipe)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -156,3 +157,23 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 def _mix(mix: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
+
+
+# --- the live display --------------------------------------------------------------------
+
+
+class _NoLive:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def live_display(wanted: bool | None) -> Any:
+    """A rich Live display on a terminal (or when asked), else nothing (plain lines)."""
+    if wanted is False or (wanted is None and not sys.stdout.isatty()):
+        return _NoLive()
+    from rich.live import Live  # noqa: PLC0415 - the demo extra
+
+    return Live(refresh_per_second=4, transient=False)
