@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from consumers.bus.signing import IntentVerifier, Signer, operator_problem, signed_order_json
+from consumers.bus.agent_signing import IntentVerifier
+from consumers.bus.signing import Signer, operator_problem, signed_order_json
 from consumers.bus.streams import Entry, stream_time
 from consumers.gate_worker.commit import AppliedEntry, CommitPlan, DecidedEntry
 from consumers.gate_worker.intake import Intake, PortfolioEvent, dead_letter, rejection

@@ -27,9 +27,10 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from consumers.bus import keys as k
+from consumers.bus.agent_signing import intent_verifier
 from consumers.bus.keys import Keys
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
-from consumers.bus.signing import intent_verifier, operator_signer, order_signer
+from consumers.bus.signing import operator_signer, order_signer
 from consumers.bus.streams import (
     MAX_BATCH_BYTES,
     BoundedReader,

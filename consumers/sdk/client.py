@@ -31,13 +31,12 @@ from typing import Any
 import structlog
 from redis import Redis
 
+from consumers.bus.agent_signing import AgentSigner, agent_signer
 from consumers.bus.keys import DATA, Keys
 from consumers.bus.runtime import connect
 from consumers.bus.signing import (
-    AgentSigner,
     OrderSignatureError,
     Signer,
-    agent_signer,
     operator_signer,
     order_signer,
     verified_order,
