@@ -1,25 +1,26 @@
 """The rules. Each is a small function returning a finding or nothing.
 
-Three kinds:
-- *portfolio gates* look only at the portfolio (halt, drawdown, daily loss, equity,
-  stale marks): evaluated once per batch, they reject every opening intent in it;
-- *intent gates* look at one intent (age, enabled, stop, earnings, regime, max hold,
-  rate): they reject it whatever its size;
-- *limits* are linear caps ``used + q * per_unit <= cap`` that sizing folds into the
-  largest allowed quantity.
+Three kinds, one module each:
+- *portfolio gates* (:mod:`gate.standing`) look only at the portfolio (halt, drawdown,
+  daily loss, equity, stale marks): evaluated once per batch, they reject every opening
+  intent in it;
+- *intent gates* (here) look at one intent (age, enabled, stop, earnings, regime, max
+  hold, rate): they reject it whatever its size;
+- *limits* (:mod:`gate.limits`) are linear caps ``used + q * per_unit <= cap`` that
+  sizing folds into the largest allowed quantity.
+
+``reason`` and ``pct`` build the findings all three report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from gate.enrich import Context
-from gate.money import ZERO, plain, ratio, show
-from gate.portfolio import Snapshot, Vitals
-from schemas.config import AssetConfig, AssetsConfig
+from gate.money import plain, show
+from schemas.config import AssetConfig
 from schemas.messages import Reason, ReasonCode, Side, construct_unchecked
 
 PERCENT = Decimal("0.01")
@@ -38,118 +39,6 @@ def reason(code: ReasonCode, message: str, value: object = None, limit: object =
     return construct_unchecked(
         Reason, {"code": code, "message": message, "value": text(value), "limit": text(limit)}
     )
-
-
-# --- portfolio gates (once per batch) -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """The portfolio as a batch sees it: what the portfolio gates look at."""
-
-    snapshot: Snapshot
-    vitals: Vitals
-    oldest_mark: datetime | None
-    config: AssetsConfig
-    now: datetime
-
-
-PortfolioGate = Callable[[Standing], Reason | None]
-
-
-def not_halted(s: Standing) -> Reason | None:
-    """The operator's kill switch, or a halt the ledger set (an escalated fill)."""
-    by = s.snapshot.account.halted_by
-    if by is not None:
-        return reason(
-            ReasonCode.TRADING_HALTED,
-            f"trading is halted since {by.at.isoformat()} by event {by.event_id}: {by.reason}; "
-            "reduce-only only until an operator runs riskgate resume --reason",
-        )
-    if not s.snapshot.flags.halted:
-        return None
-    return reason(ReasonCode.TRADING_HALTED, "trading is halted by an operator; reduce-only only")
-
-
-RESUME_HINT = "reduce-only only until an operator runs riskgate resume"
-
-
-def emergency_stop(s: Standing) -> Reason | None:
-    """Drawdown of the deposit-free return index at the stop; once tripped, latched."""
-    limit = s.config.risk_management.emergency_stop_drawdown
-    latch, dd = s.vitals.stopped, s.vitals.drawdown
-    if latch is None and dd < limit:
-        return None
-    if latch is None:
-        message = f"drawdown {pct(dd)} is at or beyond the {pct(limit)} emergency stop"
-    else:
-        message = (
-            f"emergency stop latched {latch.at.isoformat()} at a drawdown of "
-            f"{pct(latch.value)} (limit {pct(limit)}; now {pct(dd)})"
-        )
-    return reason(ReasonCode.EMERGENCY_STOP, f"{message}; {RESUME_HINT}", show(dd), limit)
-
-
-def daily_loss(s: Standing) -> Reason | None:
-    """Today's deposit-free loss at the limit; once tripped, latched for the UTC day."""
-    limit = s.config.risk_management.daily_loss_limit
-    latch, loss = s.vitals.day_stopped, s.vitals.daily_loss
-    if latch is None and loss < limit:
-        return None
-    if latch is None:
-        message = f"down {pct(loss)} today, at or beyond the {pct(limit)} daily loss limit"
-    else:
-        message = (
-            f"daily loss limit latched {latch.at.isoformat()} at a loss of "
-            f"{pct(latch.value)} (limit {pct(limit)}; now {pct(loss)}) for the UTC day"
-        )
-    return reason(
-        ReasonCode.DAILY_LOSS_LIMIT,
-        f"{message}; reduce-only only until the next UTC day or riskgate resume",
-        show(loss),
-        limit,
-    )
-
-
-def has_equity(s: Standing) -> Reason | None:
-    if s.vitals.equity > 0:
-        return None
-    return reason(
-        ReasonCode.NO_EQUITY, "portfolio equity is not positive; deposit first", s.vitals.equity, 0
-    )
-
-
-def fresh_marks(s: Standing) -> Reason | None:
-    max_age = s.config.risk_management.max_mark_age_seconds
-    if s.oldest_mark is None:
-        return None
-    age_td = s.now - s.oldest_mark
-    if age_td < timedelta(0):  # a negative age is never fresh
-        ahead = int(-age_td.total_seconds())
-        return reason(
-            ReasonCode.STALE_PORTFOLIO,
-            f"a position mark is dated {ahead}s ahead of the gate's clock; not trusted",
-            -ahead,
-            max_age,
-        )
-    if age_td <= timedelta(seconds=max_age):
-        return None
-    age = int(age_td.total_seconds())
-    return reason(
-        ReasonCode.STALE_PORTFOLIO,
-        f"the oldest position mark is {age}s old; portfolio state is stale",
-        age,
-        max_age,
-    )
-
-
-PORTFOLIO_GATES: tuple[PortfolioGate, ...] = (
-    not_halted,
-    emergency_stop,
-    daily_loss,
-    has_equity,
-    fresh_marks,
-)
 
 
 # --- intent gates ---------------------------------------------------------------------
@@ -442,134 +331,3 @@ def gates_after_for(asset: AssetConfig) -> tuple[Gate, ...]:
         max_hold: rules.max_hold_days is None,
     }
     return tuple(g for g in GATES_AFTER if not skip.get(g, False))
-
-
-# --- limits ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Limit:
-    """``used + q * per_unit <= cap``; ``limit`` is the cap as a fraction of ``scale``."""
-
-    code: ReasonCode
-    label: str
-    used: Decimal
-    per_unit: Decimal
-    cap: Decimal
-    scale: Decimal
-    limit: Decimal
-
-    def fits(self, quantity: Decimal) -> bool:
-        return self.used + quantity * self.per_unit <= self.cap
-
-    def max_quantity(self) -> Decimal:
-        if self.per_unit <= 0:
-            return Decimal("Infinity") if self.used <= self.cap else ZERO
-        return max(ZERO, (self.cap - self.used) / self.per_unit)
-
-    def share(self, quantity: Decimal) -> Decimal:
-        return ratio(self.used + quantity * self.per_unit, self.scale)
-
-
-def position_limit(ctx: Context, v: Vitals) -> Limit:
-    """Held and reserved quantity at the larger of the mark and the intent's price."""
-    pct_ = ctx.asset.risk.max_position_pct
-    exp = ctx.exposure
-    return Limit(
-        ReasonCode.MAX_POSITION,
-        f"{ctx.symbol} position",
-        max(exp.symbol_quantity(ctx.symbol) * ctx.unit_notional, exp.symbol_notional(ctx.symbol)),
-        ctx.unit_notional,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
-
-
-def heat_limit(ctx: Context, v: Vitals) -> Limit:
-    pct_ = ctx.config.risk_management.max_portfolio_heat
-    return Limit(
-        ReasonCode.PORTFOLIO_HEAT,
-        "portfolio heat",
-        ctx.exposure.heat,
-        ctx.unit_risk,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
-
-
-def class_limit_fraction(ctx: Context) -> Decimal:
-    own = ctx.config.asset_classes[ctx.asset.asset_class].max_allocation
-    return min(ctx.config.risk_management.max_single_asset_class, own)
-
-
-def class_limit(ctx: Context, v: Vitals) -> Limit:
-    pct_ = class_limit_fraction(ctx)
-    return Limit(
-        ReasonCode.ASSET_CLASS_LIMIT,
-        f"{ctx.asset_class} class share",
-        ctx.exposure.class_notional(ctx.asset_class),
-        ctx.unit_notional,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
-
-
-def correlation_limit(ctx: Context, v: Vitals, used: Decimal) -> Limit:
-    pct_ = ctx.config.risk_management.max_correlation_exposure
-    return Limit(
-        ReasonCode.CORRELATED_EXPOSURE,
-        "correlated exposure",
-        used,
-        ctx.unit_notional,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
-
-
-#: The per-order caps: limits like the others (an order above one is resized down to it),
-#: but on the order alone, not on what the portfolio holds.
-ORDER_CAPS = frozenset({ReasonCode.MAX_ORDER_VALUE, ReasonCode.MAX_ORDER_QUANTITY})
-
-
-def order_caps(ctx: Context) -> list[Limit]:
-    """The asset's max order value (at the larger of price and mark, account currency)
-    and max order quantity. They hold for reduce-only orders too: a 10x exit is a fat
-    finger as much as a 10x entry (SEC 15c3-5 and RTS 6 apply them order by order)."""
-    one = Decimal(1)
-    caps = [
-        Limit(
-            ReasonCode.MAX_ORDER_VALUE,
-            "order value",
-            ZERO,
-            ctx.unit_notional,
-            ctx.max_value,
-            one,
-            ctx.max_value,
-        )
-    ]
-    qty = ctx.max_quantity
-    if qty is not None:
-        caps.append(
-            Limit(
-                ReasonCode.MAX_ORDER_QUANTITY,
-                "order quantity",
-                ZERO,
-                one,
-                qty,
-                one,
-                qty,
-            )
-        )
-    return caps
-
-
-def reduce_limit(ctx: Context) -> Limit:
-    available = ctx.exposure.reducible(ctx.snapshot, ctx.symbol, ctx.intent.side)
-    one = Decimal(1)
-    return Limit(
-        ReasonCode.REDUCE_ONLY, f"{ctx.symbol} reducible size", ZERO, one, available, one, available
-    )

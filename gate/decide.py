@@ -16,13 +16,24 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from gate import checks, duplicates
-from gate.checks import Limit, Standing, pct, reason
+from gate.checks import pct, reason
 from gate.correlation import Correlated
 from gate.enrich import Context, enrich
 from gate.exposure import Exposure
+from gate.limits import (
+    ORDER_CAPS,
+    Limit,
+    class_limit,
+    correlation_limit,
+    heat_limit,
+    order_caps,
+    position_limit,
+    reduce_limit,
+)
 from gate.money import ZERO, fraction6, plain, plain_constant, show
 from gate.portfolio import RateCount, Reservation, Snapshot, Vitals
 from gate.size import Sizing, size
+from gate.standing import PORTFOLIO_GATES, Standing
 from schemas.config import AssetsConfig
 from schemas.messages import (
     Decision,
@@ -86,7 +97,7 @@ class _Batch:
         self.exposure = exposure.copy() if exposure else Exposure.of(snapshot, config)
         self.vitals = Vitals.of(snapshot, self.exposure.equity, now.date())
         standing = Standing(snapshot, self.vitals, self.exposure.oldest_mark, config, now)
-        self.blockers = [r for r in (g(standing) for g in checks.PORTFOLIO_GATES) if r]
+        self.blockers = [r for r in (g(standing) for g in PORTFOLIO_GATES) if r]
         self.correlated = Correlated(snapshot, self.exposure, config, now)
         self.window = checks.rate_window(now)
         # counts of past minutes are over: dropped here, deleted from the state on commit
@@ -152,7 +163,7 @@ class _Batch:
 
         if intent.reduce_only:
             blocked = [r for r in (g(ctx) for g in checks.REDUCING_GATES) if r]
-            limits = [checks.reduce_limit(ctx), *checks.order_caps(ctx)]
+            limits = [reduce_limit(ctx), *order_caps(ctx)]
         else:
             blocked = [r for r in (g(ctx) for g in checks.GATES_BEFORE) if r]
             blocked += self.blockers
@@ -161,11 +172,11 @@ class _Batch:
                 tail = self._gates_after[ctx.symbol] = checks.gates_after_for(ctx.asset)
             blocked += [r for r in (g(ctx) for g in tail) if r]
             limits = [
-                checks.position_limit(ctx, self.vitals),
-                checks.heat_limit(ctx, self.vitals),
-                checks.class_limit(ctx, self.vitals),
-                checks.correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
-                *checks.order_caps(ctx),
+                position_limit(ctx, self.vitals),
+                heat_limit(ctx, self.vitals),
+                class_limit(ctx, self.vitals),
+                correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
+                *order_caps(ctx),
             ]
         report = self._checks(ctx, limits)
         if blocked:
@@ -258,7 +269,7 @@ class _Batch:
         )
 
     def _limit_reason(self, lim: Limit, ctx: Context, sizing: Sizing) -> Reason:
-        if lim.code in checks.ORDER_CAPS:
+        if lim.code in ORDER_CAPS:
             currency = self.config.risk_management.account_currency
             return _order_cap_reason(lim, ctx, sizing, currency)
         return _limit_reason(lim, ctx.intent.quantity, sizing)
@@ -305,9 +316,9 @@ def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
 
 
 #: The order caps' keys in ``checks`` (their reason codes' names).
-_CAP_KEYS = {code: code.value for code in checks.ORDER_CAPS}
+_CAP_KEYS = {code: code.value for code in ORDER_CAPS}
 #: Limits without a share of equity to report before and after.
-_NO_SHARE = frozenset({ReasonCode.REDUCE_ONLY, *checks.ORDER_CAPS})
+_NO_SHARE = frozenset({ReasonCode.REDUCE_ONLY, *ORDER_CAPS})
 
 _NAMES = {
     ReasonCode.MAX_POSITION: "position",

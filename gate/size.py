@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from gate.checks import Limit
+from gate.limits import Limit
 from gate.money import ZERO, floor_to_lot
 
 

@@ -36,7 +36,7 @@ def _answers(port: int) -> bool:
 
 
 def _own_redis() -> str:
-    from consumers import embedded
+    from consumers.servers import embedded
     from tests.integration.redis_server import REDIS_SERVER, RedisServer
 
     root = Path(tempfile.mkdtemp(prefix="riskgate-test-redis-"))
@@ -53,7 +53,7 @@ def _own_redis() -> str:
 
 
 def _own_postgres() -> tuple[str, str]:
-    from consumers import embedded
+    from consumers.servers import embedded
 
     root = Path(tempfile.mkdtemp(prefix="riskgate-test-pg-"))
     layout = embedded.Layout(root)

@@ -11,11 +11,11 @@ from typing import Any
 
 from redis import Redis
 
-from consumers import control
-from consumers.client import GateClient
-from consumers.gate_worker import GateSettings, GateWorker
-from consumers.keys import DATA, GROUP_GATE, Keys
-from consumers.store import Loaded, Store
+from consumers.bus.keys import DATA, GROUP_GATE, Keys
+from consumers.gate_worker.worker import GateSettings, GateWorker
+from consumers.sdk.client import GateClient
+from consumers.state import control
+from consumers.state.store import Loaded, Store
 from schemas.messages import Decision, parse_json
 from tests.builders import all_enabled, base_config, market_prices
 

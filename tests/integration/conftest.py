@@ -58,7 +58,7 @@ def h(redis: Redis, portfolio: str) -> Harness:
 
 
 class Workers:
-    """Gate worker processes started with ``python -m gate.cli gate``."""
+    """Gate worker processes started with ``python -m consumers.cli gate``."""
 
     def __init__(self, redis_url: str, portfolio: str, log_dir: Path) -> None:
         self.redis_url = redis_url
@@ -79,7 +79,7 @@ class Workers:
         program = (
             ["-m", "tests.integration.faulty_worker", fault]
             if fault
-            else ["-m", "gate.cli", "gate"]
+            else ["-m", "consumers.cli", "gate"]
         )
         cmd = [
             sys.executable,

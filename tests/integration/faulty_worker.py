@@ -18,8 +18,8 @@ import signal
 import sys
 from typing import Any
 
-from consumers import batch, commit
-from gate import cli
+from consumers.cli import main as cli
+from consumers.gate_worker import batch, commit
 
 
 def _die() -> None:

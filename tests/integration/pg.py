@@ -21,9 +21,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consumers import db
-from consumers.migrate import discover, migrate
-from consumers.registry import sync_config
+from consumers.db import connection as db
+from consumers.db.migrate import discover, migrate
+from consumers.db.registry import sync_config
 from tests.builders import base_config
 
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

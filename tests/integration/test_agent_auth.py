@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers import keys as k
-from consumers.client import GateClient
-from gate.cli import main
+from consumers.bus import keys as k
+from consumers.cli.main import main
+from consumers.sdk.client import GateClient
 from schemas.messages import Status
 from tests.builders import codes, market_prices
 from tests.harness import Harness

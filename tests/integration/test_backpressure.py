@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from redis import Redis
 
-from consumers.keys import DATA
+from consumers.bus.keys import DATA
 from schemas.messages import Status
 from tests.harness import Harness
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers.commit import CommitError, CommitPlan, Outcome
-from consumers.keys import DATA, GROUP_GATE
+from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.gate_worker.commit import CommitError, CommitPlan, Outcome
 from schemas.messages import Status
 from tests.harness import Harness
 

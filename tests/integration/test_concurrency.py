@@ -12,10 +12,10 @@ from itertools import combinations
 import pytest
 from redis import Redis
 
-from consumers import control
-from consumers.codec import encode_correlations
-from consumers.keys import DATA, GROUP_GATE
-from consumers.streams import group_lag
+from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.bus.streams import group_lag
+from consumers.state import control
+from consumers.state.snapshot_codec import encode_correlations
 from gate.money import floor_to_lot
 from gate.portfolio import Correlations
 from schemas.messages import Status, TradeIntent

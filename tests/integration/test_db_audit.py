@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers.audit import AuditWriter
-from consumers.keys import DATA, GROUP_AUDIT
-from consumers.pg_worker import ConsumerSettings, PgLink
-from consumers.streams import read_group
+from consumers.bus.keys import DATA, GROUP_AUDIT
+from consumers.bus.streams import read_group
+from consumers.db.audit import AuditWriter
+from consumers.db.stream_to_pg import ConsumerSettings, PgLink
 from tests.builders import ROOT, base_config
 from tests.harness import Harness
 from tests.integration.pg import PgProxy, query, scalar, temp_database
@@ -184,7 +184,7 @@ def _audit_process(
     url: str, redis_url: str, portfolio: str, log: Any, *extra: str
 ) -> subprocess.Popen[bytes]:
     cmd = [
-        sys.executable, "-m", "gate.cli", "audit", "--portfolio", portfolio,
+        sys.executable, "-m", "consumers.cli", "audit", "--portfolio", portfolio,
         "--redis-url", redis_url, "--database-url", url, "--consumer", "proc",
         "--block-ms", "50", "--max-backoff", "0.3", "--batch", "40", *extra,
     ]  # fmt: skip

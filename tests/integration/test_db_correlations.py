@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from consumers.codec import decode_correlations
-from gate.cli import main
+from consumers.cli.main import main
+from consumers.state.snapshot_codec import decode_correlations
 from tests.builders import ROOT
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database
@@ -159,7 +159,7 @@ def test_correlations_process_when_every_given_then_repeats_until_sigterm_exit_0
     """riskgate correlations --every runs on a schedule and stops cleanly on SIGTERM."""
     main(["prices", "load", str(price_csv(tmp_path / "b.csv", RETURNS)), "--database-url", pg_url])
     key = f"riskgate:{{{portfolio}}}:correlations"
-    cmd = [sys.executable, "-m", "gate.cli", "correlations", "--portfolio", portfolio,
+    cmd = [sys.executable, "-m", "consumers.cli", "correlations", "--portfolio", portfolio,
            "--database-url", pg_url, "--redis-url", redis_url, "--every", "0.2"]  # fmt: skip
     log = tmp_path / "corr.log"
     with log.open("wb") as out:

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from consumers import db
-from consumers.migrate import default_directory, discover, migrate
-from gate.cli import main
+from consumers.cli.main import main
+from consumers.db import connection as db
+from consumers.db.migrate import default_directory, discover, migrate
 from tests.integration.pg import drop_database, query, scalar, temp_database
 
 TIME_SERIES = (

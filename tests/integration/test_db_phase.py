@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers import control
-from consumers.client import GateClient
-from consumers.keys import DATA
-from consumers.metrics import current_metrics
-from consumers.pg_worker import ConsumerSettings, PgLink, Standby
-from consumers.phase_log import log_ready, snapshot
-from consumers.phase_monitor import PhaseMonitor
-from gate.cli import main
+from consumers.bus.keys import DATA
+from consumers.cli.main import main
+from consumers.db.stream_to_pg import ConsumerSettings, PgLink, Standby
+from consumers.phase.log import log_ready, snapshot
+from consumers.phase.metrics import current_metrics
+from consumers.phase.monitor import PhaseMonitor
+from consumers.sdk.client import GateClient
+from consumers.state import control
 from gate.performance import PhaseMetrics
 from schemas.messages import PhaseEvent, Status, parse_json
 from tests.builders import base_config, market_prices

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.client import GateClient
+from consumers.sdk.client import GateClient
 from schemas.messages import Status
 from tests.builders import ROOT, market_prices
 from tests.integration.conftest import honcho

@@ -13,8 +13,9 @@ from pathlib import Path
 from psycopg.conninfo import make_conninfo
 from redis import Redis
 
-from consumers import db, embedded
-from consumers.keys import DATA, Keys
+from consumers.bus.keys import DATA, Keys
+from consumers.db import connection as db
+from consumers.servers import embedded
 from tests.builders import ROOT
 
 
@@ -26,7 +27,7 @@ def test_demo_quick_when_no_urls_set_then_exits_0_and_summary_matches_streams(
     data, report = tmp_path / "data", tmp_path / "report"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     done = subprocess.run(
-        [sys.executable, "-m", "gate.cli", "--data-dir", str(data), "demo", "--quick",
+        [sys.executable, "-m", "consumers.cli", "--data-dir", str(data), "demo", "--quick",
          "--report", str(report)],
         check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from consumers.commit import CommitError
-from consumers.keys import Keys
-from consumers.outbox import DurabilityError, Outbox
-from consumers.telemetry import GateTelemetry
-from gate.cli import main
+from consumers.bus.keys import Keys
+from consumers.cli.main import main
+from consumers.gate_worker.commit import CommitError
+from consumers.ops.telemetry import GateTelemetry
+from consumers.state.outbox import DurabilityError, Outbox
 from schemas.messages import Status
 from tests.harness import Harness
 from tests.integration.redis_server import RedisServer

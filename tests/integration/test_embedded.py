@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from consumers import embedded
+from consumers.servers import embedded
 from tests.builders import ROOT
 
 
 def _riskgate(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gate.cli", "--data-dir", str(data), *args],
+        [sys.executable, "-m", "consumers.cli", "--data-dir", str(data), *args],
         check=False, cwd=ROOT, env=_no_urls(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -33,8 +33,8 @@ def test_processes_when_same_data_dir_then_share_servers_and_last_one_out_stops_
     data = tmp_path / "data"
     log = (tmp_path / "gate.log").open("wb")
     gate = subprocess.Popen(
-        [sys.executable, "-m", "gate.cli", "--data-dir", str(data), "gate", "--portfolio", "p1",
-         "--block-ms", "50"],
+        [sys.executable, "-m", "consumers.cli", "--data-dir", str(data), "gate",
+         "--portfolio", "p1", "--block-ms", "50"],
         cwd=ROOT, env=_no_urls(), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -30,12 +30,12 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from consumers.client import GateClient
-from consumers.gate_worker import GateSettings, GateWorker
-from consumers.keys import GROUP_GATE, Keys
-from consumers.outbox import Outbox
-from consumers.runtime import Shutdown
-from consumers.store import Store
+from consumers.bus.keys import GROUP_GATE, Keys
+from consumers.bus.runtime import Shutdown
+from consumers.gate_worker.worker import GateSettings, GateWorker
+from consumers.sdk.client import GateClient
+from consumers.state.outbox import Outbox
+from consumers.state.store import Store
 from tests.builders import base_config, market_prices
 from tests.integration.pg import PgProxy
 from tests.integration.redis_server import RedisServer

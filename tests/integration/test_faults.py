@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from consumers.keys import DATA, GROUP_GATE
+from consumers.bus.keys import DATA, GROUP_GATE
 from schemas.messages import Status
 from tests.harness import Harness
 from tests.integration.conftest import Workers

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from consumers.keys import DATA, GROUP_GATE
+from consumers.bus.keys import DATA, GROUP_GATE
 from schemas.messages import MessageError, parse_event, parse_intent
 from tests.harness import Harness
 from tests.integration.conftest import Workers

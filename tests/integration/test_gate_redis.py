@@ -12,10 +12,10 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-from consumers import control
-from consumers.client import GateClient
-from consumers.keys import DATA, GROUP_GATE
-from consumers.streams import group_lag, trim_consumed
+from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.bus.streams import group_lag, trim_consumed
+from consumers.sdk.client import GateClient
+from consumers.state import control
 from schemas.messages import Status
 from tests.builders import ROOT, market_prices
 from tests.harness import Harness
@@ -217,7 +217,7 @@ def test_readme_flow_when_gate_and_submit_wait_then_decision_printed(
     """`riskgate gate` + `riskgate deposit` + `riskgate submit --wait`, as in the README."""
     workers.start()
     env = {**os.environ, "REDIS_URL": redis_url, "RISKGATE_PORTFOLIO": portfolio}
-    run = [sys.executable, "-m", "gate.cli"]
+    run = [sys.executable, "-m", "consumers.cli"]
     subprocess.run(
         [*run, "deposit", "100000", "--reference", "d1"],
         env=env,

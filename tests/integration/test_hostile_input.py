@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers.keys import DATA, GROUP_GATE
-from consumers.streams import BoundedReader
+from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.bus.streams import BoundedReader
 from schemas.messages import MAX_ENTRY_BYTES, ReasonCode, Status
 from tests.harness import Harness
 from tests.integration.conftest import Workers

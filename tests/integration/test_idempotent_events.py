@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers.gate_worker import GateSettings, GateWorker
-from consumers.keys import DATA
-from consumers.pg_worker import ConsumerSettings, PgLink
-from consumers.phase_monitor import PhaseMonitor
-from gate.cli import main
+from consumers.bus.keys import DATA
+from consumers.cli.main import main
+from consumers.db.stream_to_pg import ConsumerSettings, PgLink
+from consumers.gate_worker.worker import GateSettings, GateWorker
+from consumers.phase.monitor import PhaseMonitor
 from gate.ledger import event_window
 from schemas.config import AssetsConfig
 from tests.builders import base_config

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis import Redis
 
-from consumers.keys import DATA
+from consumers.bus.keys import DATA
 from schemas.messages import Status
 from tests.builders import codes, market_prices
 from tests.harness import Harness

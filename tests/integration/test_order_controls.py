@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from redis import Redis
 
-from consumers import keys as k
-from consumers.codec import approval_field
+from consumers.bus import keys as k
+from consumers.state.codec import approval_field
 from schemas.messages import Status
 from tests.builders import codes
 from tests.harness import Harness

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from consumers.client import GateClient, OrderDelivery
-from consumers.gate_worker import GateSettings, GateWorker
-from consumers.keys import DATA
-from consumers.telemetry import GateTelemetry
-from gate.cli import main
+from consumers.bus.keys import DATA
+from consumers.cli.main import main
+from consumers.gate_worker.worker import GateSettings, GateWorker
+from consumers.ops.telemetry import GateTelemetry
+from consumers.sdk.client import GateClient, OrderDelivery
 from schemas.messages import Status
 from tests.builders import codes, market_prices
 from tests.harness import Harness

@@ -14,8 +14,8 @@ from decimal import Decimal
 import pytest
 from redis import Redis
 
-from consumers.keys import DATA
-from gate.cli import main
+from consumers.bus.keys import DATA
+from consumers.cli.main import main
 from schemas.messages import Status
 from tests.builders import codes
 from tests.harness import Harness

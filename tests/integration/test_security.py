@@ -26,13 +26,13 @@ from redis import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from consumers import control
-from consumers.acl import ROLES, AclPlan, env_var, read_secrets, write_acl
-from consumers.client import GateClient
-from consumers.keys import DATA, Keys
-from consumers.runtime import connect
-from consumers.signing import ENV_KEYS, order_signer, unsigned
-from consumers.tls import tls_options
+from consumers.bus.keys import DATA, Keys
+from consumers.bus.runtime import connect
+from consumers.bus.signing import ENV_KEYS, order_signer, unsigned
+from consumers.bus.tls import tls_options
+from consumers.ops.acl import ROLES, AclPlan, env_var, read_secrets, write_acl
+from consumers.sdk.client import GateClient
+from consumers.state import control
 from schemas.messages import Status
 from tests.builders import base_config, market_prices
 from tests.harness import Harness

@@ -14,11 +14,11 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from consumers.client import GateClient
-from consumers.gate_worker import GateSettings, GateWorker
-from consumers.keys import DATA, Keys
-from consumers.runtime import Shutdown
-from consumers.telemetry import Exporter, GateTelemetry
+from consumers.bus.keys import DATA, Keys
+from consumers.bus.runtime import Shutdown
+from consumers.gate_worker.worker import GateSettings, GateWorker
+from consumers.ops.telemetry import Exporter, GateTelemetry
+from consumers.sdk.client import GateClient
 from tests.builders import base_config, market_prices
 from tests.integration.conftest import Workers
 from tests.integration.redis_server import free_port

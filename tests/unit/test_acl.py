@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from consumers.acl import (
+from consumers.bus.keys import Keys
+from consumers.bus.tls import tls_options
+from consumers.cli.security_commands import register
+from consumers.errors import UsageError
+from consumers.ops.acl import (
     ROLES,
     AclError,
     AclPlan,
@@ -20,10 +24,6 @@ from consumers.acl import (
     resolve_passwords,
     write_acl,
 )
-from consumers.commands import UsageError
-from consumers.keys import Keys
-from consumers.security_commands import register
-from consumers.tls import tls_options
 
 STRONG = "correct-horse-battery-staple"
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from consumers.keys import Keys
-from consumers.signing import (
+from consumers.bus.agent_signing import (
     AgentKey,
-    KeyConfigError,
     agent_signer,
     intent_verifier,
     parse_agent_key,
     parse_agent_keys,
 )
+from consumers.bus.keys import Keys
+from consumers.bus.signing import KeyConfigError
 from schemas.messages import TradeIntent, intent_digest, parse_intent
 
 SECRET = bytes(range(32))

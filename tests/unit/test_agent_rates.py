@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from consumers import keys as k
-from consumers.codec import changes
+from consumers.bus import keys as k
+from consumers.state.changes import changes
 from gate.decide import decide_batch
 from gate.portfolio import RateCount, Snapshot
 from schemas.config import AssetsConfig

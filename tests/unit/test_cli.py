@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import main
+from consumers.cli.main import main
 from tests.builders import CONFIG_PATH, ROOT
 
 
@@ -66,7 +66,7 @@ def test_config_validate_when_good_then_zero_exit_with_hash(
 def test_riskgate_console_script_when_config_missing_then_exit_2() -> None:
     """The installed entry point reports a missing file and exits non-zero."""
     proc = subprocess.run(
-        [sys.executable, "-m", "gate.cli", "config", "validate", "/nonexistent.yaml"],
+        [sys.executable, "-m", "consumers.cli", "config", "validate", "/nonexistent.yaml"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""consumers.migrate without a server: discovering files, checking the recorded history."""
+"""consumers.db.migrate without a server: discovering files, checking the recorded history."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.migrate import MigrationError, default_directory, discover, verify
+from consumers.db.migrate import MigrationError, default_directory, discover, verify
 
 
 def write(d: Path, name: str, text: str = "SELECT 1;") -> str:

@@ -1,4 +1,4 @@
-"""consumers.prices: reading a price CSV; every bad line named, nothing half-read."""
+"""consumers.market.prices: reading a price CSV; every bad line named, nothing half-read."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.prices import PriceFileError, read_bars
+from consumers.market.prices import PriceFileError, read_bars
 from tests.builders import base_config
 
 D = Decimal

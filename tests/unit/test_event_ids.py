@@ -13,7 +13,8 @@ from typing import Any
 import fakeredis
 import pytest
 
-from consumers.client import (
+from consumers.bus.keys import DATA
+from consumers.sdk.client import (
     GateClient,
     cancel_event_id,
     derived_event_id,
@@ -22,7 +23,6 @@ from consumers.client import (
     resume_reference,
     token,
 )
-from consumers.keys import DATA
 from gate.ledger import event_window, too_old
 from schemas.messages import parse_event
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from consumers.intake import sort_entries
-from consumers.streams import Entry
+from consumers.bus.streams import Entry
+from consumers.gate_worker.intake import sort_entries
 from gate.decide import decide_batch
 from schemas.config import ConfigError, parse_config
 from schemas.messages import MessageError, Status, TradeIntent, parse_event, parse_intent

@@ -8,10 +8,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from consumers.commit import Committer
-from consumers.gate_worker import GateSettings, GateWorker, SettingsError
-from consumers.keys import Keys
-from gate.cli import main
+from consumers.bus.keys import Keys
+from consumers.cli.main import main
+from consumers.gate_worker.commit import Committer
+from consumers.gate_worker.worker import GateSettings, GateWorker, SettingsError
 from schemas.config import AssetsConfig
 from tests.builders import base_config
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.audit import Reject, parse_decision, parse_entry
-from consumers.runtime import default_consumer_name
-from consumers.streams import Entry, entry_of
+from consumers.bus.runtime import default_consumer_name
+from consumers.bus.streams import Entry, entry_of
+from consumers.db.audit import Reject, parse_decision, parse_entry
 from schemas.messages import (
     MAX_ENTRY_BYTES,
     MessageError,

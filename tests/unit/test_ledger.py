@@ -255,7 +255,8 @@ def test_overdue_when_in_good_till_order_then_scan_stops_at_first_in_force() -> 
 
 def test_decode_state_when_hash_unordered_then_reservations_in_expiry_order() -> None:
     """A state read from Redis comes back in expiry order (the hash keeps none)."""
-    from consumers.codec import decode_state, encode_reservation
+    from consumers.state.codec import encode_reservation
+    from consumers.state.snapshot_codec import decode_state
 
     fields = {
         f"res:r{i}": encode_reservation(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from consumers.correlations import common_returns, pair_correlations
+from consumers.market.correlations import common_returns, pair_correlations
 from gate import stats
 from gate.assets import AssetManager
 from gate.ledger import PortfolioEvent

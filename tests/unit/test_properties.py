@@ -323,7 +323,7 @@ def events(draw: st.DrawFn, snap: Snapshot) -> list:
 @given(st.data())
 def test_exposure_when_followed_incrementally_then_equals_from_scratch(data: st.DataObject) -> None:
     """Batches of decisions and events over time: the threaded exposure equals Exposure.of."""
-    from consumers.batch import _follow
+    from consumers.gate_worker.batch import _follow
     from gate.exposure import Exposure
     from gate.ledger import apply_events
 

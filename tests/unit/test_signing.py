@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.keys import Keys
-from consumers.signing import (
+from consumers.bus.keys import Keys
+from consumers.bus.signing import (
     ENV_KEYS,
     ENV_KEYS_FILE,
     KeyConfigError,

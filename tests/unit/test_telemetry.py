@@ -17,10 +17,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from consumers.audit import AuditWriter
-from consumers.keys import DATA
-from consumers.pg_worker import ConsumerSettings, PgLink
-from consumers.telemetry import ConsumerTelemetry, Exporter, GateTelemetry, group_backlog
+from consumers.bus.keys import DATA
+from consumers.db.audit import AuditWriter
+from consumers.db.stream_to_pg import ConsumerSettings, PgLink
+from consumers.ops.telemetry import ConsumerTelemetry, Exporter, GateTelemetry, group_backlog
 from tests.builders import ROOT
 from tests.harness import Harness
 

@@ -15,10 +15,10 @@ from decimal import Decimal
 import fakeredis
 import pytest
 
-from consumers import control
-from consumers.gate_worker import GateSettings, GateWorker
-from consumers.keys import DATA, GROUP_GATE
-from consumers.streams import Entry
+from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.bus.streams import Entry
+from consumers.gate_worker.worker import GateSettings, GateWorker
+from consumers.state import control
 from schemas.messages import Status
 from tests.builders import market_prices
 from tests.harness import Harness

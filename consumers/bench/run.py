@@ -1,0 +1,201 @@
+"""``riskgate bench``: the gate's speed, measured against the bus's own limit.
+
+Every figure comes from one run on one machine: ``raw_bus_per_s`` is what one Python
+process moves through Redis doing the least a consumer can (read, parse with the same
+schema, XADD, XACK), so ``ratio_1`` says how much of that the gate keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+
+from consumers.bench import kit
+from consumers.bus.keys import DATA, Keys
+from consumers.bus.streams import ensure_group
+from schemas.config import AssetsConfig
+from schemas.messages import parse_json
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    intents: int  # per throughput run
+    raw: int
+    latency_s: float
+    rates: tuple[int, ...]
+    workers: tuple[int, ...]
+    positions: tuple[int, ...]
+    assets: tuple[int, ...]
+    batch: int = 256
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(3000, 15000, 2.0, (1000, 5000), (1, 2, 4), (10, 100, 1000), (22, 200, 2000))
+        return cls(40000, 100000, 10.0, (1000, 5000), (1, 2, 4), (10, 100, 1000), (22, 200, 2000))
+
+
+class Bench:
+    def __init__(
+        self,
+        redis: Redis,
+        redis_url: str,
+        base: AssetsConfig,
+        plan: Plan,
+        say: Callable[[str], None],
+    ) -> None:
+        self.redis = redis
+        self.redis_url = redis_url
+        self.base = base
+        self.plan = plan
+        self.say = say
+        self.rss: list[float] = []
+
+    # -- scenarios -----------------------------------------------------------------------
+
+    def raw_bus(self) -> float:
+        with kit.scratch_portfolio(self.redis, "raw") as keys:
+            payloads = kit.intents(self.base, self.plan.raw, ["BTC/USDT", "ETH/USDT"], "raw")
+            return kit.raw_bus(self.redis, keys, payloads, self.plan.batch)
+
+    def throughput(
+        self, workers: int, cfg: AssetsConfig, symbols: list[str], positions: int = 0
+    ) -> float:
+        """Intents decided per second by ``workers`` processes on a prefilled stream."""
+        with kit.temp_dir() as tmp, kit.scratch_portfolio(self.redis, "tp") as keys:
+            path = kit.write_config(cfg, tmp) if cfg is not self.base else None
+            kit.prepare(self.redis, keys, cfg, "1000000000000")
+            pool = kit.WorkerPool(self.redis_url, keys, path, self.plan.batch)
+            try:
+                if positions:
+                    held = [s for s in cfg.assets if s not in symbols][:positions]
+                    kit.publish(self.redis, keys.events, kit.fills_for_positions(cfg, held))
+                pool.start(workers)
+                self._settled(keys)
+                payloads = kit.intents(cfg, self.plan.intents, symbols, f"w{workers}")
+                kit.publish(self.redis, keys.intents, payloads)
+                span = kit.decided_span(self.redis, keys, len(payloads), timeout=600)
+                self.rss += pool.peak_rss_mb()
+            finally:
+                pool.stop()
+            return len(payloads) / span
+
+    def _settled(self, keys: Keys, timeout: float = 60) -> None:
+        """Wait for the workers to start and apply every queued event."""
+        deadline = time.monotonic() + timeout
+        ensure_group(self.redis, keys.events, "gate")
+        while not kit.lag_zero(self.redis, keys, keys.events):
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers did not start in time")
+            time.sleep(0.05)
+
+    def latency(self, rate: int) -> dict[str, float]:
+        """Open loop at ``rate`` intents/s for latency_s; ms from intent id to decision id."""
+        with kit.scratch_portfolio(self.redis, "lat") as keys:
+            kit.prepare(self.redis, keys, self.base, "1000000000000")
+            pool = kit.WorkerPool(self.redis_url, keys, None, self.plan.batch)
+            try:
+                pool.start(1)
+                self._settled(keys)
+                n = int(rate * self.plan.latency_s)
+                payloads = kit.intents(self.base, n, ["BTC/USDT", "ETH/USDT"], f"lat{rate}")
+                sent = self._paced(keys, payloads, rate)
+                kit.decided_span(self.redis, keys, n, timeout=120)
+                self.rss += pool.peak_rss_mb()
+            finally:
+                pool.stop()
+            lat: list[float] = []
+            rows: Any = self.redis.xrange(keys.decisions)
+            for msg_id, fields in rows:
+                d = parse_json(fields[DATA] if fields else b"{}")
+                lat.append(kit.id_ms(msg_id) - sent[d["intent_id"]])
+        return {
+            "p50": kit.percentile(lat, 50),
+            "p99": kit.percentile(lat, 99),
+            "p999": kit.percentile(lat, 99.9),
+            "max": max(lat),
+            "n": len(lat),
+        }
+
+    def _paced(self, keys: Keys, payloads: list[bytes], rate: int) -> dict[str, int]:
+        """XADD on a schedule (1 ms ticks); returns intent_id -> its stream id's ms."""
+        sent: dict[str, int] = {}
+        start = time.perf_counter()
+        i = 0
+        while i < len(payloads):
+            due = min(len(payloads), int((time.perf_counter() - start) * rate) + 1)
+            if due > i:
+                pipe = self.redis.pipeline(transaction=False)
+                for p in payloads[i:due]:
+                    pipe.xadd(keys.intents, {DATA: p})
+                for p, msg_id in zip(payloads[i:due], pipe.execute(), strict=True):
+                    sent[json.loads(p)["intent_id"]] = kit.id_ms(msg_id)
+                i = due
+            time.sleep(0.001)
+        return sent
+
+    # -- the whole run -------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        p = self.plan
+        out: dict[str, Any] = {
+            "machine": kit.machine(),
+            "plan": asdict(p),
+            "at": datetime.now(UTC).isoformat(),
+        }
+        self.say("raw bus ...")
+        out["raw_bus_per_s"] = round(self.raw_bus())
+        crypto = ["BTC/USDT", "ETH/USDT"]
+        out["gate_per_s"] = {}
+        for w in p.workers:
+            self.say(f"gate, {w} worker(s) ...")
+            out["gate_per_s"][str(w)] = round(self.throughput(w, self.base, crypto))
+        out["ratio_1"] = round(out["gate_per_s"]["1"] / out["raw_bus_per_s"], 3)
+        out["latency_ms"] = {}
+        for rate in p.rates:
+            self.say(f"latency at {rate}/s ...")
+            out["latency_ms"][str(rate)] = self.latency(rate)
+        big = kit.synthetic_config(self.base, max(p.assets[-1], p.positions[-1] + 10))
+        out["positions_scaling"] = {}
+        for n in p.positions:
+            self.say(f"{n} open positions ...")
+            out["positions_scaling"][str(n)] = round(self.throughput(1, big, crypto, n))
+        out["assets_scaling"] = {}
+        for n in p.assets:
+            self.say(f"{n} configured assets ...")
+            cfg = self.base if n == len(self.base.assets) else kit.synthetic_config(self.base, n)
+            out["assets_scaling"][str(n)] = round(self.throughput(1, cfg, list(cfg.assets)))
+        out["peak_rss_mb"] = max(self.rss) if self.rss else None
+        return out
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [
+        f"machine: {r['machine']['cpu']} x{r['machine']['cores']}, Python {r['machine']['python']}",
+        f"raw bus                 {r['raw_bus_per_s']:>8} msg/s",
+    ]
+    for w, v in r["gate_per_s"].items():
+        lines.append(f"gate, {w} worker(s)       {v:>8} intents/s")
+    lines.append(f"ratio_1 (gate 1 / raw)  {r['ratio_1']:>8}")
+    for rate, lat in r["latency_ms"].items():
+        lines.append(
+            f"latency at {rate:>5}/s     p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
+            f"p999 {lat['p999']} ms  max {lat['max']} ms"
+        )
+    for n, v in r["positions_scaling"].items():
+        lines.append(f"{n:>5} open positions     {v:>8} intents/s")
+    for n, v in r["assets_scaling"].items():
+        lines.append(f"{n:>5} configured assets  {v:>8} intents/s")
+    lines.append(f"peak RSS per worker     {r['peak_rss_mb']} MB")
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=2) + "\n")

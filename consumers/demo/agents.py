@@ -1,0 +1,285 @@
+"""The demo's simulated market, agents and executor (seeded: the same seed, the same run).
+
+* :class:`Market`: a random walk per symbol from its reference price (log-normal steps).
+* :class:`Agents`: intents across the enabled assets at a rate, in a realistic mix:
+  sized by ``risk_per_trade`` with a stop, without a stop (the asset's rule sets it),
+  oversized (resized or rejected), for an asset not enabled yet, reduce-only closes of
+  held positions, duplicates of an earlier intent (decided once), malformed entries
+  (dead-lettered), and a fat-fingered agent's prices far off the mark (price_collar).
+  Agents price at the market's latest mark, as the gate values exposure there.
+* :class:`Executor`: reads approved orders with :meth:`GateClient.orders` and fills them
+  at the order's reference price (one in ten is cancelled instead), publishing the fill
+  or cancel event the gate and the phase monitor apply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+import structlog
+
+from consumers.bus.keys import DATA
+from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
+from consumers.sdk.client import GateClient
+from consumers.state import control
+from consumers.state.codec import encode_regime
+from gate.assets import AssetManager
+from gate.money import floor_to_lot
+from schemas.config import AssetsConfig
+from schemas.messages import TradeIntent
+
+D = Decimal
+log = structlog.get_logger("riskgate.demo")
+
+# what an agent sends, and how often (weights)
+MIX = {
+    "sized": 44,
+    "no_stop": 12,
+    "oversized": 8,
+    "close": 20,
+    "disabled_asset": 5,
+    "duplicate": 6,
+    "malformed": 5,
+    "fat_finger": 2,  # a deliberately bad agent: priced far off the mark (price_collar)
+}
+MALFORMED = (
+    b"{not json",
+    b'{"intent_id": "extra-%d", "agent_id": "demo", "symbol": "BTC/USDT", "side": "buy",'
+    b' "quantity": "0.01", "price": "100000", "leverage": 10,'
+    b' "created_at": "2020-01-01T00:00:00Z"}',
+    b'{"intent_id": "no-side-%d", "agent_id": "demo", "symbol": "ETH/USDT", "quantity": "1"}',
+    b"[]",
+)
+
+
+def setup_portfolio(
+    client: GateClient, config: AssetsConfig, phases: list[str], equity: Decimal
+) -> list[str]:
+    """Enable ``phases`` with the flags their rules need, fund the portfolio.
+
+    One stock has earnings inside its blackout and one leveraged ETF a sideways regime,
+    so those rules show up too. Returns the enabled symbols.
+    """
+    redis, keys = client.redis, client.keys
+    control.enable(redis, keys, config, phases, True)
+    symbols = [s for p in phases for s in config.phases[p].assets]
+    far, near = date.today() + timedelta(days=60), date.today() + timedelta(days=1)
+    now = control.redis_now(redis)
+    fields: dict[str, str] = {}
+    blackout_done = sideways_done = False
+    for sym in symbols:
+        rules = config.assets[sym].special_rules
+        if rules.earnings_blackout_days is not None:
+            fields[f"earnings:{sym}"] = (far if blackout_done else near).isoformat()
+            blackout_done = True
+        if rules.avoid_sideways_market:
+            regime = "trending" if sideways_done else "sideways"
+            fields[f"regime:{sym}"] = encode_regime(regime, now)
+            sideways_done = True
+    if fields:
+        control.set_control(redis, keys, fields)
+    client.deposit(equity, reference=f"demo-{keys.portfolio}")  # deposit:demo-<portfolio>
+    return symbols
+
+
+class Market:
+    """Seeded log-normal random walks from the configured reference prices."""
+
+    def __init__(self, config: AssetsConfig, symbols: list[str], rng: random.Random) -> None:
+        self.config = config
+        self.rng = rng
+        self.prices = {s: config.assets[s].reference_price for s in symbols}
+        self.drift = 0.00005
+
+    def step(self, volatility: float = 0.002) -> dict[str, Decimal]:
+        for sym, price in self.prices.items():
+            shock = math.exp(self.drift + volatility * self.rng.gauss(0.0, 1.0))
+            self.prices[sym] = self._tick(sym, price * D(repr(shock)))
+        return dict(self.prices)
+
+    def _tick(self, sym: str, price: Decimal) -> Decimal:
+        tick = self.config.assets[sym].risk.lot_size  # a price grid fine enough for the demo
+        places = D("0.0001") if price < 100 else D("0.01")
+        return max(price.quantize(places, rounding=ROUND_DOWN), tick)
+
+
+@dataclass
+class AgentStats:
+    sent: Counter[str] = field(default_factory=Counter)
+    intent_ids: set[str] = field(default_factory=set)  # every id the gate must decide
+
+    @property
+    def total(self) -> int:
+        return sum(self.sent.values())
+
+
+class Agents:
+    """Publishes a tick's worth of intents at a time (one pipeline round trip)."""
+
+    def __init__(
+        self,
+        client: GateClient,
+        manager: AssetManager,
+        market: Market,
+        *,
+        disabled: list[str],
+        rng: random.Random,
+        agents: int,
+        equity: Decimal,
+    ) -> None:
+        self.client = client
+        self.manager = manager
+        self.config = manager.config
+        self.market = market
+        self.disabled = disabled
+        self.rng = rng
+        self.agent_ids = [f"agent-{i:03d}" for i in range(agents)]
+        self.equity = equity
+        self.kinds = list(MIX)
+        self.weights = [MIX[k] for k in self.kinds]
+        self.recent: list[bytes] = []  # payloads to duplicate
+        self.held: dict[str, Decimal] = {}  # symbol -> quantity long (from status)
+        self.stats = AgentStats()
+        self.seq = 0
+
+    def publish(self, n: int) -> None:
+        payloads = [self._one() for _ in range(n)]
+        pipe = self.client.redis.pipeline(transaction=False)
+        for p in payloads:
+            pipe.xadd(self.client.keys.intents, {DATA: p})
+        pipe.execute()
+
+    def _one(self) -> bytes:
+        self.seq += 1
+        kind = self.rng.choices(self.kinds, self.weights)[0]
+        if kind == "duplicate" and self.recent:
+            self.stats.sent["duplicate"] += 1
+            return self.rng.choice(self.recent)
+        if kind == "malformed":
+            self.stats.sent["malformed"] += 1
+            raw = self.rng.choice(MALFORMED)
+            if b"%d" in raw:
+                raw = raw.replace(b"%d", str(self.seq).encode())
+                self.stats.intent_ids.add(json.loads(raw)["intent_id"])
+            return raw
+        if kind == "close" and not self.held:
+            kind = "sized"
+        if kind == "duplicate":
+            kind = "sized"
+        payload = self._intent(kind)
+        self.stats.sent[kind] += 1
+        self.recent = [*self.recent[-49:], payload]
+        return payload
+
+    def _intent(self, kind: str) -> bytes:
+        rng = self.rng
+        agent = rng.choice(self.agent_ids)
+        reduce_only = False
+        if kind == "close":
+            symbol = rng.choice(sorted(self.held))
+            price = self.market.prices[symbol]
+            asset = self.config.assets[symbol]
+            qty = floor_to_lot(self.held[symbol] * D(rng.choice(("0.5", "1"))), asset.risk.lot_size)
+            qty = max(qty, asset.risk.min_size)
+            side, stop, reduce_only = "sell", None, True
+        else:
+            symbol = (
+                rng.choice(self.disabled)
+                if kind == "disabled_asset" and self.disabled
+                else rng.choice(sorted(self.market.prices))
+            )
+            asset = self.config.assets[symbol]
+            price = self.market.prices.get(symbol, asset.reference_price)
+            fx = self.config.risk_management.fx_rates.get(asset.trading.quote_currency, D(1))
+            base = self.manager.calculate_position_quantity(symbol, self.equity, price, fx)
+            factor = D(rng.choice(("3", "5", "10"))) if kind == "oversized" else D(rng.choice(
+                ("0.05", "0.1", "0.2", "0.3")))  # fmt: skip
+            qty = max(floor_to_lot(base * factor, asset.risk.lot_size), asset.risk.min_size)
+            side = "buy" if rng.random() < 0.8 else "sell"
+            if kind == "fat_finger":  # a price typed wrong by a factor of ten (or of two)
+                price = (price * D(rng.choice(("0.1", "0.5", "2", "10")))).quantize(D("0.0001"))
+            stop = None
+            if kind != "no_stop":
+                distance = D(rng.choice(("0.02", "0.05", "0.1", "0.2", "0.3")))
+                stop = price * (1 - distance if side == "buy" else 1 + distance)
+        intent_id = f"{agent}-{self.seq}"
+        intent = TradeIntent.model_validate(
+            {
+                "intent_id": intent_id,
+                "agent_id": agent,
+                "symbol": symbol,
+                "side": side,
+                "quantity": qty,
+                "price": price,
+                "stop_price": None if stop is None else stop.quantize(D("0.0001")),
+                "reduce_only": reduce_only,
+                "created_at": datetime.now(UTC),
+            }
+        )
+        self.stats.intent_ids.add(intent_id)
+        return intent.model_dump_json(exclude_none=True).encode()
+
+
+@dataclass
+class ExecutorStats:
+    fills: int = 0
+    cancels: int = 0
+    refused: int = 0
+    retries: int = 0  # reads retried after a transient Redis error
+
+
+class Executor(threading.Thread):
+    """Fills approved orders at their reference price; cancels one in ten."""
+
+    GROUP = "demo-executor"
+
+    def __init__(self, client: GateClient, rng: random.Random) -> None:
+        super().__init__(name="demo-executor", daemon=True)
+        self.client = client
+        self.rng = random.Random(rng.random())
+        self.stats = ExecutorStats()
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                self._execute()
+                return
+            except REDIS_TRANSIENT as exc:  # its unacked orders come back first: none lost
+                self.stats.retries += 1
+                delay = backoff.next_delay()
+                log.warning("executor: redis unavailable; retrying", error=str(exc), delay=delay)
+                self.stopping.wait(delay)
+            except BaseException as exc:  # reported by the demo, which then fails
+                self.error = exc
+                log.exception("executor failed", error=repr(exc))
+                return
+
+    def _execute(self) -> None:
+        c = self.client
+        for delivery in c.orders(
+            self.GROUP, "exec-1", start="0", block_ms=200, stop=self.stopping.is_set
+        ):
+            order = delivery.order
+            if order is None:  # a cancel request (riskgate halt --cancel-open)
+                c.cancel(delivery.intent_id)  # event id cancel:<intent_id>
+                self.stats.cancels += 1
+            elif self.rng.random() < 0.1:
+                c.cancel(order.intent_id)  # event id cancel:<intent_id>
+                self.stats.cancels += 1
+            else:  # one execution per order: a redelivered order is applied once
+                c.fill(
+                    order.intent_id, order.symbol, order.side.value, order.quantity,
+                    order.price, fill_id="1",
+                )  # fmt: skip
+                self.stats.fills += 1
+            delivery.ack()

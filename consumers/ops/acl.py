@@ -1,0 +1,347 @@
+"""Redis ACL users for riskgate: one user per role and portfolio, least privilege.
+
+Users are named ``<role>-<portfolio>`` (``agent-main``, ``gate-main``, ...), so a
+credential never reaches past its portfolio's keys. Roles:
+
+- ``agent``: XADD to ``intents``; GET ``decided:<id>``; XRANGE/XREVRANGE/XREAD on
+  ``decisions``. Nothing else: it cannot read intents, orders or other portfolios.
+- ``executor``: consume ``orders`` with its own group (XGROUP CREATE, XREADGROUP,
+  XACK, XPENDING, XCLAIM, XAUTOCLAIM, XINFO); XADD to ``events``; SET/GET its
+  ``handed:<group>:<intent id>`` dedupe markers.
+- ``gate``: the commands the gate worker runs (streams, the state/control hashes,
+  markers, EVALSHA of the commit script, MULTI/EXEC) on its portfolio's keys only.
+- ``audit``: consume ``decisions`` (group ``audit``).
+- ``phase``: consume ``events`` (group ``phase``), read ``control``, publish on
+  ``phases`` and enable phases (HSET ``control`` + HINCRBY ``state`` in MULTI).
+- ``operator``: every non-admin, non-dangerous data command on its portfolio's keys
+  (controls, status, deposits, marks, correlations, clean-up); no scripting, pub/sub,
+  key enumeration (SCAN, RANDOMKEY) or client management.
+
+Plus one ``admin`` user (all keys and commands: ACL LOAD, INFO, backups), which no
+riskgate process uses, and the ``default`` user switched off, with no password and no
+rights: a client that does not name a user gets nothing, instead of silently running
+with whatever ``default`` allows.
+
+Each capability is a Redis 7 *selector* (``(cmds keys)``): commands are allowed only
+on the keys of their own selector, so "XADD on events" never becomes "XADD on
+orders" as it would with flat per-user command and key lists. Key patterns come from
+:class:`consumers.bus.keys.Keys`; ``%R~``/``%W~`` narrow a key to reads or writes.
+
+The file holds only SHA-256 password hashes (``#<hex>``). Passwords come from the
+environment or are generated; generated ones are written only to a 0600 secrets file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consumers.bus.keys import Keys
+
+ROLES = ("agent", "executor", "gate", "audit", "phase", "operator")
+DEFAULT_ADMIN = "admin"
+PASSWORD_ENV_PREFIX = "RISKGATE_ACL_PASSWORD_"
+MIN_PASSWORD_CHARS = 16
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SAFE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+$")  # no glob, quote or ACL syntax chars
+
+#: Every user may ping and pick a database (connection health checks, URLs with /N), and
+#: read Redis's clock (TIME): the gate decides by it, the CLI and SDK date things by it.
+BASE_COMMANDS = ("+ping", "+hello", "+select", "+time")
+#: Consuming a stream with a consumer group, as riskgate's workers and SDK do.
+CONSUME = (
+    "+xreadgroup",
+    "+xack",
+    "+xpending",
+    "+xclaim",
+    "+xautoclaim",
+    "+xgroup|create",
+    "+xgroup|createconsumer",
+    "+xinfo|groups",
+    "+xinfo|consumers",
+    "+xinfo|stream",
+    "+xlen",
+)
+TRANSACTION = ("+multi", "+exec", "+discard")
+GATE_COMMANDS = (
+    *CONSUME,
+    "+xadd",
+    "+xtrim",
+    "+xrange",
+    "+xrevrange",
+    "+hgetall",
+    "+hget",
+    "+hset",
+    "+hdel",
+    "+hincrby",
+    "+get",
+    "+set",
+    "+exists",
+    "+type",  # the commit script checks each key's type before its first write
+    "+xdel",  # a durable gate moves its outbox to the decisions and orders streams
+    "+evalsha",
+    "+script|load",
+    "+script|exists",
+)
+OPERATOR_COMMANDS = (
+    "+@all",
+    "-@admin",
+    "-@dangerous",
+    "-@scripting",
+    "-@pubsub",
+    "-scan",
+    "-randomkey",
+    "-client",
+    "+client|setname",
+    "+client|getname",
+    "+client|id",
+    "+client|info",
+)
+
+
+class AclError(ValueError):
+    """A bad role, name, prefix or password source; never contains a password."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One selector: ``commands`` allowed on these keys (read, write, or both)."""
+
+    commands: tuple[str, ...]
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    read_write: tuple[str, ...] = ()
+
+    def rule(self) -> str:
+        keys = [f"%R~{k}" for k in self.read] + [f"%W~{k}" for k in self.write]
+        return "(" + " ".join([*keys, *(f"~{k}" for k in self.read_write), *self.commands]) + ")"
+
+
+def _check_prefix(keys: Keys) -> None:
+    if not SAFE_PREFIX.match(keys.prefix):
+        raise AclError(f"key prefix {keys.prefix!r}: ACL files need A-Za-z0-9_.- only")
+
+
+def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
+    """What ``role`` may do on ``keys``' portfolio, as selectors."""
+    _check_prefix(keys)
+    everything = keys.base + "*"
+    if role == "agent":
+        return (
+            Grant(("+xadd",), write=(keys.intents,)),
+            Grant(("+get",), read=(keys.decided("*"),)),
+            Grant(("+xrange", "+xrevrange", "+xread"), read=(keys.decisions,)),
+        )
+    if role == "executor":
+        return (
+            Grant(CONSUME, read_write=(keys.orders,)),
+            Grant(("+xadd",), write=(keys.events,)),
+            # the SDK's per-group dedupe of orders by intent id
+            Grant(("+set", "+get"), read_write=(keys.handed("*", "*"),)),
+        )
+    if role == "gate":
+        return (Grant(GATE_COMMANDS, read_write=(everything,)),)
+    if role == "audit":
+        return (Grant(CONSUME, read_write=(keys.decisions,)),)
+    if role == "phase":
+        return (
+            Grant(CONSUME, read_write=(keys.events,)),
+            Grant(("+hgetall", "+hget"), read=(keys.control,)),
+            Grant(("+hset",), write=(keys.control,)),
+            Grant(("+hincrby",), read_write=(keys.state,)),
+            Grant(("+xadd", "+xrange", "+xrevrange"), read_write=(keys.phases,)),
+        )
+    if role == "operator":
+        return (Grant(OPERATOR_COMMANDS, read_write=(everything,)),)
+    raise AclError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+
+
+def root_commands(role: str) -> tuple[str, ...]:
+    """Key-less commands outside any selector: health checks, MULTI/EXEC where needed."""
+    extra: tuple[str, ...] = TRANSACTION if role in ("gate", "phase") else ()
+    if role == "gate":  # a durable gate waits for its replicas (--replicas: WAIT);
+        extra += ("+wait",)  # --aof's WAITAOF (Redis 7.2+) is added by hand: 7.0 lacks it
+    return BASE_COMMANDS + extra
+
+
+def user_name(role: str, portfolio: str) -> str:
+    return f"{role}-{portfolio}"
+
+
+def password_hash(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def user_line(name: str, password: str, rules: Sequence[str]) -> str:
+    return " ".join(["user", name, "reset", "on", "#" + password_hash(password), *rules])
+
+
+def role_line(role: str, keys: Keys, password: str) -> str:
+    rules = ["resetchannels", *root_commands(role), *(g.rule() for g in grants(role, keys))]
+    return user_line(user_name(role, keys.portfolio), password, rules)
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Password:
+    user: str
+    value: str = field(repr=False)
+    source: str  # "env <VAR>", "secrets file" or "generated"
+
+    @property
+    def kept_in_secrets_file(self) -> bool:
+        return not self.source.startswith("env ")
+
+
+def env_var(user: str) -> str:
+    """The environment variable that holds ``user``'s password."""
+    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", user.upper())
+
+
+def read_secrets(path: Path) -> dict[str, str]:
+    """``VAR=value`` lines of a secrets file written by :func:`write_acl` (if it exists)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#"):
+            found[name.strip()] = value.strip()
+    return found
+
+
+def resolve_passwords(
+    users: Sequence[str],
+    environ: Mapping[str, str],
+    stored: Mapping[str, str],
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, Password]:
+    """Each user's password: ``overrides`` (user -> env var), then ``env_var(user)``,
+    then the secrets file (``stored``), else a new random one."""
+    overrides = overrides or {}
+    unknown = set(overrides) - set(users)
+    if unknown:
+        raise AclError(f"--password-env for unknown users: {', '.join(sorted(unknown))}")
+    seen: dict[str, str] = {}
+    for user in users:
+        var = env_var(user)
+        if var in seen:
+            raise AclError(f"users {seen[var]!r} and {user!r} share {var}; use --password-env")
+        seen[var] = user
+    out: dict[str, Password] = {}
+    for user in users:
+        var = overrides.get(user, env_var(user))
+        if user in overrides and var not in environ:
+            raise AclError(f"{var} (password of {user}) is not set")
+        if var in environ:
+            value = environ[var]
+            if len(value) < MIN_PASSWORD_CHARS or value != value.strip():
+                raise AclError(
+                    f"{var}: a password needs at least {MIN_PASSWORD_CHARS} characters "
+                    "and no surrounding spaces"
+                )
+            out[user] = Password(user, value, f"env {var}")
+        elif stored.get(env_var(user)):
+            out[user] = Password(user, stored[env_var(user)], "secrets file")
+        else:
+            out[user] = Password(user, secrets.token_urlsafe(32), "generated")
+    return out
+
+
+# -- the files ---------------------------------------------------------------------------
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600 (never readable by others)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class AclPlan:
+    keys: tuple[Keys, ...]
+    roles: tuple[str, ...]
+    admin: str
+
+    def __post_init__(self) -> None:
+        for role in self.roles:
+            if role not in ROLES:
+                raise AclError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+        if not SAFE_NAME.match(self.admin) or self.admin == "default":
+            raise AclError(f"admin user name {self.admin!r} must be 1-64 chars of A-Za-z0-9_.-")
+        for keys in self.keys:
+            _check_prefix(keys)
+        if self.admin in self.users()[1:]:
+            raise AclError(f"admin user name {self.admin!r} clashes with a role user")
+
+    def role_users(self) -> list[tuple[str, Keys, str]]:
+        return [(r, k, user_name(r, k.portfolio)) for k in self.keys for r in self.roles]
+
+    def users(self) -> list[str]:
+        return [self.admin, *(name for _, _, name in self.role_users())]
+
+    def render(self, passwords: Mapping[str, Password]) -> str:
+        # Redis refuses comment lines in ACL files: user lines only.
+        lines = [
+            "user default reset resetchannels off",
+            user_line(self.admin, passwords[self.admin].value, ["~*", "&*", "+@all"]),
+        ]
+        lines += [role_line(r, k, passwords[name].value) for r, k, name in self.role_users()]
+        return "\n".join(lines) + "\n"
+
+
+def secrets_text(passwords: Mapping[str, Password]) -> str:
+    lines = [
+        "# riskgate ACL passwords (keep this file 0600, out of the Redis host's reach).",
+        "# One VAR=password per user; source it to reuse these when regenerating.",
+    ]
+    for p in passwords.values():
+        if p.kept_in_secrets_file:
+            lines += [f"# {p.user}", f"{env_var(p.user)}={p.value}"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class AclReport:
+    out: Path
+    secrets: Path | None
+    sources: dict[str, str]  # user -> where its password came from (never the value)
+
+
+def write_acl(
+    plan: AclPlan,
+    out: Path,
+    secrets_path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> AclReport:
+    """Write the ACL file (0600) and, if any password is not from the env, the secrets file."""
+    env = os.environ if environ is None else environ
+    if out.resolve() == secrets_path.resolve():
+        raise AclError("the ACL file and the secrets file must be different files")
+    passwords = resolve_passwords(plan.users(), env, read_secrets(secrets_path), overrides)
+    kept = any(p.kept_in_secrets_file for p in passwords.values())
+    if kept:
+        write_private(secrets_path, secrets_text(passwords))
+    write_private(out, plan.render(passwords))
+    return AclReport(
+        out, secrets_path if kept else None, {u: p.source for u, p in passwords.items()}
+    )
