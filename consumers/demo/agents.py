@@ -27,7 +27,7 @@ import structlog
 
 from consumers.bus.keys import DATA
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
-from consumers.sdk.client import GateClient
+from consumers.sdk.client import GateClient, OrderDelivery
 from consumers.state import control
 from consumers.state.codec import encode_regime
 from gate.assets import AssetManager
@@ -244,15 +244,25 @@ class Executor(threading.Thread):
         super().__init__(name="demo-executor", daemon=True)
         self.client = client
         self.rng = random.Random(rng.random())
+        self._seed = self.rng.random()
         self.stats = ExecutorStats()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         backoff = Backoff()
+        current: OrderDelivery | None = None  # the delivery being handled
         while not self.stopping.is_set():
             try:
-                self._execute()
+                if current is not None:  # a failed handling: finished first (the SDK
+                    self._handle(current)  # never hands it out again; events are
+                    current = None  # idempotent by their derived ids)
+                for delivery in self.client.orders(
+                    self.GROUP, "exec-1", start="0", block_ms=200, stop=self.stopping.is_set
+                ):
+                    current = delivery
+                    self._handle(delivery)
+                    current = None
                 return
             except REDIS_TRANSIENT as exc:  # its unacked orders come back first: none lost
                 self.stats.retries += 1
@@ -264,22 +274,23 @@ class Executor(threading.Thread):
                 log.exception("executor failed", error=repr(exc))
                 return
 
-    def _execute(self) -> None:
+    def _cancels(self, intent_id: str) -> bool:
+        """One order in ten is cancelled, the same one however often it is handled."""
+        return random.Random(f"{self._seed}:{intent_id}").random() < 0.1
+
+    def _handle(self, delivery: OrderDelivery) -> None:
         c = self.client
-        for delivery in c.orders(
-            self.GROUP, "exec-1", start="0", block_ms=200, stop=self.stopping.is_set
-        ):
-            order = delivery.order
-            if order is None:  # a cancel request (riskgate halt --cancel-open)
-                c.cancel(delivery.intent_id)  # event id cancel:<intent_id>
-                self.stats.cancels += 1
-            elif self.rng.random() < 0.1:
-                c.cancel(order.intent_id)  # event id cancel:<intent_id>
-                self.stats.cancels += 1
-            else:  # one execution per order: a redelivered order is applied once
-                c.fill(
-                    order.intent_id, order.symbol, order.side.value, order.quantity,
-                    order.price, fill_id="1",
-                )  # fmt: skip
-                self.stats.fills += 1
-            delivery.ack()
+        order = delivery.order
+        if order is None:  # a cancel request (riskgate halt --cancel-open)
+            c.cancel(delivery.intent_id)  # event id cancel:<intent_id>
+            self.stats.cancels += 1
+        elif self._cancels(order.intent_id):
+            c.cancel(order.intent_id)  # event id cancel:<intent_id>
+            self.stats.cancels += 1
+        else:  # one execution per order: a redelivered order is applied once
+            c.fill(
+                order.intent_id, order.symbol, order.side.value, order.quantity,
+                order.price, fill_id="1",
+            )  # fmt: skip
+            self.stats.fills += 1
+        delivery.ack()

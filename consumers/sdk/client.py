@@ -275,8 +275,12 @@ class GateClient:
             log.warning("order past good_till: not placed, reported expired", intent_id=iid)
             self.expired(iid)
             return True
-        remembered = self._handed.get((group, iid))
-        if remembered is not None and remembered != msg_id:
+        if (group, iid) in self._handed:
+            # this client handed it out already: never twice, whether it comes as
+            # another entry (re-published after a failover) or as this one again (an
+            # ack that failed or that a failover lost): the executor may have placed
+            # it. Only a restarted executor, a new client, gets its unacked entries
+            # again. An executor whose handler fails retries that delivery itself.
             log.warning("order already handed out for this intent: skipped", intent_id=iid)
             return True
         marker = self.keys.handed(group, iid)
