@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from consumers.bus.agent_signing import IntentVerifier
 from consumers.bus.signing import Signer
 from consumers.bus.streams import Entry
-from consumers.gate_worker.commit import CommitPlan
+from consumers.gate_worker.commit_plan import CommitPlan
 from consumers.gate_worker.intake import Intake, PortfolioEvent
 from consumers.gate_worker.plan_events import HALTING_EVENTS, EventSteps, _follow, _halted
 from consumers.gate_worker.plan_intents import IntentSteps

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from consumers.bus.streams import Entry
-from consumers.gate_worker.commit import DeadEntry
+from consumers.gate_worker.commit_plan import DeadEntry
 from schemas.messages import (
     MAX_ENTRY_BYTES,
     AnyEvent,

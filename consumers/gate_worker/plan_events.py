@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from consumers.bus.signing import Signer, operator_problem
 from consumers.bus.streams import Entry, stream_time
-from consumers.gate_worker.commit import AppliedEntry
+from consumers.gate_worker.commit_plan import AppliedEntry
 from consumers.gate_worker.intake import PortfolioEvent
 from consumers.gate_worker.planned import Planned, PlanStep, log
 from consumers.state.store import Loaded

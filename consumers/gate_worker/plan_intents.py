@@ -12,7 +12,7 @@ from datetime import datetime
 from consumers.bus.agent_signing import IntentVerifier
 from consumers.bus.signing import Signer
 from consumers.bus.streams import Entry
-from consumers.gate_worker.commit import DecidedEntry
+from consumers.gate_worker.commit_plan import DecidedEntry
 from consumers.gate_worker.intake import rejection
 from consumers.gate_worker.planned import Planned, PlanStep, log, order_json
 from consumers.state.codec import iso
