@@ -3,8 +3,9 @@
 Pure except for logging: the worker hands in what it read and a loaded snapshot and
 gets back the :class:`CommitPlan` plus the snapshot that the commit will produce.
 
-Here: the order of the steps. The steps for events are in ``plan_events.py``, those
-for intents in ``plan_intents.py``; ``planned.py`` holds what a plan produces.
+Here: the order of the steps, and deciding the admitted intents. The steps for events
+are in ``plan_events.py``, those that answer intents without deciding them in
+``plan_intents.py``; ``planned.py`` holds what a plan produces.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from datetime import datetime, timedelta
 from consumers.bus.agent_signing import IntentVerifier
 from consumers.bus.signing import Signer
 from consumers.bus.streams import Entry
-from consumers.gate_worker.commit_plan import CommitPlan
+from consumers.gate_worker.commit_plan import CommitPlan, DecidedEntry
 from consumers.gate_worker.intake import Intake, PortfolioEvent
 from consumers.gate_worker.plan_events import HALTING_EVENTS, EventSteps, _follow, _halted
 from consumers.gate_worker.plan_intents import IntentSteps
 from consumers.gate_worker.planned import UNSIGNED, Planned, log, order_json
 from consumers.state.changes import approvals_touched, changes
 from consumers.state.store import Loaded
+from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
-from schemas.messages import TradeIntent
+from gate.portfolio import Reservation, Snapshot
+from schemas.messages import Status, TradeIntent
 
 __all__ = [
     "ANYONE",
@@ -161,3 +164,48 @@ class Planner(EventSteps, IntentSteps):
         out.snapshot = snapshot
         out.exposure = result.exposure
         return out
+
+    def _decide(
+        self,
+        out: Planned,
+        snapshot: Snapshot,
+        intents: list[tuple[Entry, TradeIntent]],
+        loaded: Loaded,
+        now: datetime,
+        *,
+        book: Exposure,
+    ) -> BatchResult:
+        cfg = loaded.config
+        try:
+            result = decide_batch([i for _, i in intents], snapshot, cfg, now, exposure=book)
+            decided = list(zip(intents, result.decisions, strict=True))
+        except Exception:
+            log.exception("intent batch failed; deciding one by one")
+            decided = []
+            reserved: list[Reservation] = []
+            for pair in intents:
+                entry, intent = pair
+                try:
+                    one = decide_batch([intent], snapshot, cfg, now, exposure=book)
+                except Exception:  # fail closed: never approve, never skip -> retried
+                    log.exception(
+                        "intent left pending",
+                        intent_id=intent.intent_id,
+                        msg_id=entry.msg_id.decode(),
+                    )
+                    out.left_pending += 1
+                    continue
+                snapshot, book = one.snapshot, one.exposure
+                reserved += one.reserved
+                decided.append((pair, one.decisions[0]))
+            result = BatchResult(tuple(d for _, d in decided), snapshot, book, tuple(reserved))
+        for (entry, intent), decision in decided:
+            order = ""
+            if decision.status is not Status.REJECTED:
+                reservation = result.snapshot.reservations[intent.intent_id]
+                order = order_json(decision, reservation, self.signer)
+            out.plan.decided.append(
+                DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), order)
+            )
+            out.decisions.append(decision)
+        return result

@@ -1,7 +1,7 @@
 """The Planner's intents half: intents not signed by their agent's key rejected
 ``unauthenticated``; intents past their agent's quota rejected compact
-(``rate_limited``, before enrichment); the rest decided (one by one when the batch
-fails: fail closed), their orders signed; reused ids and unreadable intents answered."""
+(``rate_limited``, before enrichment); reused ids and unreadable intents answered.
+Deciding the rest is the Planner's own step (``batch.py``)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ from consumers.bus.signing import Signer
 from consumers.bus.streams import Entry
 from consumers.gate_worker.commit_plan import DecidedEntry
 from consumers.gate_worker.intake import rejection
-from consumers.gate_worker.planned import Planned, PlanStep, log, order_json
+from consumers.gate_worker.planned import Planned, PlanStep
 from consumers.state.codec import iso
-from consumers.state.store import Loaded
 from gate.checks import rate_window
-from gate.decide import BatchResult, decide_batch
-from gate.exposure import Exposure
-from gate.portfolio import Reservation, Snapshot
+from gate.portfolio import Snapshot
 from schemas.config import AssetsConfig
-from schemas.messages import Decision, ReasonCode, Status, TradeIntent, decimal_text
+from schemas.messages import Decision, ReasonCode, TradeIntent, decimal_text
 
 
 class IntentSteps(PlanStep):
@@ -148,51 +145,6 @@ class IntentSteps(PlanStep):
         out.cheap.append(
             DecidedEntry(entry.msg_id, intent.intent_id, data, "", ttl_s=self.quota_marker_ttl_s)
         )
-
-    def _decide(
-        self,
-        out: Planned,
-        snapshot: Snapshot,
-        intents: list[tuple[Entry, TradeIntent]],
-        loaded: Loaded,
-        now: datetime,
-        *,
-        book: Exposure,
-    ) -> BatchResult:
-        cfg = loaded.config
-        try:
-            result = decide_batch([i for _, i in intents], snapshot, cfg, now, exposure=book)
-            decided = list(zip(intents, result.decisions, strict=True))
-        except Exception:
-            log.exception("intent batch failed; deciding one by one")
-            decided = []
-            reserved: list[Reservation] = []
-            for pair in intents:
-                entry, intent = pair
-                try:
-                    one = decide_batch([intent], snapshot, cfg, now, exposure=book)
-                except Exception:  # fail closed: never approve, never skip -> retried
-                    log.exception(
-                        "intent left pending",
-                        intent_id=intent.intent_id,
-                        msg_id=entry.msg_id.decode(),
-                    )
-                    out.left_pending += 1
-                    continue
-                snapshot, book = one.snapshot, one.exposure
-                reserved += one.reserved
-                decided.append((pair, one.decisions[0]))
-            result = BatchResult(tuple(d for _, d in decided), snapshot, book, tuple(reserved))
-        for (entry, intent), decision in decided:
-            order = ""
-            if decision.status is not Status.REJECTED:
-                reservation = result.snapshot.reservations[intent.intent_id]
-                order = order_json(decision, reservation, self.signer)
-            out.plan.decided.append(
-                DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), order)
-            )
-            out.decisions.append(decision)
-        return result
 
     def _reused(
         self,
