@@ -13,8 +13,8 @@ from consumers.bus.agent_signing import IntentVerifier
 from consumers.bus.signing import Signer
 from consumers.bus.streams import Entry
 from consumers.gate_worker.commit_plan import DecidedEntry
-from consumers.gate_worker.intake import rejection
 from consumers.gate_worker.planned import Planned, PlanStep
+from consumers.gate_worker.rejections import rejection
 from consumers.state.codec import iso
 from gate.checks import rate_window
 from gate.portfolio import Snapshot

@@ -12,7 +12,7 @@ import structlog
 from consumers.bus.signing import Signer, signed_order_json
 from consumers.bus.streams import Entry
 from consumers.gate_worker.commit_plan import CommitPlan, DecidedEntry
-from consumers.gate_worker.intake import dead_letter
+from consumers.gate_worker.rejections import dead_letter
 from consumers.state.codec import iso
 from gate.exposure import Exposure
 from gate.portfolio import Reservation, Snapshot
