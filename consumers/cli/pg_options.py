@@ -13,7 +13,7 @@ from collections.abc import Callable
 import psycopg
 
 from consumers.bus.keys import Keys
-from consumers.cli.commands import add_redis_options
+from consumers.cli.options import add_redis_options
 from consumers.db import connection as db
 from consumers.db.migrate import MigrationError
 from gate.assets import AssetManager

@@ -7,33 +7,26 @@ entry's dead letter (the raw payload, truncated, and the error) and is acked wit
 the batch; where an ``intent_id`` can still be read, the agent also gets a
 ``rejected`` decision. The delivery cap is checked first, before any parsing; size
 and depth are checked before a full parse (schemas.messages.check_shape).
+
+What a bad entry still says is read in ``salvage.py``; its dead letter and rejection
+are written in ``rejections.py``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from consumers.bus.streams import Entry
-from consumers.gate_worker.commit import DeadEntry
+from consumers.gate_worker.rejections import RAW_KEEP, dead_letter, rejection
+from consumers.gate_worker.salvage import _salvage, _scan, event_salvage
 from schemas.messages import (
     MAX_ENTRY_BYTES,
     AnyEvent,
-    Decision,
     MessageError,
-    Reason,
-    ReasonCode,
-    Side,
-    Status,
     TradeIntent,
-    _bounded,
-    check_shape,
     intent_digest,
     is_intent_id,
     parse_event,
@@ -41,19 +34,19 @@ from schemas.messages import (
     raw_digest,
 )
 
-RAW_KEEP = 4096  # bytes of a bad payload kept in its dead letter
+__all__ = [
+    "RAW_KEEP",
+    "Bad",
+    "Intake",
+    "PortfolioEvent",
+    "dead_letter",
+    "describe",
+    "event_salvage",
+    "rejection",
+    "sort_entries",
+]
+
 PortfolioEvent = AnyEvent
-#: "intent_id": "<id>" in bytes that are not JSON (or not UTF-8): no parse needed.
-_ID_FIELD = re.compile(rb'"intent_id"\s*:\s*"([A-Za-z0-9._:-]{1,128})"\s*[,}]')
-_TEXT_FIELD = {
-    name: re.compile(b'"' + name.encode() + rb'"\s*:\s*"([^"\\\x00-\x1f]{1,128})"')
-    for name in ("agent_id", "symbol", "side")
-}
-#: what a bad event still says: its type and id (an unreadable fill halts the portfolio)
-_EVENT_FIELD = {
-    name: re.compile(b'"' + name.encode() + rb'"\s*:\s*"([^"\\\x00-\x1f]{1,128})"')
-    for name in ("type", "event_id")
-}
 
 
 @dataclass(slots=True)
@@ -89,57 +82,6 @@ def describe(exc: Exception) -> str:
         more = exc.error_count() - 5
         return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
     return str(exc)
-
-
-def _scan(raw: bytes) -> dict[str, Any]:
-    """The readable string fields of bytes that are not a usable JSON object."""
-    found = _ID_FIELD.search(raw)
-    if found is None:
-        return {}
-    out: dict[str, Any] = {"intent_id": found.group(1).decode()}
-    for name, pattern in _TEXT_FIELD.items():
-        m = pattern.search(raw)
-        if m is not None:
-            out[name] = m.group(1).decode("utf-8", "replace")
-    return out
-
-
-def _salvage(raw: bytes | None) -> dict[str, Any]:
-    """Whatever a bad intent still tells us: its id, agent, symbol, side.
-
-    JSON first (bounded by check_shape; bytes that are not UTF-8 read with
-    replacement), else a scan of the bytes for ``"intent_id": "..."``.
-    """
-    if raw is None or len(raw) > MAX_ENTRY_BYTES:
-        return {}
-    try:
-        data = json.loads(check_shape(raw).decode("utf-8", "replace"))
-    except (MessageError, ValueError, RecursionError):
-        return _scan(raw)
-    return data if isinstance(data, dict) else {}
-
-
-def event_salvage(raw: bytes | None) -> dict[str, str]:
-    """A bad event's ``type`` and ``event_id`` where they can still be read."""
-    if raw is None:
-        return {}
-    found: dict[str, Any] = {}
-    if len(raw) <= MAX_ENTRY_BYTES:
-        try:
-            data = json.loads(check_shape(raw).decode("utf-8", "replace"))
-        except (MessageError, ValueError, RecursionError):
-            data = None
-        if isinstance(data, dict):
-            found = data
-    out = {}
-    for name, pattern in _EVENT_FIELD.items():
-        value = found.get(name)
-        if not found:
-            m = pattern.search(raw[:MAX_ENTRY_BYTES])
-            value = m.group(1).decode("utf-8", "replace") if m else None
-        if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
-            out[name] = value
-    return out
 
 
 def _unexpected(exc: BaseException) -> str:
@@ -258,89 +200,3 @@ def sort_entries(
     for entry in entries:
         sorter.sort(entry)
     return sorter.out
-
-
-def dead_letter(entry: Entry, error: str, worker: str, now: datetime) -> DeadEntry:
-    if entry.oversize:
-        raw, size = entry.head, entry.oversize
-    else:
-        raw = (
-            entry.raw
-            if entry.raw is not None
-            else json.dumps(
-                {
-                    k.decode(errors="replace"): v.decode(errors="replace")
-                    for k, v in entry.fields.items()
-                }
-            ).encode()
-        )
-        size = len(raw)
-    payload = {
-        "stream": entry.stream,
-        "msg_id": entry.msg_id.decode(),
-        "error": error,
-        "raw": raw[:RAW_KEEP].decode("utf-8", errors="replace"),
-        "raw_bytes": size,
-        "truncated": size > RAW_KEEP,
-        "deliveries": entry.deliveries,
-        "worker": worker,
-        "at": now.isoformat(),
-    }
-    source: Literal["i", "e"] = "i" if entry.stream.endswith(":intents") else "e"
-    return DeadEntry(source, entry.msg_id, json.dumps(payload, separators=(",", ":")))
-
-
-def _short(value: Any, limit: int = 128) -> str:
-    """A salvaged text field, as text every JSON writer can encode (no lone surrogates)."""
-    if not isinstance(value, str):
-        return ""
-    return value[:limit].encode("utf-8", "replace").decode("utf-8")
-
-
-def rejection(
-    intent_id: str,
-    salvage: dict[str, Any],
-    *,
-    code: ReasonCode,
-    message: str,
-    now: datetime,
-    config_hash: str,
-    value: str | None = None,
-    limit: str | None = None,
-    checks: dict[str, Any] | None = None,
-) -> Decision:
-    """The rejected decision an agent gets for an intent that could not be decided."""
-    side = salvage.get("side")
-    return Decision.model_construct(
-        intent_id=intent_id,
-        agent_id=_short(salvage.get("agent_id")),
-        symbol=_short(salvage.get("symbol"), 32),
-        side=Side(side) if side in ("buy", "sell") else None,
-        status=Status.REJECTED,
-        requested_quantity=_decimal_or_zero(salvage.get("quantity")),
-        approved_quantity=_decimal_or_zero(0),
-        stop_price=None,
-        take_profit=None,
-        price=None,
-        reduce_only=salvage.get("reduce_only") is True,
-        reasons=(Reason(code=code, message=message[:1000], value=value, limit=limit),),
-        checks=checks or {},
-        decided_at=now,
-        config_hash=config_hash,
-    )
-
-
-def _decimal_or_zero(value: Any) -> Decimal:
-    """The requested quantity an invalid intent named, if it is a usable one, else 0
-    (the reason's message says what was wrong with it)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return Decimal(0)
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        return Decimal(0)
-    try:  # the wire's bounds (finite, < 1e15, <= 18 places): every reader can parse it
-        bounded = _bounded(d)
-    except ValueError:
-        return Decimal(0)
-    return bounded if bounded >= 0 else Decimal(0)

@@ -1,0 +1,130 @@
+"""``riskgate gate`` (run a gate worker) and ``riskgate bench`` (the benchmark)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from consumers.bench.run import Bench, Plan, table, write_json
+from consumers.bus.runtime import (
+    Shutdown,
+    configure_logging,
+    connect,
+    default_consumer_name,
+    redis_url,
+)
+from consumers.cli.options import add_redis_options, config_of, env_text, env_whole, keys_of
+from consumers.errors import UsageError
+from consumers.gate_worker.settings import GateSettings, SettingsError
+from consumers.gate_worker.worker import GateWorker
+from consumers.state.outbox import DurabilityError
+
+if TYPE_CHECKING:
+    from consumers.cli.options import Sub
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    settings = GateSettings(
+        consumer=args.consumer or default_consumer_name(),
+        batch=args.batch,
+        block_ms=args.block_ms,
+        min_idle_ms=args.min_idle_ms,
+        max_deliveries=args.max_deliveries,
+        reclaim_every_s=args.reclaim_every,
+        marker_ttl_s=env_whole("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
+        retention_s=env_whole("RISKGATE_RETENTION_S", 7 * 86400),
+        log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
+        replicas=args.replicas,
+        aof=args.aof,
+        wait_timeout_ms=args.wait_timeout_ms,
+    )
+    try:  # before connecting: bad settings are a one-line refusal, not a worker
+        settings.validate(config)
+    except SettingsError as exc:
+        raise UsageError(f"gate settings: {exc}") from exc
+    configure_logging()
+    redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
+    worker = GateWorker(redis, keys_of(args), config, settings)
+    shutdown = Shutdown().install()
+    try:
+        worker.run(shutdown)
+    except DurabilityError as exc:  # --aof on a server that cannot confirm it
+        raise UsageError(str(exc)) from exc
+    finally:
+        redis.close()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    configure_logging(level="WARNING")
+    url = redis_url(args.redis_url)
+    bench = Bench(
+        connect(url, socket_timeout=60),
+        url,
+        config_of(args),
+        Plan.make(args.quick),
+        say=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    result = bench.run()
+    print(table(result))
+    if args.json:
+        write_json(result, Path(args.json))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def register(sub: Sub) -> None:
+    p = sub.add_parser("gate", help="run a gate worker")
+    add_redis_options(p)
+    p.add_argument("--consumer", help="consumer name (default: host-pid)")
+    # string defaults: argparse converts them, so a bad variable is reported like a flag
+    p.add_argument("--batch", type=int, default=env_text("RISKGATE_BATCH", "256"))
+    p.add_argument("--block-ms", type=int, default=env_text("RISKGATE_BLOCK_MS", "1000"))
+    p.add_argument(
+        "--min-idle-ms",
+        type=int,
+        default=env_text("RISKGATE_MIN_IDLE_MS", "10000"),
+        help="reclaim entries pending this long on other consumers",
+    )
+    p.add_argument(
+        "--reclaim-every",
+        type=float,
+        default=env_text("RISKGATE_RECLAIM_EVERY_S", "2"),
+        help="seconds between XAUTOCLAIM sweeps",
+    )
+    p.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=env_text("RISKGATE_MAX_DELIVERIES", "5"),
+        help="dead-letter an entry delivered more often than this",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=env_text("RISKGATE_REPLICAS", "0"),
+        help="publish decisions and orders only once this many replicas hold the commit "
+        "(WAIT); 0: at once (a failover can lose them: docs/OPERATIONS.md)",
+    )
+    p.add_argument(
+        "--aof",
+        action="store_true",
+        default=os.environ.get("RISKGATE_AOF", "0") not in ("", "0"),
+        help="also wait for the append-only files (WAITAOF, Redis 7.2 or later)",
+    )
+    p.add_argument(
+        "--wait-timeout-ms",
+        type=int,
+        default=env_text("RISKGATE_WAIT_TIMEOUT_MS", "500"),
+        help="how long one wait for replicas may take; short of them, orders stay held",
+    )
+    p.set_defaults(handler=cmd_gate)
+
+    p = sub.add_parser("bench", help="measure throughput, latency and scaling")
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--quick", action="store_true", help="the short run CI does (< 60 s)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(handler=cmd_bench)

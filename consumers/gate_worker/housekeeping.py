@@ -1,0 +1,113 @@
+"""Gate worker housekeeping between batches: publish the outbox, reclaim idle entries
+(XAUTOCLAIM) from dead or stuck consumers, record entries trimmed before they were
+handled, and trim consumed stream entries."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+
+from consumers.bus import keys as k
+from consumers.bus.keys import Keys
+from consumers.bus.streams import BoundedReader, Entry, trim_consumed
+from consumers.gate_worker.settings import GateSettings
+from consumers.state.outbox import Outbox
+
+
+class Housekeeping:
+    """GateWorker's housekeeping half (a mixin: the attributes are the worker's)."""
+
+    redis: Redis
+    keys: Keys
+    settings: GateSettings
+    outbox: Outbox
+    reader: BoundedReader
+    stats: Counter[str]
+    log: Any
+    clock: Callable[[], datetime]
+    _next_reclaim: float
+    _next_trim: float
+
+    def process(self, entries: list[Entry]) -> None:
+        raise NotImplementedError  # the worker's
+
+    def publish(self) -> None:
+        """A durable gate: publish the outbox once replicas hold it (consumers/state/outbox.py)."""
+        box = self.outbox
+        failures = box.wait_failures
+        moved = box.release()
+        self.stats["outbox_published"] += moved
+        if box.wait_failures > failures:
+            self.stats["outbox_wait_failures"] += box.wait_failures - failures
+            self.log.warning(
+                "replicas did not confirm in time: decisions and orders held in the outbox",
+                acked=box.last_acked,
+                replicas=box.replicas,
+                timeout_ms=box.timeout_ms,
+            )
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self.settings.reclaim_every_s
+            self.publish()  # held entries, and what a worker that died left
+            self.reclaim_idle()
+        if now >= self._next_trim:
+            self._next_trim = now + self.settings.trim_every_s
+            self.trim()
+
+    def reclaim_idle(self, max_pages: int = 20) -> int:
+        """Take over entries idle for ``min_idle_ms`` (from dead or stuck consumers)."""
+        total = 0
+        for stream in (self.keys.intents, self.keys.events):
+            cursor: bytes = b"0-0"
+            for _ in range(max_pages):
+                got = self.reader.reclaim(
+                    stream,
+                    k.GROUP_GATE,
+                    self.settings.consumer,
+                    min_idle_ms=self.settings.min_idle_ms,
+                    count=self.settings.batch,
+                    cursor=cursor,
+                )
+                for msg_id in got.deleted:
+                    self._lost(stream, msg_id)
+                if got.entries:
+                    total += len(got.entries)
+                    self.stats["reclaimed"] += len(got.entries)
+                    self.log.info("reclaimed idle entries", stream=stream, count=len(got.entries))
+                    self.process(got.entries)
+                cursor = got.cursor
+                if cursor in (b"0-0", "0-0"):
+                    break
+        return total
+
+    def _lost(self, stream: str, msg_id: bytes) -> None:
+        """A pending entry trimmed away before it was handled: record it, loudly."""
+        self.stats["lost"] += 1
+        self.log.error(
+            "pending entry was trimmed before it was handled", stream=stream, msg_id=msg_id.decode()
+        )
+        payload = {
+            "stream": stream,
+            "msg_id": msg_id.decode(),
+            "error": "entry was trimmed from the stream before it was handled",
+            "raw": None,
+            "worker": self.settings.consumer,
+            "at": self.clock().isoformat(),
+        }
+        self.redis.xadd(self.keys.deadletter, {k.DATA: json.dumps(payload)})
+
+    def trim(self) -> None:
+        """Inputs are kept ``intents_keep_s``, outputs ``retention_s``; never unacked ones."""
+        s = self.settings
+        for stream in (self.keys.intents, self.keys.events):
+            trim_consumed(self.redis, stream, s.intents_keep_s)
+        for stream in (self.keys.decisions, self.keys.orders, self.keys.deadletter):
+            trim_consumed(self.redis, stream, s.retention_s)

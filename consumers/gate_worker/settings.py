@@ -1,0 +1,138 @@
+"""Gate worker settings: what an operator may tune, and the check that refuses settings
+the worker cannot run with (library users and the CLI get the same messages)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from consumers.bus.streams import MAX_BATCH_BYTES
+from gate.ledger import event_window
+from schemas.config import AssetsConfig
+
+
+@dataclass(frozen=True, slots=True)
+class GateSettings:
+    consumer: str
+    batch: int = 256
+    block_ms: int = 1000
+    min_idle_ms: int = 10_000
+    reclaim_every_s: float = 2.0
+    max_deliveries: int = 5
+    marker_ttl_s: int = 7 * 86400
+    retention_s: float = 7 * 86400
+    intents_keep_s: float = 3600.0
+    trim_every_s: float = 30.0
+    log_decisions: bool = True
+    verify_exposure: bool = False  # tests: check every batch's exposure from scratch
+    max_batch_bytes: int = MAX_BATCH_BYTES  # what one read may bring in, all streams
+    # backpressure (docs/PROTOCOL.md): intents past their agent's quota are rejected
+    # before enrichment; while most of a batch is, the next read takes flood_read_factor
+    # times as many entries, so a flood drains fast and other agents' intents with it
+    agent_quota: bool = True
+    flood_read_factor: int = 4
+    # durable approvals (consumers/state/outbox.py): decisions and orders are published only
+    # once this many replicas (and, with aof, the append-only files) hold the commit
+    replicas: int = 0
+    aof: bool = False
+    wait_timeout_ms: int = 500
+
+    @property
+    def durable(self) -> bool:
+        return self.replicas > 0 or self.aof
+
+    def problems(self, config: AssetsConfig) -> list[str]:
+        """What is wrong with these settings for ``config``: one message per setting."""
+        return settings_problems(self, config)
+
+    def validate(self, config: AssetsConfig) -> None:
+        """Raise :class:`SettingsError` naming every setting that cannot be used."""
+        found = self.problems(config)
+        if found:
+            raise SettingsError(found)
+
+
+class SettingsError(ValueError):
+    """Gate settings that cannot be used; ``problems`` has one message per setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# how an operator sets each (riskgate gate's flag and environment variable)
+_SET_BY = {
+    "batch": "--batch, RISKGATE_BATCH",
+    "block_ms": "--block-ms, RISKGATE_BLOCK_MS",
+    "min_idle_ms": "--min-idle-ms, RISKGATE_MIN_IDLE_MS",
+    "reclaim_every_s": "--reclaim-every, RISKGATE_RECLAIM_EVERY_S",
+    "max_deliveries": "--max-deliveries, RISKGATE_MAX_DELIVERIES",
+    "marker_ttl_s": "RISKGATE_DEDUPE_TTL_S",
+    "retention_s": "RISKGATE_RETENTION_S",
+    "replicas": "--replicas, RISKGATE_REPLICAS",
+    "wait_timeout_ms": "--wait-timeout-ms, RISKGATE_WAIT_TIMEOUT_MS",
+}
+MAX_MARKER_TTL_S = 10**9  # ~31 years; SET EX takes at most 12 digits in the commit script
+MAX_BLOCK_MS = 600_000  # a blocked read delays shutdown and the liveness beat this long
+MAX_BATCH = 100_000
+MAX_REPLICAS = 64
+MAX_WAIT_MS = 60_000  # one wait blocks the worker this long at most
+
+
+def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
+    """Each setting that cannot be used, said in one sentence (library users and the CLI
+    get the same check: GateWorker refuses such settings at start-up)."""
+    rm = config.risk_management
+    out: list[str] = []
+
+    def name(field: str) -> str:
+        how = _SET_BY.get(field)
+        return f"{field} ({how})" if how else field
+
+    def whole(
+        field: str, low: int, high: int | None = None, *, unit: str = "", why: str = ""
+    ) -> None:
+        value = getattr(s, field)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not (ok and value >= low and (high is None or value <= high)):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            out.append(f"{name(field)} is {value!r}: it must be a whole number{unit} {span}{why}")
+
+    def seconds(field: str) -> None:
+        value = getattr(s, field)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (ok and math.isfinite(value) and value > 0):
+            out.append(f"{name(field)} is {value!r}: it must be a positive number of seconds")
+
+    if not isinstance(s.consumer, str) or not s.consumer.strip():
+        out.append(f"consumer is {s.consumer!r}: it must name this worker")
+    whole("batch", 1, MAX_BATCH)
+    whole("block_ms", 1, MAX_BLOCK_MS, why=" (0 would block forever)")
+    whole("min_idle_ms", 1)
+    seconds("reclaim_every_s")
+    whole("max_deliveries", 1)
+    # an intent re-sent after its marker expired but still young enough to be decided
+    # would be decided (and approved) a second time
+    age = rm.max_intent_age_seconds + rm.max_clock_skew_seconds
+    before = len(out)
+    whole(
+        "marker_ttl_s",
+        age,
+        MAX_MARKER_TTL_S,
+        unit=" of seconds",
+        why=f" (at least max_intent_age_seconds {rm.max_intent_age_seconds} + "
+        f"max_clock_skew_seconds {rm.max_clock_skew_seconds}: an intent re-sent after its "
+        "marker expired, still young enough to be decided, would be decided again)",
+    )
+    if len(out) == before:
+        try:  # events older than the window are refused; it needs a margin
+            event_window(s.marker_ttl_s, rm.max_clock_skew_seconds)
+        except ValueError as exc:
+            out.append(f"{name('marker_ttl_s')}: {exc}")
+    for field in ("retention_s", "intents_keep_s", "trim_every_s"):
+        seconds(field)
+    whole("max_batch_bytes", 1)
+    whole("flood_read_factor", 1, 1000)
+    whole("replicas", 0, MAX_REPLICAS)
+    whole("wait_timeout_ms", 1, MAX_WAIT_MS, why=" (0 would wait forever)")
+    return out

@@ -1,0 +1,182 @@
+"""The executor's side of the SDK: the orders stream read as :class:`OrderDelivery`
+items (orders to place, cancel requests), each order verified, handed out at most once
+per intent and group, never past its ``good_till``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from consumers.bus.signing import OrderSignatureError, Signer, verified_order
+from consumers.bus.streams import ensure_group, read_group
+from consumers.sdk.events import EventPublisher
+from schemas.messages import ApprovedOrder, CancelRequest, MessageError
+
+log = structlog.get_logger("riskgate.client")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivery:
+    """One entry of the orders stream for an executor; ack() once you have handled it.
+
+    ``action`` "place": ``order`` is an approved order to place, with a venue time in
+    force no later than its ``good_till``. ``action`` "cancel": ``cancel`` asks you to
+    cancel the open order for ``intent_id`` (the kill switch); confirm with
+    :meth:`GateClient.cancel` (or report the fills that came first).
+    """
+
+    order: ApprovedOrder | None
+    msg_id: bytes
+    _ack: Callable[[], None]
+    cancel: CancelRequest | None = None
+
+    @property
+    def action(self) -> str:
+        return "cancel" if self.cancel is not None else "place"
+
+    @property
+    def intent_id(self) -> str:
+        if self.cancel is not None:
+            return self.cancel.intent_id
+        assert self.order is not None
+        return self.order.intent_id
+
+    def ack(self) -> None:
+        self._ack()
+
+
+#: the ``handed`` marker of an intent whose cancel request arrived
+CANCELLED = b"cancelled"
+#: how long the SDK remembers which entry it handed out for an intent (and cancels)
+HANDED_TTL_S = 7 * 86400
+#: intents one client remembers handing out, in memory as well as in Redis: a failover
+#: can lose the ``handed`` marker together with the move that published the order, and
+#: the new primary then publishes it again (consumers/state/outbox.py)
+HANDED_IN_MEMORY = 100_000
+
+
+class OrderTaker(EventPublisher):
+    """GateClient's executor half (a mixin: the attributes are the client's)."""
+
+    signer: Signer
+    _handed: OrderedDict[tuple[str, str], bytes]
+
+    def orders(
+        self,
+        group: str,
+        consumer: str,
+        *,
+        start: str = "$",
+        count: int = 100,
+        block_ms: int = 1000,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[OrderDelivery]:
+        """Orders and cancel requests for this executor group: first its unacked
+        entries, then new ones. A new group starts at ``start`` ("$": from now on).
+
+        Never hands out an order past its ``good_till`` (on Redis's clock): it is acked
+        and reported to the gate as ``expired``, which releases its reservation. Never
+        hands out a second entry for an intent this group already had (a re-published
+        order after a failover). A cancel request for an order this group was never
+        handed (not yet published) is confirmed here, not delivered, and that order is
+        withheld if it still comes.
+        """
+        stream = self.keys.orders
+        ensure_group(self.redis, stream, group, start=start)
+        pending, cursor = True, "0"  # own unacked entries first, each once
+        while not stop():
+            entries = read_group(
+                self.redis,
+                group,
+                consumer,
+                (stream,),
+                count=count,
+                block_ms=block_ms,
+                pending=pending,
+                after=cursor,
+            )
+            if pending and not entries:
+                pending = False
+                continue
+            for e in entries:
+                if pending:
+                    cursor = e.msg_id.decode()
+                if e.raw is None:  # trimmed while pending: nothing left to execute
+                    self.redis.xack(stream, group, e.msg_id)
+                    continue
+                try:
+                    fields = verified_order(self.signer, e.raw)
+                except (OrderSignatureError, MessageError) as exc:
+                    # never executed, and acked so it cannot wedge the pending-first loop
+                    log.error("order refused", msg_id=e.msg_id.decode(), reason=str(exc))
+                    self.redis.xack(stream, group, e.msg_id)
+                    continue
+                ack = self._acker(stream, group, e.msg_id)
+                if fields.get("action") == "cancel":
+                    request = CancelRequest.model_validate(fields)
+                    iid = request.intent_id
+                    marker = self.keys.handed(group, iid)
+                    if self.redis.set(marker, CANCELLED, nx=True, ex=HANDED_TTL_S):
+                        # no consumer of this group was ever handed the order (it is
+                        # not published yet): nothing to cancel at a venue; confirmed
+                        # here, and the order is withheld should it still arrive
+                        log.warning("cancel before its order arrived: confirmed", intent_id=iid)
+                        self.cancel(iid)
+                        ack()
+                        continue
+                    yield OrderDelivery(None, e.msg_id, ack, cancel=request)
+                    continue
+                order = ApprovedOrder.model_validate(fields)
+                if self._withheld(order, group, e.msg_id):
+                    ack()
+                    continue
+                yield OrderDelivery(order, e.msg_id, ack)
+
+    def _withheld(self, order: ApprovedOrder, group: str, msg_id: bytes) -> bool:
+        """Whether ``order`` must not reach the executor (and what the gate is told).
+        Redis's clock is read per order, not per read: the executor works between
+        deliveries, so a time read for the batch would go stale."""
+        seconds, micros = self.redis.time()
+        now = datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC)
+        iid = order.intent_id
+        if order.deadline <= now:
+            log.warning("order past good_till: not placed, reported expired", intent_id=iid)
+            self.expired(iid)
+            return True
+        if (group, iid) in self._handed:
+            # this client handed it out already: never twice, whether it comes as
+            # another entry (re-published after a failover) or as this one again (an
+            # ack that failed or that a failover lost): the executor may have placed
+            # it. Only a restarted executor, a new client, gets its unacked entries
+            # again. An executor whose handler fails retries that delivery itself.
+            log.warning("order already handed out for this intent: skipped", intent_id=iid)
+            return True
+        marker = self.keys.handed(group, iid)
+        if self.redis.set(marker, msg_id, nx=True, ex=HANDED_TTL_S):
+            self._remember(group, iid, msg_id)
+            return False
+        handed = self.redis.get(marker)
+        if handed == msg_id:  # our own entry again (unacked before a restart)
+            self._remember(group, iid, msg_id)
+            return False
+        if handed == CANCELLED:  # its cancel came first (and was confirmed then)
+            log.warning("order cancelled before it arrived: not placed", intent_id=iid)
+            return True
+        log.warning("order already handed out for this intent: skipped", intent_id=iid)
+        return True
+
+    def _remember(self, group: str, intent_id: str, msg_id: bytes) -> None:
+        self._handed[(group, intent_id)] = msg_id
+        self._handed.move_to_end((group, intent_id))
+        while len(self._handed) > HANDED_IN_MEMORY:
+            self._handed.popitem(last=False)
+
+    def _acker(self, stream: str, group: str, msg_id: bytes) -> Callable[[], None]:
+        def ack() -> None:
+            self.redis.xack(stream, group, msg_id)
+
+        return ack
