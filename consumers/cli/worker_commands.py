@@ -16,7 +16,8 @@ from consumers.bus.runtime import (
     default_consumer_name,
     redis_url,
 )
-from consumers.cli.options import add_redis_options, config_of, env_text, env_whole, keys_of
+from consumers.cli.options import add_redis_options, config_of, env_text, keys_of
+from consumers.cli.retention_options import add_retention_options, retention_settings
 from consumers.errors import UsageError
 from consumers.gate_worker.settings import GateSettings, SettingsError
 from consumers.gate_worker.worker import GateWorker
@@ -35,8 +36,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         min_idle_ms=args.min_idle_ms,
         max_deliveries=args.max_deliveries,
         reclaim_every_s=args.reclaim_every,
-        marker_ttl_s=env_whole("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
-        retention_s=env_whole("RISKGATE_RETENTION_S", 7 * 86400),
+        **retention_settings(args),  # dedupe windows and trimming
         log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
         replicas=args.replicas,
         aof=args.aof,
@@ -121,6 +121,7 @@ def register(sub: Sub) -> None:
         default=env_text("RISKGATE_WAIT_TIMEOUT_MS", "500"),
         help="how long one wait for replicas may take; short of them, orders stay held",
     )
+    add_retention_options(p)
     p.set_defaults(handler=cmd_gate)
 
     p = sub.add_parser("bench", help="measure throughput, latency and scaling")
