@@ -24,7 +24,7 @@ fires); only a group nobody runs loses them, loudly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from redis import Redis
 from redis.exceptions import ResponseError
@@ -111,7 +111,7 @@ def trim_stream(redis: Redis, stream: str, now_ms: int, policy: Policy) -> Trimm
     if found:
         kept = [h.need if h.live else max(h.need, cap) for h in found]
         target = min(*kept, floor)
-        losers = [h.group for h in found if not h.live and h.need < target]
+        losers = [h.group for h in found if not h.live and _has(redis, stream, h.need, target)]
     else:
         target = min(cap, floor) if policy.orphans == "hold" else acked
         losers = ["(no group)"]
@@ -129,3 +129,11 @@ def _xtrim(redis: Redis, stream: str, minid: StreamId, limit: int, *, exact: boo
     if exact:
         return int(redis.xtrim(stream, minid=show(minid), approximate=False))
     return int(redis.xtrim(stream, minid=show(minid), approximate=True, limit=limit))
+
+
+def _has(redis: Redis, stream: str, low: StreamId, high: StreamId) -> bool:
+    """Whether ``stream`` has an entry from ``low`` up to (not including) ``high``."""
+    if low >= high:
+        return False
+    rows: Any = redis.xrange(stream, min=show(low), max="+", count=1)
+    return bool(rows) and parse_id(rows[0][0]) < high

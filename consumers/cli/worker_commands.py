@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from consumers.bench import memory
 from consumers.bench.run import Bench, Plan, table, write_json
 from consumers.bus.runtime import (
     Shutdown,
@@ -62,6 +64,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING")
     url = redis_url(args.redis_url)
+    if args.memory:
+        return _bench_memory(args, url)
     bench = Bench(
         connect(url, socket_timeout=60),
         url,
@@ -74,6 +78,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         write_json(result, Path(args.json))
         print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_memory(args: argparse.Namespace, url: str) -> int:
+    """``riskgate bench --memory``: Redis memory per portfolio at a sustained rate."""
+    if args.rate < 1 or args.duration <= 0:
+        raise UsageError("--rate must be at least 1 and --duration positive (seconds)")
+    plan = memory.MemoryPlan(args.rate, args.duration, min(60.0, args.duration / 4))
+    # SIGTERM unwinds (SystemExit): the processes, keys and database made are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    result = memory.measure(url, None, config_of(args), plan, say)
+    print(memory.table(result))
+    if args.json:
+        write_json(result, Path(args.json))
     return 0
 
 
@@ -128,4 +147,14 @@ def register(sub: Sub) -> None:
     p.add_argument("--redis-url", default=None)
     p.add_argument("--quick", action="store_true", help="the short run CI does (< 60 s)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: Redis memory per portfolio at steady state (gate, audit writer, "
+        "phase monitor and an executor on one portfolio; PostgreSQL at DATABASE_URL)",
+    )
+    p.add_argument("--rate", type=int, default=1000, help="--memory: intents per second")
+    p.add_argument(
+        "--duration", type=float, default=2700.0, help="--memory: seconds (3 dedupe windows)"
+    )
     p.set_defaults(handler=cmd_bench)
