@@ -44,6 +44,7 @@ from schemas.config import AssetsConfig
 MARKERS = ("decided:", "applied:", "handed:")
 STREAMS = ("intents", "decisions", "orders", "events", "deadletter", "phases", "outbox")
 EXECUTOR = "bench-exec"
+MARK_EVERY_S = 60.0  # marks older than max_mark_age_seconds (900) stop openings
 AGENTS = 1000  # at most max_agents_per_portfolio a minute; each well under its quota
 
 
@@ -195,7 +196,7 @@ def measure(
                     p.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-            kit.wipe(redis, keys)
+            _wipe(redis, keys)
     return {
         "machine": kit.machine(),
         "at": datetime.now(UTC).isoformat(),
@@ -219,6 +220,7 @@ def _load(
     samples: list[dict[str, Any]] = []
     start = time.monotonic()
     next_sample = start + plan.sample_every_s
+    next_mark = start + MARK_EVERY_S
     sent = 0
     while (elapsed := time.monotonic() - start) < plan.duration_s:
         due = int(elapsed * plan.rate) + 1
@@ -231,6 +233,9 @@ def _load(
                 pipe.xadd(keys.intents, {DATA: json.dumps(body)})
             pipe.execute()
             sent = due
+        if time.monotonic() >= next_mark:  # a price feed: openings need a recent mark
+            next_mark += MARK_EVERY_S
+            _mark(redis, keys, cfg)
         if time.monotonic() >= next_sample:
             next_sample += plan.sample_every_s
             row = _sample(redis, keys, baseline, elapsed, sent)
@@ -238,6 +243,28 @@ def _load(
             say(_line(row))
         time.sleep(0.002)
     return samples
+
+
+def _wipe(redis: Redis, keys: Keys) -> None:
+    """Every key of the portfolio, a thousand per round trip (a million markers)."""
+    batch: list[bytes] = []
+    for key in redis.scan_iter(match=keys.base + "*", count=10_000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            redis.unlink(*batch)
+            batch = []
+    if batch:
+        redis.unlink(*batch)
+
+
+def _mark(redis: Redis, keys: Keys, cfg: AssetsConfig) -> None:
+    mark = {
+        "type": "mark",
+        "event_id": f"bench-mark-{uuid.uuid4().hex}",
+        "prices": {sym: str(a.reference_price) for sym, a in cfg.assets.items()},
+        "at": datetime.fromtimestamp(int(redis.time()[0]), UTC).isoformat(),
+    }
+    redis.xadd(keys.events, {DATA: json.dumps(mark)})
 
 
 def _templates(cfg: AssetsConfig) -> list[bytes]:

@@ -28,7 +28,7 @@ class GateSettings:
     reclaim_every_s: float = 2.0
     max_deliveries: int = 5
     marker_ttl_s: int = 900  # decided markers: the dedupe window (intent_window)
-    event_marker_ttl_s: int = 7200  # applied markers: events older than 1 h are refused
+    event_marker_ttl_s: int = 10_800  # applied markers: events over 2 h old are refused
     retention_s: float = 7 * 86400  # dead letters (and at most deadletter_max of them)
     intents_keep_s: float = 0.0  # inputs kept after the gate (and phase) acked them
     decisions_keep_s: float = 60.0  # the floor: decisions readable with GateClient.decision

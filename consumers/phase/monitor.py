@@ -57,7 +57,7 @@ from schemas.config import AssetsConfig
 from schemas.messages import Fill, OperatorEvent, parse_event
 
 MIN_EVALUATION_GAP_S = 1.0
-DEDUPE_TTL_S = 7200  # the gate's default RISKGATE_EVENT_DEDUPE_TTL_S
+DEDUPE_TTL_S = 10_800  # the gate's default RISKGATE_EVENT_DEDUPE_TTL_S
 LOCK_CLASS = 0x7068  # advisory lock (class, hashtext(portfolio)): one writer per portfolio
 
 

@@ -190,3 +190,18 @@ def test_trim_when_a_backlog_is_acked_then_one_call_removes_over_ten_times_the_r
         pipe.execute()
     redis.xgroup_create(stream, "gate", id="$")
     assert trim_consumed(redis, stream, 0.0) <= 10_000  # the old pass: capped
+
+
+def test_handed_marker_when_an_order_is_taken_then_it_lives_until_good_till_and_a_margin(
+    h: Harness,
+) -> None:
+    """The SDK remembers which entry it handed out only while the order can be handed
+    out at all: until its good_till (an hour) and 5 minutes more, not 7 days."""
+    h.fund()
+    (iid,) = decided(h, 1)
+    taking = h.client.orders("ex", "e1", start="0")
+    delivery = next(taking)
+    delivery.ack()
+    taking.close()
+    ttl = h.redis.ttl(h.keys.handed("ex", iid))
+    assert 3600 + 300 - 10 < ttl <= 3600 + 300
