@@ -62,9 +62,8 @@ def is_aggregate(conn: Connection) -> bool:
 def refresh(conn: Connection, first: date, last: date) -> bool:
     """Materialize the aggregate's complete days in [first, last] (not today's, still
     filling); False when there is no complete day to refresh. Outside a transaction."""
-    row = conn.execute("SELECT (date_trunc('day', now(), 'UTC') AT TIME ZONE 'UTC')::date")
-    today = row.fetchone()
-    end = min(last + timedelta(days=1), today[0] if today else last)
+    row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+    end = min(last + timedelta(days=1), row[0]) if row else first  # the server's today
     if end <= first:
         return False
     conn.execute(
