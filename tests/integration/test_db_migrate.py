@@ -163,8 +163,8 @@ def test_migrate_when_run_then_time_series_laid_out_for_the_server_and_reported(
 def test_ensure_partitions_when_month_missing_then_created_and_rows_routed(
     empty_db: str, pg_server: Server
 ) -> None:
-    """Writers create the month's partition first (PostgreSQL); on hypertables and plain
-    tables it is a no-op, TimescaleDB makes the chunk on insert."""
+    """Writers create the month's partition first (PostgreSQL); on hypertables (TimescaleDB
+    makes chunks as rows arrive) and plain tables it is a no-op."""
     assert main(["migrate", "--database-url", empty_db]) == 0
     with db.connect(empty_db) as conn:
         created = conn.execute(
