@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consumers.bus.runtime import default_consumer_name
+from consumers.cli.migrate_text import print_migrations, print_status
 from consumers.cli.pg_options import (
     config_of,
     consumer_options,
@@ -18,10 +19,10 @@ from consumers.cli.pg_options import (
     guarded,
     keys_of,
 )
-from consumers.cli.status_text import print_migrations
 from consumers.db import connection as db
 from consumers.db.audit import AuditWriter
-from consumers.db.migrate import discover, migrate
+from consumers.db.layout import inspect
+from consumers.db.migrate import discover, history, migrate
 from consumers.db.registry import sync_config
 from consumers.db.services import Builder, run_consumer
 from consumers.db.stream_to_pg import ConsumerSettings
@@ -37,12 +38,17 @@ if TYPE_CHECKING:
 @guarded
 def cmd_migrate(args: argparse.Namespace) -> int:
     url = db.database_url(args.database_url)
-    created = db.ensure_database(url)
     migrations = discover(Path(args.migrations_dir) if args.migrations_dir else None)
+    if args.status:  # changes nothing, creates nothing
+        with db.connect(url) as conn:
+            done = history(conn, migrations)
+            print_status(db.describe_url(url), done, inspect(conn))
+        return 1 if done.pending else 0
+    created = db.ensure_database(url)
     with db.connect(url) as conn:
         report = migrate(conn, migrations)
-        timescale = conn.execute("SELECT riskgate_has_timescaledb()").fetchone()
-    print_migrations(db.describe_url(url), created, report, bool(timescale and timescale[0]))
+        layout = inspect(conn)
+    print_migrations(db.describe_url(url), created, report, layout)
     return 0
 
 
@@ -105,6 +111,12 @@ def register(sub: Sub) -> None:
     p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
     database_option(p)
     p.add_argument("--migrations-dir", help="directory of NNN_name.sql (default: the packaged)")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print what is applied and pending and what the time series are built on; "
+        "change nothing (exit 1 when migrations are pending)",
+    )
     p.set_defaults(handler=cmd_migrate)
 
     p = sub.add_parser("sync-config", help="upsert assets, classes and data sources into SQL")
