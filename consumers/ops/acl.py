@@ -198,7 +198,11 @@ def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
             Grant(("+xadd", "+xrange", "+xrevrange"), read_write=(keys.phases,)),
         )
     if role == "operator":
-        return (Grant(OPERATOR_COMMANDS, read_write=(everything,)),)
+        return (
+            Grant(OPERATOR_COMMANDS, read_write=(everything,)),
+            # `riskgate deposit` registers the portfolio it funds (--all-portfolios)
+            Grant(("+sadd", "+smembers"), read_write=(keys.registry,)),
+        )
     raise AclError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
 
 

@@ -26,6 +26,7 @@ from redis import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from consumers.bus import portfolios
 from consumers.bus.keys import DATA, Keys
 from consumers.bus.lease import Lease
 from consumers.bus.runtime import connect
@@ -257,6 +258,9 @@ def test_gate_user_when_owning_by_lease_then_takes_renews_fences_hands_over_and_
     assert seat.worker.hand_over("someone") == 0  # XPENDING for our entries: allowed
     seat.close()
     assert acl.redis("admin").exists(h.keys.lease) == 0
+    operator = acl.redis(f"operator-{P}")  # `riskgate deposit` registers the portfolio
+    assert portfolios.register(operator, h.keys)
+    assert portfolios.registered(operator, "riskgate") == ([P], [])
 
 
 def test_gate_user_when_durable_then_waits_holds_and_publishes_under_its_rights(
