@@ -74,11 +74,14 @@ class Seat:
         try:
             if not self._hold(now):
                 return 0
-        except REDIS_TRANSIENT as exc:
-            self.worker.stats["redis_errors"] += 1
+        except Exception as exc:  # one portfolio's trouble never stops the others
+            transient = isinstance(exc, REDIS_TRANSIENT)
+            self.worker.stats["redis_errors" if transient else "errors"] += 1
             delay = self.backoff.next_delay()
             self.retry_at = now + delay
-            self.log.warning("redis unavailable; retrying", error=str(exc), delay=round(delay, 3))
+            what = "redis unavailable; retrying" if transient else "lease unusable; retrying"
+            level = "warning" if transient else "error"
+            getattr(self.log, level)(what, error=repr(exc), delay=round(delay, 3))
             return 0
         if now < self.retry_at:
             return 0

@@ -219,3 +219,21 @@ def test_seat_when_lease_lost_then_stands_by_and_counts_it(redis: fakeredis.Fake
     assert not seat.owner and seat.worker.stats["lease_lost"] == 1
     seat.close()  # nothing to release: the lease stays the other's
     assert redis.get(h.keys.lease) == b"someone else"
+
+
+def test_seat_when_lease_key_unusable_then_backs_off_and_the_process_lives(
+    redis: fakeredis.FakeRedis,
+) -> None:
+    """A lease key of the wrong type (made by hand) when the owner renews: an error
+    counted and a backoff for that portfolio, no exception out of the turn (a host
+    serves its other portfolios on)."""
+    keys = Keys("p")
+    seat = _seat(redis, keys, "s1")
+    seat.turn(0)
+    assert seat.owner
+    redis.delete(keys.lease)
+    redis.hset(keys.lease, "x", "1")
+    seat.next_lease = 0.0  # the renewal is due
+    assert seat.turn(0) == 0
+    assert seat.worker.stats["errors"] == 1
+    assert not seat.reading and seat.wake_at >= seat.retry_at > 0
