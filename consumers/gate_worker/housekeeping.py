@@ -19,9 +19,6 @@ from consumers.bus.streams import BoundedReader, Entry, trim_consumed
 from consumers.gate_worker.settings import GateSettings
 from consumers.state.outbox import Outbox
 
-HAND_OVER_MAX = 10_000  # entries one owner can hold: a few batches
-HANDED_IDLE_MS = 10**12  # idle "forever": past any --min-idle-ms
-
 
 class Housekeeping:
     """GateWorker's housekeeping half (a mixin: the attributes are the worker's)."""
@@ -103,27 +100,6 @@ class Housekeeping:
                 self.log.info("took over pending entries", stream=stream, count=n)
             self.process(got.entries)
         return len(got.entries), got.cursor
-
-    def hand_over(self, to: str) -> int:
-        """We lost the portfolio to ``to``: give it the entries we still hold, marked
-        long idle, so its next reclaim sweep (``--reclaim-every``) decides them instead
-        of waiting ``--min-idle-ms`` for them (entries an owner read after its lease
-        expired, while it stalled). JUSTID: their delivery counts stay as they are."""
-        moved = 0
-        for stream in (self.keys.intents, self.keys.events, self.keys.phases):
-            rows = self.redis.xpending_range(
-                stream, k.GROUP_GATE, "-", "+", HAND_OVER_MAX, self.settings.consumer
-            )
-            ids: list[Any] = [r["message_id"] for r in rows]
-            if ids:
-                self.redis.xclaim(
-                    stream, k.GROUP_GATE, to, 0, ids, idle=HANDED_IDLE_MS, justid=True
-                )
-                moved += len(ids)
-        if moved:
-            self.stats["handed_over"] += moved
-            self.log.info("pending entries handed to the new owner", to=to, count=moved)
-        return moved
 
     def _lost(self, stream: str, msg_id: bytes) -> None:
         """A pending entry trimmed away before it was handled: record it, loudly."""

@@ -12,8 +12,9 @@ anything unexpected -> logged, nothing approved, the batch retried later.
 Here: one turn of the loop (:meth:`GateWorker.turn`) and the loop of a worker that
 serves one portfolio alone. Settings and their check are in ``settings.py``, the phases
 stream in ``phases.py``, reclaim/trim/publish in ``housekeeping.py``, one batch (plan,
-commit, retry, report) in ``handle.py``; ``riskgate gate`` runs workers in a host
-(``host.py``: many portfolios, each owned by lease, ``seat.py``).
+commit, retry, report) in ``handle.py``, taking over and handing over in
+``ownership.py``; ``riskgate gate`` runs workers in a host (``host.py``: many
+portfolios, each owned by lease, ``seat.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from consumers.bus.streams import (
 from consumers.gate_worker.batch import Planner
 from consumers.gate_worker.commit import CommitError, Committer
 from consumers.gate_worker.handle import BatchHandling
+from consumers.gate_worker.ownership import Ownership
 from consumers.gate_worker.settings import (
     MAX_BATCH,
     MAX_BLOCK_MS,
@@ -86,7 +88,7 @@ def redis_clock(redis: Redis) -> Callable[[], datetime]:
     return now
 
 
-class GateWorker(BatchHandling):
+class GateWorker(BatchHandling, Ownership):
     def __init__(
         self,
         redis: Redis,
@@ -236,35 +238,6 @@ class GateWorker(BatchHandling):
             return Turn(retry_in=delay)
         except Exception as exc:
             return self._failed(exc)
-
-    def take_over(self) -> None:
-        """This worker now owns the portfolio (its lease): forget every cached view,
-        and claim every pending entry of the group at once (XAUTOCLAIM, min idle 0),
-        one page a turn, before our own and new ones. Claiming entries another worker
-        may still hold is safe: exactly-once rests on the commit's decided and applied
-        markers and its version check, not on who holds an entry."""
-        self._forget()
-        self._ready = False
-        self._drain = True
-        self._drain_from = {}
-        kk = self.keys
-        self._takeover = [(s, b"0-0") for s in (kk.intents, kk.events, kk.phases)]
-
-    def stand_down(self) -> None:
-        """This worker no longer owns the portfolio: drop what it knew and planned."""
-        self._forget()
-        self._takeover = []
-        self._drain = True
-        self._drain_from = {}
-
-    def _take_over_page(self) -> int:
-        stream, cursor = self._takeover[0]
-        handled, cursor = self.reclaim_page(stream, cursor, min_idle_ms=0)
-        if cursor in (b"0-0", "0-0"):
-            self._takeover.pop(0)
-        else:
-            self._takeover[0] = (stream, cursor if isinstance(cursor, bytes) else cursor.encode())
-        return max(handled, 1)  # work was done: the next page comes next round
 
     def _forget(self) -> None:
         """Drop every cached view of the portfolio: the next batch reads it afresh."""
