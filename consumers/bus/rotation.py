@@ -90,8 +90,9 @@ class Rotation:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def round(self) -> tuple[int, bool]:
-        """One round: (entries handled, whether it blocked waiting for entries)."""
+    def round(self, stop: Callable[[], bool] = lambda: False) -> tuple[int, bool]:
+        """One round: (entries handled, whether it blocked waiting for entries); it ends
+        early, between two units, once ``stop()`` (a shutdown: no batch is left half done)."""
         self.rounds += 1
         units = list(self.units())
         now = self.clock()
@@ -102,11 +103,15 @@ class Rotation:
             block = int(max(0.0, min(self.block_ms / 1000, due - now)) * 1000)
             handled = only.turn(block)
             for u in units:
+                if stop():
+                    break
                 if u is not only and u.wake_at <= self.clock():
                     handled += u.turn(0)
             return handled, block > 0
         handled = 0
         for u in units:
+            if stop():
+                break
             if u.reading or u.wake_at <= self.clock():
                 handled += u.turn(0)
         return handled, False
@@ -116,7 +121,7 @@ class Rotation:
         try:
             while not shutdown.requested:
                 self.refresh()
-                handled, blocked = self.round()
+                handled, blocked = self.round(lambda: shutdown.requested)
                 self.beat()
                 if handled or blocked:
                     idle = 0.0

@@ -135,6 +135,15 @@ def test_rotation_when_one_portfolio_flooded_then_others_get_a_batch_every_round
     assert flood.blocks == [0, 0, 0]  # several read: no round blocks
 
 
+def test_rotation_when_shutdown_asked_mid_round_then_no_other_portfolio_starts_a_batch() -> None:
+    """SIGTERM during a round of many portfolios: the batch in hand ends, no next one."""
+    log: list[str] = []
+    units = [FakeUnit(name, 5, log) for name in "abc"]
+    answers = iter([False, True, True])
+    handled, _ = Fixed(units).round(lambda: next(answers))
+    assert (handled, log) == (1, ["a"])
+
+
 def test_rotation_when_one_reads_then_it_blocks_until_another_timer_is_due() -> None:
     """A single reader gets today's blocking read, cut short by a standby's next poll."""
     log: list[str] = []
