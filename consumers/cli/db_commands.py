@@ -110,7 +110,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 @guarded
 def cmd_phase_monitor(args: argparse.Namespace) -> int:
     every = args.evaluate_every
-    ttl = env_int("RISKGATE_DEDUPE_TTL_S", DEDUPE_TTL_S)  # the gate's: the same refusals
+    # the gate's applied-marker window: both refuse the same events as too old
+    ttl = env_int("RISKGATE_EVENT_DEDUPE_TTL_S", DEDUPE_TTL_S)
     return _run(args, lambda *a: PhaseMonitor(*a, evaluate_every_s=every, dedupe_ttl_s=ttl))
 
 

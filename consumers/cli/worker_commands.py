@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from consumers.bench import memory
 from consumers.bench.run import Bench, Plan, table, write_json
 from consumers.bus.runtime import (
     Shutdown,
@@ -21,10 +23,10 @@ from consumers.cli.options import (
     add_serving_options,
     config_of,
     env_text,
-    env_whole,
     prefix,
     serving_set,
 )
+from consumers.cli.retention_options import add_retention_options, retention_settings
 from consumers.errors import UsageError
 from consumers.gate_worker.host import GateHost
 from consumers.gate_worker.settings import GateSettings, SettingsError
@@ -43,8 +45,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         min_idle_ms=args.min_idle_ms,
         max_deliveries=args.max_deliveries,
         reclaim_every_s=args.reclaim_every,
-        marker_ttl_s=env_whole("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
-        retention_s=env_whole("RISKGATE_RETENTION_S", 7 * 86400),
+        **retention_settings(args),  # dedupe windows and trimming
         log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
         replicas=args.replicas,
         aof=args.aof,
@@ -82,6 +83,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING")
     url = redis_url(args.redis_url)
+    if args.memory:
+        return _bench_memory(args, url)
     bench = Bench(
         connect(url, socket_timeout=60),
         url,
@@ -94,6 +97,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         write_json(result, Path(args.json))
         print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_memory(args: argparse.Namespace, url: str) -> int:
+    """``riskgate bench --memory``: Redis memory per portfolio at a sustained rate."""
+    if args.rate < 1 or args.duration <= 0:
+        raise UsageError("--rate must be at least 1 and --duration positive (seconds)")
+    plan = memory.MemoryPlan(args.rate, args.duration, min(60.0, args.duration / 4))
+    # SIGTERM unwinds (SystemExit): the processes, keys and database made are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    result = memory.measure(url, None, config_of(args), plan, say)
+    print(memory.table(result))
+    if args.json:
+        write_json(result, Path(args.json))
     return 0
 
 
@@ -155,10 +173,21 @@ def register(sub: Sub) -> None:
         help="the owner renews its lease, and standbys poll it, this often "
         "(at most half of --lease-ttl-ms)",
     )
+    add_retention_options(p)
     p.set_defaults(handler=cmd_gate)
 
     p = sub.add_parser("bench", help="measure throughput, latency and scaling")
     p.add_argument("--redis-url", default=None)
     p.add_argument("--quick", action="store_true", help="the short run CI does (< 60 s)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: Redis memory per portfolio at steady state (gate, audit writer, "
+        "phase monitor and an executor on one portfolio; PostgreSQL at DATABASE_URL)",
+    )
+    p.add_argument("--rate", type=int, default=1000, help="--memory: intents per second")
+    p.add_argument(
+        "--duration", type=float, default=2700.0, help="--memory: seconds (3 dedupe windows)"
+    )
     p.set_defaults(handler=cmd_bench)

@@ -87,13 +87,23 @@ class Committer:
         *,
         outbox: bool = False,
         lease: Lease | None = None,
+        event_marker_ttl_s: int | None = None,
     ) -> None:
-        if isinstance(marker_ttl_s, bool) or not isinstance(marker_ttl_s, int) or marker_ttl_s < 1:
-            raise ValueError(f"marker_ttl_s must be a positive whole number, not {marker_ttl_s!r}")
+        for name, ttl in (
+            ("marker_ttl_s", marker_ttl_s),
+            ("event_marker_ttl_s", event_marker_ttl_s),
+        ):
+            if ttl is None and name == "event_marker_ttl_s":
+                continue
+            if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
+                raise ValueError(f"{name} must be a positive whole number, not {ttl!r}")
         self.redis = redis
         self.keys = keys
         self.group = group
+        # decided markers live marker_ttl_s (each entry may ask for longer), applied
+        # markers event_marker_ttl_s (the script's ARGV[8]); None: the same
         self.marker_ttl_s = marker_ttl_s
+        self.event_marker_ttl_s = event_marker_ttl_s or marker_ttl_s
         # durable (consumers/state/outbox.py): decisions and orders go to the outbox, and are
         # published from there once replicas hold the commit
         self.outbox = outbox
@@ -115,14 +125,14 @@ class Committer:
             len(plan.dead),
             len(plan.hset),
             len(plan.hdel),
-            self.marker_ttl_s,
+            self.event_marker_ttl_s,
             len(plan.ack_intents),
             len(plan.ack_events),
             len(plan.notices),
             1 if self.outbox else 0,
         ]
         for d in plan.decided:
-            args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s)
+            args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s or self.marker_ttl_s)
         args += [a.msg_id for a in plan.applied]
         for x in plan.dead:
             args += (x.source, x.msg_id, x.payload)

@@ -54,6 +54,7 @@ from consumers.gate_worker.settings import (
     MAX_WAIT_MS,
     GateSettings,
     SettingsError,
+    intent_window,
     settings_problems,
 )
 from consumers.ops.telemetry import GateTelemetry, serve_gate, serving
@@ -113,6 +114,7 @@ class GateWorker(BatchHandling, Ownership):
             settings.marker_ttl_s,
             outbox=settings.durable,
             lease=lease,  # fenced commits: only while the lease is ours (seat.py)
+            event_marker_ttl_s=settings.event_marker_ttl_s,
         )
         # every gate publishes what is in the outbox: a durable one once replicas hold
         # it, any other at once (what a durable gate or a failed-over primary left)
@@ -131,11 +133,14 @@ class GateWorker(BatchHandling, Ownership):
             operator_signer(keys),
             intent_verifier(keys),  # RISKGATE_AGENT_KEYS: agents are who their key says
             quota=settings.agent_quota,
-            quota_marker_ttl_s=max(1, int(settings.intents_keep_s)),
+            quota_marker_ttl_s=settings.marker_ttl_s,
             # older events may have outlived their applied marker: refused, not re-applied
             event_window=event_window(
-                settings.marker_ttl_s, config.risk_management.max_clock_skew_seconds
+                settings.event_marker_ttl_s, config.risk_management.max_clock_skew_seconds
             ),
+            # older intents may have outlived their decided marker: refused, not decided
+            marker_ttl_s=settings.marker_ttl_s,
+            intent_window=intent_window(settings.marker_ttl_s, config),
         )
         self._flooded = False  # most of the last batch was past an agent's quota
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours

@@ -170,6 +170,27 @@ class GateTelemetry(WorkerTelemetry):
             stats.get("refused_events", 0),
         )
         yield self._counter(
+            "riskgate_intents_expired_total",
+            "Intents dated outside the dedupe window: dead-lettered, never decided (a "
+            "copy of one may have been decided before its marker expired).",
+            stats.get("expired_intents", 0),
+        )
+        yield self._counter(
+            "riskgate_trimmed_entries_total",
+            "Stream entries trimmed once every group that needed them had acked them.",
+            stats.get("trimmed", 0),
+        )
+        unconsumed = CounterMetricFamily(
+            "riskgate_trimmed_unconsumed",
+            "Stream entries trimmed before a group acked them: nobody ran that group for "
+            "RISKGATE_IDLE_GROUP_S and they were older than RISKGATE_UNCONSUMED_KEEP_S.",
+            labels=[*self.labels, "stream"],
+        )
+        for role in ("intents", "events", "decisions", "orders", "deadletter"):
+            n = stats.get(f"unconsumed:{role}", 0)
+            unconsumed.add_metric([*self.labels.values(), role], n)
+        yield unconsumed
+        yield self._counter(
             "riskgate_outbox_wait_failures_total",
             "Waits for replicas (WAIT/WAITAOF) that fell short: outputs stayed held.",
             stats.get("outbox_wait_failures", 0),

@@ -47,7 +47,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def h(redis: Redis, portfolio: str) -> Harness:
     # creates the gate's and the phase monitor's groups
-    return Harness(redis, portfolio, marker_ttl_s=HISTORY_TTL_S)
+    return Harness(redis, portfolio, event_marker_ttl_s=HISTORY_TTL_S)
 
 
 def at(day: date, hour: int) -> datetime:
