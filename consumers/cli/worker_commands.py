@@ -1,4 +1,5 @@
-"""``riskgate gate`` (run a gate worker) and ``riskgate bench`` (the benchmark)."""
+"""``riskgate gate`` (a gate process: one or many portfolios, each owned by lease) and
+``riskgate bench`` (the benchmark)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,17 @@ from consumers.bus.runtime import (
     default_consumer_name,
     redis_url,
 )
-from consumers.cli.options import add_redis_options, config_of, env_text, keys_of
+from consumers.cli.options import (
+    add_serving_options,
+    config_of,
+    env_text,
+    prefix,
+    serving_set,
+)
 from consumers.cli.retention_options import add_retention_options, retention_settings
 from consumers.errors import UsageError
+from consumers.gate_worker.host import GateHost
 from consumers.gate_worker.settings import GateSettings, SettingsError
-from consumers.gate_worker.worker import GateWorker
 from consumers.state.outbox import DurabilityError
 
 if TYPE_CHECKING:
@@ -43,17 +50,29 @@ def cmd_gate(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         aof=args.aof,
         wait_timeout_ms=args.wait_timeout_ms,
+        lease_ttl_ms=args.lease_ttl_ms,
+        lease_renew_ms=args.lease_renew_ms,
+        idle_ms=args.idle_ms,
+        registry_every_s=args.registry_every,
     )
     try:  # before connecting: bad settings are a one-line refusal, not a worker
         settings.validate(config)
     except SettingsError as exc:
         raise UsageError(f"gate settings: {exc}") from exc
+    portfolios, key_prefix = serving_set(args), prefix()
     configure_logging()
     redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
-    worker = GateWorker(redis, keys_of(args), config, settings)
+    host = GateHost(
+        redis,
+        config,
+        settings,
+        portfolios=portfolios,
+        prefix=key_prefix,
+        all_portfolios=args.all_portfolios,
+    )
     shutdown = Shutdown().install()
     try:
-        worker.run(shutdown)
+        host.run(shutdown)
     except DurabilityError as exc:  # --aof on a server that cannot confirm it
         raise UsageError(str(exc)) from exc
     finally:
@@ -97,8 +116,8 @@ def _bench_memory(args: argparse.Namespace, url: str) -> int:
 
 
 def register(sub: Sub) -> None:
-    p = sub.add_parser("gate", help="run a gate worker")
-    add_redis_options(p)
+    p = sub.add_parser("gate", help="run a gate process (one or many portfolios)")
+    add_serving_options(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
     # string defaults: argparse converts them, so a bad variable is reported like a flag
     p.add_argument("--batch", type=int, default=env_text("RISKGATE_BATCH", "256"))
@@ -139,6 +158,20 @@ def register(sub: Sub) -> None:
         type=int,
         default=env_text("RISKGATE_WAIT_TIMEOUT_MS", "500"),
         help="how long one wait for replicas may take; short of them, orders stay held",
+    )
+    p.add_argument(
+        "--lease-ttl-ms",
+        type=int,
+        default=env_text("RISKGATE_LEASE_TTL_MS", "3000"),
+        help="a portfolio's lease lasts this long unless renewed: a dead owner's "
+        "portfolio is taken over within this + --lease-renew-ms",
+    )
+    p.add_argument(
+        "--lease-renew-ms",
+        type=int,
+        default=env_text("RISKGATE_LEASE_RENEW_MS", "1000"),
+        help="the owner renews its lease, and standbys poll it, this often "
+        "(at most half of --lease-ttl-ms)",
     )
     add_retention_options(p)
     p.set_defaults(handler=cmd_gate)

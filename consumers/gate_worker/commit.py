@@ -33,6 +33,13 @@ different digest it is *reused*: the reply names it and the original decision's 
 id, and the worker answers it with a dead letter and a reuse notice instead of a
 decision (docs/PROTOCOL.md).
 
+**Fencing.** A gate that holds the portfolio's lease (consumers/bus/lease.py) names the
+lease key and its value last: the script refuses the batch (``fenced``, nothing written)
+unless the lease still holds that value, and :meth:`Committer.commit` raises
+:class:`LeaseLost`. An owner that stalled past its lease's TTL therefore commits nothing
+once a standby took over; exactly-once never depended on it (the markers and the version
+check give that), but one owner at a time now holds for commits too.
+
 The script is in ``commit_lua.py``, the plan and the outcome in ``commit_plan.py``.
 """
 
@@ -43,6 +50,7 @@ from typing import Any
 from redis import Redis
 
 from consumers.bus.keys import Keys
+from consumers.bus.lease import Lease, LeaseLost
 from consumers.gate_worker.commit_lua import COMMIT_LUA
 from consumers.gate_worker.commit_plan import (
     AppliedEntry,
@@ -60,6 +68,7 @@ __all__ = [
     "Committer",
     "DeadEntry",
     "DecidedEntry",
+    "LeaseLost",
     "Outcome",
 ]
 
@@ -77,6 +86,7 @@ class Committer:
         marker_ttl_s: int,
         *,
         outbox: bool = False,
+        lease: Lease | None = None,
         event_marker_ttl_s: int | None = None,
     ) -> None:
         for name, ttl in (
@@ -97,6 +107,7 @@ class Committer:
         # durable (consumers/state/outbox.py): decisions and orders go to the outbox, and are
         # published from there once replicas hold the commit
         self.outbox = outbox
+        self.lease = lease  # fenced: only commit while this lease is ours
         self.script = redis.register_script(COMMIT_LUA)
 
     def encode(self, plan: CommitPlan) -> tuple[list[str], list[Any]]:
@@ -131,6 +142,11 @@ class Committer:
         args += plan.hdel
         args += plan.ack_intents
         args += plan.ack_events
+        if self.lease is not None:
+            if self.lease.value is None:
+                raise LeaseLost(f"no longer holding the lease of {k.portfolio}: not committing")
+            keys.append(k.lease)
+            args.append(self.lease.value)
         return keys, args
 
     def commit(self, plan: CommitPlan) -> Outcome:
@@ -139,6 +155,15 @@ class Committer:
         kind = _text(reply[0])
         if kind == "invalid":
             raise CommitError(f"commit refused, nothing written: {_text(reply[1])}")
+        if kind == "fenced":
+            if self.lease is not None:
+                self.lease.forget()
+            holder = _text(reply[1]) or None
+            raise LeaseLost(
+                f"commit fenced, nothing written: the lease of {self.keys.portfolio} is held "
+                f"by {holder or 'nobody'}",
+                holder,
+            )
         version = int(_text(reply[1]))
         n = len(plan.decided)
         if kind == "ok":

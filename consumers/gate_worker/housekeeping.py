@@ -73,25 +73,38 @@ class Housekeeping:
         for stream in (self.keys.intents, self.keys.events):
             cursor: bytes = b"0-0"
             for _ in range(max_pages):
-                got = self.reader.reclaim(
-                    stream,
-                    k.GROUP_GATE,
-                    self.settings.consumer,
-                    min_idle_ms=self.settings.min_idle_ms,
-                    count=self.settings.batch,
-                    cursor=cursor,
-                )
-                for msg_id in got.deleted:
-                    self._lost(stream, msg_id)
-                if got.entries:
-                    total += len(got.entries)
-                    self.stats["reclaimed"] += len(got.entries)
-                    self.log.info("reclaimed idle entries", stream=stream, count=len(got.entries))
-                    self.process(got.entries)
-                cursor = got.cursor
+                handled, cursor = self.reclaim_page(stream, cursor)
+                total += handled
                 if cursor in (b"0-0", "0-0"):
                     break
         return total
+
+    def reclaim_page(
+        self, stream: str, cursor: bytes, *, min_idle_ms: int | None = None
+    ) -> tuple[int, bytes]:
+        """One XAUTOCLAIM page from ``cursor``, handled: (entries, the next cursor).
+        ``min_idle_ms`` 0: a new owner claiming everything pending (worker.take_over)."""
+        idle = self.settings.min_idle_ms if min_idle_ms is None else min_idle_ms
+        got = self.reader.reclaim(
+            stream,
+            k.GROUP_GATE,
+            self.settings.consumer,
+            min_idle_ms=idle,
+            count=self.settings.batch,
+            cursor=cursor,
+        )
+        for msg_id in got.deleted:
+            self._lost(stream, msg_id)
+        if got.entries:
+            n = len(got.entries)
+            if idle:
+                self.stats["reclaimed"] += n
+                self.log.info("reclaimed idle entries", stream=stream, count=n)
+            else:
+                self.stats["taken_over"] += n
+                self.log.info("took over pending entries", stream=stream, count=n)
+            self.process(got.entries)
+        return len(got.entries), got.cursor
 
     def _lost(self, stream: str, msg_id: bytes) -> None:
         """A pending entry trimmed away before it was handled: record it, loudly."""

@@ -11,6 +11,7 @@ group nobody runs holds entries ``unconsumed_keep_s`` at most."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,6 +51,16 @@ class GateSettings:
     replicas: int = 0
     aof: bool = False
     wait_timeout_ms: int = 500
+    # ownership by lease (consumers/bus/lease.py, seat.py): the owner renews every
+    # lease_renew_ms, standbys poll as often; a dead owner's portfolio is taken over
+    # within lease_ttl_ms + lease_renew_ms
+    lease_ttl_ms: int = 3000
+    lease_renew_ms: int = 1000
+    # a process serving several portfolios (host.py, consumers/bus/rotation.py): the
+    # longest sleep after rounds that found nothing, and how often --all-portfolios
+    # re-reads the registry
+    idle_ms: int = 20
+    registry_every_s: float = 5.0
 
     @property
     def durable(self) -> bool:
@@ -93,12 +104,21 @@ _SET_BY = {
     "deadletter_max": "RISKGATE_DEADLETTER_MAX",
     "replicas": "--replicas, RISKGATE_REPLICAS",
     "wait_timeout_ms": "--wait-timeout-ms, RISKGATE_WAIT_TIMEOUT_MS",
+    "lease_ttl_ms": "--lease-ttl-ms, RISKGATE_LEASE_TTL_MS",
+    "lease_renew_ms": "--lease-renew-ms, RISKGATE_LEASE_RENEW_MS",
+    "idle_ms": "--idle-ms, RISKGATE_IDLE_MS",
+    "registry_every_s": "--registry-every, RISKGATE_REGISTRY_EVERY_S",
 }
 MAX_MARKER_TTL_S = 10**9  # ~31 years; SET EX takes at most 12 digits in the commit script
 MAX_BLOCK_MS = 600_000  # a blocked read delays shutdown and the liveness beat this long
 MAX_BATCH = 100_000
 MAX_REPLICAS = 64
 MAX_WAIT_MS = 60_000  # one wait blocks the worker this long at most
+MIN_LEASE_TTL_MS = 200
+MAX_LEASE_TTL_MS = 600_000
+MAX_IDLE_MS = 10_000
+
+
 #: how long a worker may take from reading Redis's clock to its commit reaching Redis
 #: before the dedupe window could be outrun (at most this; less when the window is
 #: barely above the intent age limit): :func:`intent_window`
@@ -190,4 +210,26 @@ def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
     whole("flood_read_factor", 1, 1000)
     whole("replicas", 0, MAX_REPLICAS)
     whole("wait_timeout_ms", 1, MAX_WAIT_MS, why=" (0 would wait forever)")
+    _serving_problems(s, whole, seconds, out)
     return out
+
+
+def _serving_problems(
+    s: GateSettings,
+    whole: Callable[..., None],
+    seconds: Callable[[str], None],
+    out: list[str],
+) -> None:
+    """The lease and the rotation over portfolios (``settings_problems``' second half)."""
+    before = len(out)
+    whole("lease_ttl_ms", MIN_LEASE_TTL_MS, MAX_LEASE_TTL_MS)
+    if len(out) == before:  # renewed at least twice a TTL: one late renewal keeps it
+        whole(
+            "lease_renew_ms",
+            1,
+            s.lease_ttl_ms // 2,
+            why=f" (at most half of lease_ttl_ms {s.lease_ttl_ms}: the owner renews at least "
+            "twice a TTL, so one late renewal does not lose the lease)",
+        )
+    whole("idle_ms", 1, MAX_IDLE_MS)
+    seconds("registry_every_s")

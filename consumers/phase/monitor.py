@@ -118,6 +118,19 @@ class PhaseMonitor(StreamToPg):
         self.log.info("phase monitor lock held; taking over pending entries")
         self._took_over = True
 
+    def close(self) -> None:
+        """Let the portfolio go (a process serving several, when it is unregistered):
+        its lock too, on the connection the others keep using."""
+        if not self.pg.fresh and self._ready_on == self.pg.generation:
+            try:
+                self.pg.get().execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))",
+                    (LOCK_CLASS, self.keys.portfolio),
+                )
+            except Exception as exc:  # the lock goes with the session anyway
+                self.log.warning("phase monitor lock not released", error=repr(exc))
+        super().close()
+
     def drain_pending(self) -> bool:
         self.connection()
         if self._took_over:  # every pending entry is ours now, in stream order

@@ -28,6 +28,8 @@ from tests.builders import base_config, market_prices
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database
 
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
+
 D = Decimal
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=61)

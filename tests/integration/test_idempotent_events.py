@@ -248,6 +248,7 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.pg
 def test_monitor_when_event_too_old_then_refused_like_the_gate_and_not_counted(
     redis: Redis, portfolio: str, pg_url: str
 ) -> None:

@@ -64,6 +64,22 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("max_batch_bytes", 0, "max_batch_bytes is 0:"),
     ("flood_read_factor", 0, "flood_read_factor is 0:"),
+    (
+        "lease_ttl_ms",
+        199,
+        "lease_ttl_ms (--lease-ttl-ms, RISKGATE_LEASE_TTL_MS) is 199: it must "
+        "be a whole number from 200 to 600000",
+    ),
+    ("lease_ttl_ms", 600_001, "lease_ttl_ms (--lease-ttl-ms, RISKGATE_LEASE_TTL_MS) is 600001:"),
+    (
+        "lease_renew_ms",
+        1501,
+        "lease_renew_ms (--lease-renew-ms, RISKGATE_LEASE_RENEW_MS) is "
+        "1501: it must be a whole number from 1 to 1500 (at most half of lease_ttl_ms 3000",
+    ),
+    ("lease_renew_ms", 0, "lease_renew_ms (--lease-renew-ms, RISKGATE_LEASE_RENEW_MS) is 0:"),
+    ("idle_ms", 0, "idle_ms (--idle-ms, RISKGATE_IDLE_MS) is 0: it must be a whole number"),
+    ("registry_every_s", 0, "registry_every_s (--registry-every, RISKGATE_REGISTRY_EVERY_S) is 0:"),
     ("consumer", "", "consumer is '': it must name this worker"),
     ("consumer", "  ", "consumer is '  ':"),
 ]
@@ -166,6 +182,16 @@ def test_committer_when_marker_ttl_not_positive_then_refused() -> None:
             {"RISKGATE_MAX_DELIVERIES": "0"},
             "riskgate: gate settings: max_deliveries (--max-deliveries, "
             "RISKGATE_MAX_DELIVERIES) is 0:",
+        ),
+        (
+            {"RISKGATE_LEASE_TTL_MS": "100"},
+            "riskgate: gate settings: lease_ttl_ms (--lease-ttl-ms, RISKGATE_LEASE_TTL_MS) is "
+            "100: it must be a whole number from 200 to 600000",
+        ),
+        (
+            {"RISKGATE_LEASE_TTL_MS": "1000", "RISKGATE_LEASE_RENEW_MS": "800"},
+            "riskgate: gate settings: lease_renew_ms (--lease-renew-ms, RISKGATE_LEASE_RENEW_MS) "
+            "is 800: it must be a whole number from 1 to 500",
         ),
         (
             {"RISKGATE_RECLAIM_EVERY_S": "nan"},
