@@ -13,6 +13,7 @@ from consumers.bus.runtime import (
     Shutdown,
     configure_logging,
     connect,
+    connect_when_ready,
     default_consumer_name,
     redis_url,
 )
@@ -47,9 +48,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise UsageError(f"gate settings: {exc}") from exc
     configure_logging()
-    redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
-    worker = GateWorker(redis, keys_of(args), config, settings)
     shutdown = Shutdown().install()
+    redis = connect_when_ready(
+        args.redis_url, shutdown, socket_timeout=args.block_ms / 1000 + 10
+    )  # a cluster or Sentinel is asked what it is: retried while Redis does not answer
+    if redis is None:
+        return 0  # stopped before Redis answered
+    worker = GateWorker(redis, keys_of(args), config, settings)
     try:
         worker.run(shutdown)
     except DurabilityError as exc:  # --aof on a server that cannot confirm it

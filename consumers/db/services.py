@@ -15,7 +15,13 @@ from typing import Any
 import structlog
 
 from consumers.bus.keys import Keys
-from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown, configure_logging, connect
+from consumers.bus.runtime import (
+    REDIS_TRANSIENT,
+    Backoff,
+    Shutdown,
+    configure_logging,
+    connect_when_ready,
+)
 from consumers.db import connection as db
 from consumers.db.migrate import discover, migrate
 from consumers.db.registry import sync_config
@@ -74,7 +80,9 @@ def run_consumer(
         url, config, shutdown, migrate=migrate, max_backoff=settings.max_backoff_s
     ):
         return 0
-    redis = connect(redis_url, socket_timeout=settings.block_ms / 1000 + 10)
+    redis = connect_when_ready(redis_url, shutdown, socket_timeout=settings.block_ms / 1000 + 10)
+    if redis is None:
+        return 0
     pg = PgLink(url, f"riskgate-{name}")
     try:
         build(redis, pg, keys, config, settings).run(shutdown)

@@ -24,6 +24,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from consumers.bus.redis_errors import count_redis_error
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.bus.streams import (
     Entry,
@@ -147,9 +148,9 @@ class StreamToPg(ABC):
                 drain = True
                 self.stats["pg_errors"] += 1
                 self._wait(shutdown, backoff, "postgresql unavailable; retrying", exc)
-            except REDIS_TRANSIENT as exc:
+            except REDIS_TRANSIENT as exc:  # before ResponseError: MOVED, CLUSTERDOWN are both
                 drain = True
-                self.stats["redis_errors"] += 1
+                count_redis_error(self.stats, exc)
                 self._wait(shutdown, backoff, "redis unavailable; retrying", exc)
             except ResponseError as exc:
                 drain = True

@@ -28,6 +28,8 @@ from redis.exceptions import ResponseError
 from consumers.bus import keys as k
 from consumers.bus.agent_signing import intent_verifier
 from consumers.bus.keys import Keys
+from consumers.bus.nodes import server_time
+from consumers.bus.redis_errors import count_redis_error
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.bus.signing import operator_signer, order_signer
 from consumers.bus.streams import (
@@ -72,11 +74,12 @@ __all__ = [  # the settings keep their old address too
 ]
 
 
-def redis_clock(redis: Redis) -> Callable[[], datetime]:
-    """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'."""
+def redis_clock(redis: Redis, key: str | None = None) -> Callable[[], datetime]:
+    """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'
+    (with ``key``: the node holding it, on a cluster the portfolio's primary)."""
 
     def now() -> datetime:
-        seconds, micros = redis.time()
+        seconds, micros = server_time(redis, key) if key is not None else redis.time()
         return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
 
     return now
@@ -97,7 +100,7 @@ class GateWorker(BatchHandling):
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self.clock = clock or redis_clock(redis)
+        self.clock = clock or redis_clock(redis, keys.state)
         self.store = Store(redis, keys, config)
         self.committer = Committer(
             redis, keys, k.GROUP_GATE, settings.marker_ttl_s, outbox=settings.durable
@@ -189,6 +192,15 @@ class GateWorker(BatchHandling):
                     self.telemetry.beat()
             except DurabilityError:
                 raise  # the durability asked for cannot be had from this server
+            except REDIS_TRANSIENT as exc:  # before ResponseError: MOVED, CLUSTERDOWN are both
+                self._forget()
+                drain = True
+                kind = count_redis_error(self.stats, exc)
+                delay = backoff.next_delay()
+                self.log.warning(
+                    "redis unavailable; retrying", error=str(exc), kind=kind, delay=round(delay, 3)
+                )
+                shutdown.wait(delay)
             except ResponseError as exc:
                 if not is_nogroup(exc):
                     self._failed(exc, shutdown, backoff)
@@ -197,15 +209,6 @@ class GateWorker(BatchHandling):
                 self.stats["nogroup"] += 1
                 ready = False
                 drain = True
-            except REDIS_TRANSIENT as exc:
-                self._forget()
-                drain = True
-                self.stats["redis_errors"] += 1
-                delay = backoff.next_delay()
-                self.log.warning(
-                    "redis unavailable; retrying", error=str(exc), delay=round(delay, 3)
-                )
-                shutdown.wait(delay)
             except Exception as exc:
                 self._failed(exc, shutdown, backoff)
         self.log.info("gate worker stopped", **dict(self.stats))
