@@ -66,13 +66,27 @@ def server_time(redis: Redis, key: str) -> tuple[int, int]:
 
 
 def every_node(redis: Redis, *, replicas: bool = True) -> list[Redis]:
-    """One client per node: the primaries (and their replicas) of a cluster, else
-    ``redis`` alone."""
+    """One client per node: the primaries (and with ``replicas`` every replica) of a
+    cluster, else ``redis`` alone. Replicas come from ``CLUSTER NODES``: the client's
+    slot map (``CLUSTER SLOTS``) leaves out replicas that have not reported an offset."""
     if not isinstance(redis, RedisCluster):
         return [redis]
     cluster: Any = redis
-    nodes = cluster.get_nodes() if replicas else cluster.get_primaries()
-    return [cluster.get_redis_connection(n) for n in nodes]
+    clients = {n.name: cluster.get_redis_connection(n) for n in cluster.get_primaries()}
+    if not replicas:
+        return list(clients.values())
+    manager = cluster.nodes_manager
+    for address, row in cluster.cluster_nodes().items():
+        flags = set(str(row.get("flags", "")).split(","))
+        if address in clients or flags & {"fail", "noaddr", "handshake"}:
+            continue
+        known = cluster.get_node(node_name=address)
+        if known is not None:
+            clients[address] = cluster.get_redis_connection(known)
+            continue
+        host, _, port = address.rpartition(":")
+        clients[address] = manager.create_redis_node(host, int(port), **manager.connection_kwargs)
+    return list(clients.values())
 
 
 def serving_node(redis: Redis, key: str) -> str | None:
