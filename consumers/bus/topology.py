@@ -96,6 +96,23 @@ def is_cluster_node(client: Redis) -> bool:
     return True
 
 
+class StreamsCluster(RedisCluster):
+    """``RedisCluster`` that finds the keys of XREAD/XREADGROUP itself (after
+    ``STREAMS``: the first half) instead of asking the server (``COMMAND GETKEYS``, one
+    round trip per read: these commands' keys move with their options)."""
+
+    def _get_command_keys(self, *args: Any) -> Any:
+        name = args[0].decode() if args and isinstance(args[0], bytes) else str(args[0])
+        if name.upper() in ("XREAD", "XREADGROUP"):
+            words = [a.decode() if isinstance(a, bytes) else str(a) for a in args]
+            marks = [i for i, w in enumerate(words) if w.upper() == "STREAMS"]
+            if marks:
+                rest = args[marks[0] + 1 :]
+                if rest and len(rest) % 2 == 0:
+                    return list(rest[: len(rest) // 2])
+        return super()._get_command_keys(*args)  # type: ignore[no-untyped-call]
+
+
 def cluster_client(url: str, opts: dict[str, Any]) -> Redis:
     """A ``RedisCluster`` seeded from the node ``url`` names (typed as ``Redis``).
 
@@ -103,7 +120,7 @@ def cluster_client(url: str, opts: dict[str, Any]) -> Redis:
     portfolios on the others (those on the failing one get CLUSTERDOWN or an uncovered
     slot: transient, retried)."""
     try:
-        client = RedisCluster.from_url(url, require_full_coverage=False, **opts)
+        client = StreamsCluster.from_url(url, require_full_coverage=False, **opts)
     except RedisClusterException as exc:
         text = str(exc)
         if "cannot be connected" in text or "reachable node" in text:

@@ -40,7 +40,7 @@ from consumers.bus.redis_errors import (
 )
 from consumers.bus.runtime import Shutdown
 from consumers.bus.sentinel import FollowingPool, parse_sentinel_url, sentinel_client
-from consumers.bus.topology import MODE_ENV, describe, open_client, redis_mode
+from consumers.bus.topology import MODE_ENV, StreamsCluster, describe, open_client, redis_mode
 from consumers.errors import UsageError
 from consumers.ops.telemetry import GateTelemetry
 from tests.harness import Harness
@@ -252,3 +252,11 @@ def test_gate_loop_when_cluster_error_then_retried_as_transient_and_counted_by_k
         if s.name == "riskgate_redis_errors_total"
     }
     assert samples == {kind: 1.0}
+
+
+def test_streams_cluster_when_xreadgroup_then_keys_found_without_asking_the_server() -> None:
+    """XREAD/XREADGROUP keys are the first half after STREAMS: no COMMAND GETKEYS trip."""
+    cluster: Any = object.__new__(StreamsCluster)  # no server needed for this path
+    args = ("XREADGROUP", "GROUP", "g", "c", "COUNT", 5, "BLOCK", 10, "STREAMS", "a", "b", ">", ">")
+    assert cluster._get_command_keys(*args) == ["a", "b"]
+    assert cluster._get_command_keys("XREAD", b"STREAMS", b"k", b"0") == [b"k"]
