@@ -66,15 +66,17 @@ class Procs:
         self.procs[name] = proc
         return proc
 
-    def gate(self, name: str, url: str, portfolio: str, *args: str, **env: str) -> None:
+    def gate(self, name: str, url: str, portfolio: str | list[str], *args: str, **env: str) -> None:
+        """A gate process serving one portfolio, or several (a list)."""
         self.start(
-            name, "gate", "--portfolio", portfolio, "--redis-url", url, "--consumer", name,
+            name, "gate", *_each(portfolio), "--redis-url", url, "--consumer", name,
             "--block-ms", "50", "--min-idle-ms", "2000", "--reclaim-every", "0.5", *args, **env,
         )  # fmt: skip
 
-    def audit(self, name: str, url: str, portfolio: str, database_url: str) -> None:
+    def audit(self, name: str, url: str, portfolio: str | list[str], database_url: str) -> None:
+        """An audit writer for one portfolio, or several (a list)."""
         self.start(
-            name, "audit", "--portfolio", portfolio, "--redis-url", url,
+            name, "audit", *_each(portfolio), "--redis-url", url,
             "--database-url", database_url, "--consumer", name, "--block-ms", "50",
             "--max-backoff", "0.5", "--no-migrate",
         )  # fmt: skip
@@ -106,6 +108,11 @@ class Procs:
             f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}"
             for p in sorted(self.log_dir.glob("*.log"))
         )
+
+
+def _each(portfolio: str | list[str]) -> list[str]:
+    names = [portfolio] if isinstance(portfolio, str) else portfolio
+    return [arg for name in names for arg in ("--portfolio", name)]
 
 
 def cli(*args: str, url: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:

@@ -1,9 +1,9 @@
 """riskgate on a real Redis Cluster (the session's own: 3 masters, one replica each, see
 redis_cluster.py): every process, the SDK and the CLI given a URL that names ONE node.
 
-One gate process per portfolio (serving several portfolios from one process is another
-part of issue 12; the one-process variant comes with it). The failover counts are
-defined in cluster_kit.py and printed with the test's output.
+One gate process and one audit writer serve the portfolios of all three masters; the
+failover tests run a gate per portfolio. The failover counts are defined in
+cluster_kit.py and printed with the test's output.
 """
 
 from __future__ import annotations
@@ -66,18 +66,18 @@ def fund(client: GateClient) -> None:
 def test_cluster_when_portfolios_on_all_three_masters_then_every_intent_decided_once_and_audited(
     cluster: LocalCluster, procs: Procs
 ) -> None:
-    """A portfolio on each master, a gate and an audit writer each, all given one URL
-    naming a replica: every intent published through GateClient is decided exactly once
-    and audited; the CLI's status and submit --wait work on every portfolio."""
+    """A portfolio on each master, ONE gate process and ONE audit writer serving all
+    three, given one URL naming a replica: every intent published through GateClient is
+    decided exactly once and audited; the CLI's status and submit --wait work on every
+    portfolio."""
     names = cluster.portfolios("cl")
     assert len({cluster.master_of(p).port for p in names}) == 3
     url = cluster.url_of(cluster.replica_of(cluster.master_of(names[0])).port)
     redis = connect(url)
     assert is_cluster(redis)
     with temp_database("cluster") as db:
-        for p in names:
-            procs.gate(f"gate-{p}", url, p)
-            procs.audit(f"audit-{p}", url, p, db)
+        procs.gate("gate", url, names)
+        procs.audit("audit", url, names, db)
         deposit = cli("deposit", "500000", "--reference", "r1", "--portfolio", names[1], url=url)
         assert deposit.returncode == 0, deposit.stderr
         for p in names:

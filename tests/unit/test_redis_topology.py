@@ -230,7 +230,7 @@ def test_gate_loop_when_cluster_error_then_retried_as_transient_and_counted_by_k
     shutdown = Shutdown()
     calls = {"n": 0}
 
-    def step() -> int:
+    def step(block_ms: int | None = None) -> int:
         calls["n"] += 1
         if calls["n"] == 1:
             raise exc
@@ -241,6 +241,8 @@ def test_gate_loop_when_cluster_error_then_retried_as_transient_and_counted_by_k
     loop = threading.Thread(target=h.worker.run, args=(shutdown,), daemon=True)
     loop.start()
     loop.join(30)
+    shutdown.request()  # (should it have failed to stop)
+    loop.join(5)
     kind = error_kind(exc)
     assert h.worker.stats["redis_errors"] == 1 and h.worker.stats["errors"] == 0
     registry = CollectorRegistry(auto_describe=False)
