@@ -76,7 +76,7 @@ def prepare(redis: Redis, keys: Keys, cfg: AssetsConfig, equity: str) -> None:
         if asset.special_rules.earnings_blackout_days is not None:
             fields[f"earnings:{sym}"] = far.isoformat()
         if asset.special_rules.avoid_sideways_market:
-            fields[f"regime:{sym}"] = encode_regime("trending", control.redis_now(redis))
+            fields[f"regime:{sym}"] = encode_regime("trending", control.redis_now(redis, keys))
     if fields:
         control.set_control(redis, keys, fields)
     event = {"type": "deposit", "event_id": f"bench-{uuid.uuid4().hex}", "amount": equity}
@@ -86,7 +86,7 @@ def prepare(redis: Redis, keys: Keys, cfg: AssetsConfig, equity: str) -> None:
         "type": "mark",
         "event_id": f"bench-mark-{uuid.uuid4().hex}",
         "prices": {sym: str(a.reference_price) for sym, a in cfg.assets.items()},
-        "at": control.redis_now(redis).isoformat(),
+        "at": control.redis_now(redis, keys).isoformat(),
     }
     redis.xadd(keys.events, {DATA: json.dumps(mark)})
 

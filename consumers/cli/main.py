@@ -8,8 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-
+from consumers.bus.redis_errors import explain, is_redis_error
 from consumers.cli import (
     commands,
     db_commands,
@@ -115,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"riskgate: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        return _report_failure(exc)
+        return _report_failure(exc, getattr(args, "redis_url", None))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `riskgate assets | head`
@@ -123,14 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _report_failure(exc: Exception) -> int:
-    """Known failures as one line and a non-zero exit; anything else propagates."""
+def _report_failure(exc: Exception, redis_url: str | None = None) -> int:
+    """Known failures as one line and a non-zero exit; anything else propagates.
+
+    Any Redis error (a cluster's too) is one line naming the server and the problem:
+    exit 3 when Redis is unreachable or unavailable (down, loading, failing over, a
+    slot nobody serves), 1 when it refused the command (permissions, wrong type)."""
     if isinstance(exc, UsageError):
         print(f"riskgate: {exc}", file=sys.stderr)
         return 2
-    if isinstance(exc, RedisConnectionError):
-        print(f"riskgate: cannot reach Redis: {exc}", file=sys.stderr)
-        return 3
+    if is_redis_error(exc):
+        line, status = explain(exc, redis_url or os.environ.get("REDIS_URL"))
+        print(f"riskgate: {line}", file=sys.stderr)
+        return status
     raise exc
 
 

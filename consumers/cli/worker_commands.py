@@ -16,6 +16,7 @@ from consumers.bus.runtime import (
     Shutdown,
     configure_logging,
     connect,
+    connect_when_ready,
     default_consumer_name,
     redis_url,
 )
@@ -61,7 +62,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise UsageError(f"gate settings: {exc}") from exc
     portfolios, key_prefix = serving_set(args), prefix()
     configure_logging()
-    redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
+    shutdown = Shutdown().install()
+    redis = connect_when_ready(
+        args.redis_url, shutdown, socket_timeout=args.block_ms / 1000 + 10
+    )  # a cluster or Sentinel is asked what it is: retried while Redis does not answer
+    if redis is None:
+        return 0  # stopped before Redis answered
     host = GateHost(
         redis,
         config,
@@ -70,7 +76,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
         prefix=key_prefix,
         all_portfolios=args.all_portfolios,
     )
-    shutdown = Shutdown().install()
     try:
         host.run(shutdown)
     except DurabilityError as exc:  # --aof on a server that cannot confirm it

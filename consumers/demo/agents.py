@@ -71,7 +71,7 @@ def setup_portfolio(
     control.enable(redis, keys, config, phases, True)
     symbols = [s for p in phases for s in config.phases[p].assets]
     far, near = date.today() + timedelta(days=60), date.today() + timedelta(days=1)
-    now = control.redis_now(redis)
+    now = control.redis_now(redis, keys)
     fields: dict[str, str] = {}
     blackout_done = sideways_done = False
     for sym in symbols:

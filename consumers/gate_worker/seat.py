@@ -28,6 +28,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from consumers.bus.lease import Holder, Lease, LeaseLost, holder
+from consumers.bus.redis_errors import count_redis_error
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
 from consumers.gate_worker.worker import GateWorker
 
@@ -76,7 +77,10 @@ class Seat:
                 return 0
         except Exception as exc:  # one portfolio's trouble never stops the others
             transient = isinstance(exc, REDIS_TRANSIENT)
-            self.worker.stats["redis_errors" if transient else "errors"] += 1
+            if transient:
+                count_redis_error(self.worker.stats, exc)  # by kind: failovers show
+            else:
+                self.worker.stats["errors"] += 1
             delay = self.backoff.next_delay()
             self.retry_at = now + delay
             what = "redis unavailable; retrying" if transient else "lease unusable; retrying"
