@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from consumers.cli import (
     commands,
     db_commands,
+    feed_commands,
     market_commands,
     ops_commands,
     phase_commands,
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.register(sub)  # and those that need PostgreSQL
     phase_commands.register(sub)
     market_commands.register(sub)
+    feed_commands.register(sub)
     security_commands.register(sub)
     ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
     return parser
