@@ -36,7 +36,7 @@ def _text(value: str, shift: timedelta) -> str:
     if LOCAL.fullmatch(value):
         local = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=NEW_YORK)
         return f"{(local + shift).astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S}"
-    if DATE.fullmatch(value):
+    if DATE.fullmatch(value) and value < "9000":  # 9999-12-31 means "open-ended"
         return str((datetime.combine(date.fromisoformat(value), time(12)) + shift).date())
     m = ISO.fullmatch(value)
     if m:

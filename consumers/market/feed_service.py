@@ -53,6 +53,7 @@ def build(
     transport: httpx.BaseTransport | None = None,
     binance_adapter: Any = None,
     max_wait_s: float = 30.0,
+    limiter_prefix: str | None = None,
 ) -> Feed:
     env = os.environ if env is None else env
     clock = lambda: redis_now(redis)  # noqa: E731  (Redis's clock, the gate's)
@@ -63,7 +64,8 @@ def build(
     with conn() as c:
         limits = source_registry.load_limits(c)
     gateway = Gateway(
-        SharedLimiter(redis, keys.prefix, max_wait_s=max_wait_s), limits, UsageBook(), clock,
+        SharedLimiter(redis, limiter_prefix or keys.prefix, max_wait_s=max_wait_s), limits,
+        UsageBook(), clock,
         transport=transport, secrets=lambda: [env.get(n, "") for n in SECRET_ENV],
     )  # fmt: skip
     extra = {"adapter": binance_adapter} if binance_adapter is not None else {}

@@ -155,6 +155,9 @@ class Router:
                 while at[sym] < len(chains[sym]) and (why := self._usable(chains[sym][at[sym]])):
                     reasons[sym].append(why)
                     at[sym] += 1
+                    skipped = chains[sym][at[sym] - 1]
+                    if self.health[skipped].state != "not_configured":  # cooling down: a switch
+                        self._switch(kind, asset, skipped, chains[sym], nxt=at[sym], why=why)
                 if at[sym] >= len(chains[sym]):
                     del pending[sym]
                     why = "; ".join(reasons[sym]) or f"no configured source serves {kind}"

@@ -75,11 +75,18 @@ class AlphaVantage(Source):
             raise NotConfigured(f"{self.name}: {ENV_KEY} is not set")
         return {"function": function, **more, "apikey": self.key}
 
-    def _json(self, function: str, **more: str) -> dict[str, Any]:
-        body = self.gateway.json(self.name, BASE, params=self._params(function, **more))
+    def _json(self, function: str, **more: str) -> dict[str, Any] | None:
+        """The body; None for an ``Error Message`` (Alpha Vantage's answer to a symbol it
+        does not know: that symbol goes to the next source)."""
+        body = self.gateway.json(self.name, BASE, params=self._params(function, **more),
+                                 missing_ok=True)  # fmt: skip
+        if body is None:
+            return None
         if not isinstance(body, dict):
             raise MalformedResponse(f"{self.name} {function}: not a JSON object")
-        for refusal in ("Error Message", "Note", "Information"):
+        if "Error Message" in body and len(body) == 1:
+            return None
+        for refusal in ("Note", "Information"):
             if refusal in body:
                 text = " ".join(str(body[refusal]).split())[:160]
                 raise SourceFailed(self.gateway.clean(f"{self.name} {function}: {text}"))
@@ -95,6 +102,8 @@ class AlphaVantage(Source):
             else:
                 body = self._json("TIME_SERIES_DAILY", symbol=asset.symbol, outputsize="compact")
                 series_key = "Time Series (Daily)"
+            if body is None:
+                continue
             series = field_of(body, series_key, f"{self.name} {asset.symbol}")
             if not isinstance(series, dict):
                 raise MalformedResponse(f"{self.name} {asset.symbol}: {series_key} not an object")
@@ -114,14 +123,14 @@ class AlphaVantage(Source):
         return out
 
     def latest(self, assets: Sequence[Asset]) -> list[Quote]:
-        out: list[Quote] = []
-        for asset in assets:
-            out.append(self._fx(asset) if asset.asset_class == "forex" else self._intraday(asset))
-        return out
+        quotes = [self._fx(a) if a.asset_class == "forex" else self._intraday(a) for a in assets]
+        return [q for q in quotes if q is not None]
 
-    def _fx(self, asset: Asset) -> Quote:
+    def _fx(self, asset: Asset) -> Quote | None:
         base, quote = asset.symbol.split("/", 1)
         body = self._json("CURRENCY_EXCHANGE_RATE", from_currency=base, to_currency=quote)
+        if body is None:
+            return None
         what = f"{self.name} {asset.symbol}"
         rate = field_of(body, "Realtime Currency Exchange Rate", what)
         price = decimal(field_of(rate, "5. Exchange Rate", what), f"{what} rate")
@@ -129,8 +138,10 @@ class AlphaVantage(Source):
                          field_of(rate, "7. Time Zone", what), what)  # fmt: skip
         return Quote(asset.symbol, price, at)
 
-    def _intraday(self, asset: Asset) -> Quote:
+    def _intraday(self, asset: Asset) -> Quote | None:
         body = self._json("TIME_SERIES_INTRADAY", symbol=asset.symbol, interval="1min")
+        if body is None:
+            return None
         what = f"{self.name} {asset.symbol}"
         meta = field_of(body, "Meta Data", what)
         series = field_of(body, "Time Series (1min)", what)

@@ -64,12 +64,13 @@ class Fred(Source):
     def problem(self) -> str | None:
         return None if self.key else f"{ENV_KEY} is not set"
 
-    def _get(self, path: str, **params: str) -> object:
+    def _get(self, path: str, *, missing_ok: bool = False, **params: str) -> object:
         if not self.key:
             raise NotConfigured(f"{self.name}: {ENV_KEY} is not set")
         return self.gateway.json(
-            self.name, BASE + path, params={**params, "api_key": self.key, "file_type": "json"}
-        )
+            self.name, BASE + path, params={**params, "api_key": self.key, "file_type": "json"},
+            missing_ok=missing_ok,
+        )  # fmt: skip
 
     def calendar(self, assets: Sequence[Asset], start: date, end: date) -> list[CalendarEvent]:
         body = self._get(
@@ -107,7 +108,9 @@ class Fred(Source):
         for name, users in sorted(wanted.items()):
             series = SERIES[name]
             body = self._get("/series/observations", series_id=series, observation_start=since,
-                             sort_order="desc", limit="5")  # fmt: skip
+                             sort_order="desc", limit="5", missing_ok=True)  # fmt: skip
+            if body is None:
+                continue
             what = f"{self.name} {series}"
             for i, ob in enumerate(list_of(field_of(body, "observations", what), what)):
                 ow = f"{what} observations[{i}]"

@@ -131,7 +131,10 @@ class Gateway:
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-    ) -> httpx.Response:
+        missing_ok: bool = False,
+    ) -> httpx.Response | None:
+        """The response, or None for a 404 when ``missing_ok`` (one unknown symbol is
+        not the source failing: the router asks the next source for just that one)."""
         self.admit(source)
         try:
             resp = self.client.request(
@@ -141,6 +144,8 @@ class Gateway:
             raise SourceFailed(f"{source}: timed out") from None
         except httpx.HTTPError as exc:
             raise SourceFailed(self.clean(f"{source}: {type(exc).__name__}: {exc}")) from None
+        if resp.status_code == 404 and missing_ok:
+            return None
         if resp.status_code >= 400:
             body = " ".join(resp.text.split())[:BODY_SHOWN]
             what = "rate limited by the provider" if resp.status_code == 429 else "error"
@@ -148,7 +153,10 @@ class Gateway:
         return resp
 
     def json(self, source: str, url: str, **kw: Any) -> Any:
+        """The JSON body (None for a tolerated 404, see :meth:`request`)."""
         resp = self.request(source, kw.pop("method", "GET"), url, **kw)
+        if resp is None:
+            return None
         try:
             return resp.json()
         except ValueError:
@@ -156,7 +164,9 @@ class Gateway:
             raise MalformedResponse(self.clean(f"{source}: not JSON: {body!r}")) from None
 
     def text(self, source: str, url: str, **kw: Any) -> str:
-        return self.request(source, "GET", url, **kw).text
+        resp = self.request(source, "GET", url, **kw)
+        assert resp is not None  # only missing_ok may answer None
+        return resp.text
 
     def close(self) -> None:
         self.client.close()

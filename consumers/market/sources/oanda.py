@@ -76,14 +76,15 @@ class Oanda(Source):
             return f"OANDA_ENVIRONMENT must be practice or live, not {self.environment!r}"
         return None
 
-    def _get(self, path: str, params: Mapping[str, str]) -> object:
+    def _get(self, path: str, params: Mapping[str, str], *, missing_ok: bool = False) -> object:
         why = self.problem()
         if why:
             raise NotConfigured(f"{self.name}: {why}")
         headers = {"Authorization": f"Bearer {self.key}", "Accept-Datetime-Format": "RFC3339"}
         return self.gateway.json(
-            self.name, HOSTS[self.environment] + path, params=params, headers=headers
-        )
+            self.name, HOSTS[self.environment] + path, params=params, headers=headers,
+            missing_ok=missing_ok,
+        )  # fmt: skip
 
     def bars(self, assets: Sequence[Asset], start: date, end: date) -> list[Bar]:
         out: list[Bar] = []
@@ -95,7 +96,10 @@ class Oanda(Source):
                 f"/v3/instruments/{instrument(asset.symbol)}/candles",
                 {"granularity": "D", "price": "M", "from": begin.strftime("%Y-%m-%dT%H:%M:%SZ"),
                  "to": finish.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                missing_ok=True,
             )  # fmt: skip
+            if body is None:
+                continue  # an instrument this account cannot see: the next source
             what = f"{self.name} {asset.symbol}"
             for i, c in enumerate(list_of(field_of(body, "candles", what), f"{what} candles")):
                 cw = f"{what} candles[{i}]"

@@ -56,11 +56,14 @@ class Polygon(Source):
     def problem(self) -> str | None:
         return None if self.key else f"{ENV_KEY} is not set"
 
-    def _get(self, path: str, params: Mapping[str, str]) -> object:
+    def _get(self, path: str, params: Mapping[str, str], *, missing_ok: bool = False) -> object:
         if not self.key:
             raise NotConfigured(f"{self.name}: {ENV_KEY} is not set")
         headers = {"Authorization": f"Bearer {self.key}"}
-        body = self.gateway.json(self.name, BASE + path, params=params, headers=headers)
+        body = self.gateway.json(self.name, BASE + path, params=params, headers=headers,
+                                 missing_ok=missing_ok)  # fmt: skip
+        if body is None:
+            return None
         status = field_of(body, "status", f"{self.name} response")
         if status not in ("OK", "DELAYED"):
             raise MalformedResponse(f"{self.name}: status {status!r}")
@@ -70,7 +73,8 @@ class Polygon(Source):
         out: list[Bar] = []
         for asset in assets:
             path = f"/v2/aggs/ticker/{asset.symbol}/range/1/day/{start}/{end}"
-            body = self._get(path, {"adjusted": "true", "sort": "asc", "limit": "50000"})
+            body = self._get(path, {"adjusted": "true", "sort": "asc", "limit": "50000"},
+                             missing_ok=True)  # fmt: skip
             rows = body.get("results", []) if isinstance(body, dict) else []
             for i, r in enumerate(list_of(rows, f"{self.name} {asset.symbol} results")):
                 what = f"{self.name} {asset.symbol} results[{i}]"
