@@ -142,3 +142,31 @@ def test_feed_when_every_source_fails_then_openings_rejected_and_status_says_why
     assert "polygon_io: HTTP 503" in nvda and "alpha_vantage: HTTP 503" in nvda
     polygon = next(line for line in out.splitlines() if line.strip().startswith("polygon_io "))
     assert "failing" in polygon
+
+
+def test_feed_cli_when_sim_once_then_marks_flags_and_tables_and_exit_0(
+    redis: Redis, pg_url: str, h: Harness
+) -> None:
+    """``riskgate feed --source sim --once``: one turn of every job, exit 0; the gate
+    then holds a mark for every symbol and the sim's regimes (SOXL sideways)."""
+    code = main(["feed", "--source", "sim", "--once", "--portfolio", h.portfolio,
+                 "--database-url", pg_url, "--no-migrate"])  # fmt: skip
+    assert code == 0
+    h.pump()
+    assert set(h.state().snapshot.marks) == set(h.config.assets)
+    regime = redis.hget(h.keys.control, "regime:SOXL")
+    assert regime is not None and regime.decode().startswith("sideways|")
+    assert scalar(pg_url, "SELECT count(DISTINCT source) FROM price_data") == 1
+
+
+def test_feed_cli_when_source_or_symbol_unknown_then_exit_2_naming_it(
+    pg_url: str, portfolio: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad arguments: one line naming the problem and the expected form, exit 2."""
+    assert main(["feed", "--symbols", "NVDA,DOGE", "--database-url", pg_url]) == 2
+    assert "--symbols: DOGE not configured" in capsys.readouterr().err
+    code = main(["feed", "--source", "bloomberg", "--once", "--portfolio", portfolio,
+                 "--database-url", pg_url, "--no-migrate"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--source bloomberg: no such source" in err and "polygon_io" in err
