@@ -14,15 +14,16 @@ from consumers.cli.pg_options import config_of, guarded, keys_of, redis_options,
 from consumers.db import connection as db
 from consumers.db.services import wait_for_database
 from consumers.errors import UsageError
-from consumers.market import sources_status
-from consumers.market.feed import FeedSettings
-from consumers.market.feed_service import build, run
 
 if TYPE_CHECKING:
+    from consumers.market.feed import FeedSettings
+
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _settings(args: argparse.Namespace) -> FeedSettings:
+    from consumers.market.feed import FeedSettings  # noqa: PLC0415 - loaded by its command
+
     config = config_of(args)
     symbols = tuple(s for s in (args.symbols or "").split(",") if s)
     unknown = [s for s in symbols if s not in config.assets]
@@ -49,6 +50,9 @@ def _only(args: argparse.Namespace) -> list[str]:
 
 @guarded
 def cmd_feed(args: argparse.Namespace) -> int:
+    # the adapters (httpx and friends) load with their command, not with every command
+    from consumers.market.feed_service import build, run  # noqa: PLC0415
+
     settings = _settings(args)
     config = config_of(args)
     configure_logging()
@@ -71,6 +75,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
 @guarded
 def cmd_sources(args: argparse.Namespace) -> int:
+    from consumers.market import sources_status  # noqa: PLC0415 - loaded by its command
+
     redis = connect(args.redis_url)
     try:
         with db.connect(args.database_url) as conn:

@@ -137,3 +137,28 @@ def test_fetch_when_adapter_raises_unexpectedly_then_treated_as_failure() -> Non
     routed = fetch(router, "NVDA")
     assert routed.coverage[0].source == "alpha_vantage"
     assert "KeyError" in (router.health["polygon_io"].reason or "")
+
+
+def test_feed_metrics_when_a_switch_happened_then_exported_with_labels() -> None:
+    """The feed's /metrics: failovers by kind and sources, source errors, source states."""
+    import fakeredis
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from consumers.bus.keys import Keys
+    from consumers.market.feed_telemetry import FeedTelemetry
+
+    router = Router({"polygon_io": Fake("polygon_io", fail=True),
+                     "alpha_vantage": Fake("alpha_vantage")}, UsageBook(), Clock())  # fmt: skip
+    fetch(router, "NVDA")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FeedTelemetry(fakeredis.FakeRedis(), Keys("m1"), router, {"marks": 3}))
+    text = generate_latest(registry).decode()
+    assert ('riskgate_feed_failovers_total{from_source="polygon_io",kind="latest",portfolio="m1",'
+            'role="feed",to_source="alpha_vantage"} 1.0') in text  # fmt: skip
+    assert (
+        'riskgate_feed_source_errors_total{portfolio="m1",role="feed",source="polygon_io"} 1.0'
+        in text
+    )
+    assert ('riskgate_feed_source_state{portfolio="m1",role="feed",source="polygon_io",'
+            'state="failing"} 1.0') in text  # fmt: skip
+    assert 'riskgate_feed_marks_published_total{portfolio="m1",role="feed"} 3.0' in text
