@@ -6,6 +6,8 @@ regime with no hand-set flag; failover, missing credentials, and every source do
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,6 +22,7 @@ from consumers.market.feed import Feed, FeedSettings
 from consumers.market.feed_service import build
 from consumers.state.control import redis_now
 from schemas.messages import Status
+from tests.builders import ROOT
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database
 from tests.provider_replay import BinanceReplay, Fail, install, shift_to
@@ -149,9 +152,9 @@ def test_feed_cli_when_sim_once_then_marks_flags_and_tables_and_exit_0(
 ) -> None:
     """``riskgate feed --source sim --once``: one turn of every job, exit 0; the gate
     then holds a mark for every symbol and the sim's regimes (SOXL sideways)."""
-    code = main(["feed", "--source", "sim", "--once", "--portfolio", h.portfolio,
-                 "--database-url", pg_url, "--no-migrate"])  # fmt: skip
-    assert code == 0
+    done = cli("feed", "--source", "sim", "--once", "--portfolio", h.portfolio,
+               "--database-url", pg_url, "--no-migrate")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
     h.pump()
     assert set(h.state().snapshot.marks) == set(h.config.assets)
     regime = redis.hget(h.keys.control, "regime:SOXL")
@@ -160,13 +163,19 @@ def test_feed_cli_when_sim_once_then_marks_flags_and_tables_and_exit_0(
 
 
 def test_feed_cli_when_source_or_symbol_unknown_then_exit_2_naming_it(
-    pg_url: str, portfolio: str, capsys: pytest.CaptureFixture[str]
+    pg_url: str, portfolio: str
 ) -> None:
     """Bad arguments: one line naming the problem and the expected form, exit 2."""
-    assert main(["feed", "--symbols", "NVDA,DOGE", "--database-url", pg_url]) == 2
-    assert "--symbols: DOGE not configured" in capsys.readouterr().err
-    code = main(["feed", "--source", "bloomberg", "--once", "--portfolio", portfolio,
-                 "--database-url", pg_url, "--no-migrate"])  # fmt: skip
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "--source bloomberg: no such source" in err and "polygon_io" in err
+    done = cli("feed", "--symbols", "NVDA,DOGE", "--database-url", pg_url)
+    assert done.returncode == 2 and "--symbols: DOGE not configured" in done.stderr
+    done = cli("feed", "--source", "bloomberg", "--once", "--portfolio", portfolio,
+               "--database-url", pg_url, "--no-migrate")  # fmt: skip
+    assert done.returncode == 2
+    assert "--source bloomberg: no such source" in done.stderr and "polygon_io" in done.stderr
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``riskgate ...`` in a process of its own (the feed configures logging for its
+    process; in this one it would outlive the test)."""
+    return subprocess.run([sys.executable, "-m", "consumers.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
