@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from consumers.bus.lease import holder
 from consumers.bus.runtime import connect
 from consumers.bus.signing import order_signer
 from consumers.cli.options import add_redis_options, config_of, keys_of
+from consumers.cli.owner_text import owner_json, owner_text
 from consumers.errors import UsageError
 from consumers.sdk.client import GateClient, resume_reference
 from consumers.state import control
@@ -154,6 +156,7 @@ def _print_status(s: dict[str, Any]) -> None:
         f"portfolio {s['portfolio']}  version {s['version']}  config {s['config_hash']}"
         f"  halted {'YES' if s['halted'] else 'no'}"
     )
+    print(owner_text(s["gate_owner"]))
     print(
         f"equity {s['equity']}  cash {s['cash']}  peak {s['peak_equity']}"
         f"  drawdown {s['drawdown']}  daily pnl {s['daily_pnl']}"
@@ -207,7 +210,9 @@ def _print_status(s: dict[str, Any]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    s = control.status(connect(args.redis_url), keys_of(args), config_of(args))
+    redis, keys = connect(args.redis_url), keys_of(args)
+    s = control.status(redis, keys, config_of(args))
+    s["gate_owner"] = owner_json(holder(redis, keys))
     if args.json:
         print(json.dumps(s, indent=2))
     else:

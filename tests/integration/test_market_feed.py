@@ -28,6 +28,8 @@ from tests.integration.pg import query, scalar, temp_database
 from tests.provider_replay import BinanceReplay, Fail, install, shift_to
 from tests.unit.test_market_sources import ENV
 
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
+
 SYMBOLS = ("NVDA", "TQQQ", "GME", "BTC/USDT", "ETH/USDT", "GBP/JPY", "NATGAS/USD", "WTICO/USD")
 
 
