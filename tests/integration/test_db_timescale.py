@@ -18,7 +18,7 @@ from consumers.cli.main import main
 from consumers.db import connection as db
 from consumers.db.daily_closes import PLAIN, daily_closes, is_aggregate
 from consumers.db.layout import Layout, inspect
-from consumers.db.migrate import AMENDMENTS, default_directory
+from consumers.db.migrate import AMENDMENTS, default_directory, discover
 from consumers.market.correlations import pair_correlations
 from tests.integration.pg import POSTGRESQL, Server, query, scalar, temp_database
 
@@ -86,7 +86,7 @@ def test_migrate_when_002_applied_before_its_amendment_then_accepted_and_rest_ap
     )
     assert main(["migrate", "--status", "--database-url", empty_db]) == 0
     status = capsys.readouterr().out
-    assert "6 migrations applied" in status and "0 pending" in status
+    assert f"{len(discover())} migrations applied" in status and "0 pending" in status
     if pg_server.name == POSTGRESQL:
         assert recorded == earlier  # history untouched
         assert f"{AMENDED} recorded with the text it had before it was amended" in status
