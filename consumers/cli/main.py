@@ -12,6 +12,7 @@ from consumers.bus.redis_errors import explain, is_redis_error
 from consumers.cli import (
     commands,
     db_commands,
+    feed_commands,
     market_commands,
     ops_commands,
     phase_commands,
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.register(sub)  # and those that need PostgreSQL
     phase_commands.register(sub)
     market_commands.register(sub)
+    feed_commands.register(sub)
     security_commands.register(sub)
     ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
     return parser

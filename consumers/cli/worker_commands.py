@@ -87,6 +87,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING")
+    if args.cluster:
+        return _bench_cluster(args)
     url = redis_url(args.redis_url)
     if args.memory:
         return _bench_memory(args, url)
@@ -117,6 +119,26 @@ def _bench_memory(args: argparse.Namespace, url: str) -> int:
     print(memory.table(result))
     if args.json:
         write_json(result, Path(args.json))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_cluster(args: argparse.Namespace) -> int:
+    """``bench --cluster``: a local 3-shard cluster (or ``--cluster-url``), 1/2/4 processes
+    over 1/8/64 portfolios, and the projection for bigger deployments."""
+    from consumers.bench import cluster  # noqa: PLC0415 - only this mode needs it
+
+    bench = cluster.ClusterBench(
+        config_of(args),
+        cluster.ClusterPlan.make(args.quick),
+        say=lambda msg: print(msg, file=sys.stderr, flush=True),
+        url=args.cluster_url,
+    )
+    result = bench.run()
+    print(cluster.table(result))
+    if args.json:
+        cluster.write(result, Path(args.json))
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
@@ -195,4 +217,11 @@ def register(sub: Sub) -> None:
     p.add_argument(
         "--duration", type=float, default=2700.0, help="--memory: seconds (3 dedupe windows)"
     )
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="throughput and Redis time per intent on a Redis Cluster (a local 3-shard one "
+        "started from redis-server unless --cluster-url names one), with a sizing projection",
+    )
+    p.add_argument("--cluster-url", default=None, help="a node of an existing cluster")
     p.set_defaults(handler=cmd_bench)

@@ -30,9 +30,11 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
     """honcho start: the gate decides, the audit writer records the decision, the phase
     monitor records the day's close; SIGTERM stops them all."""
     procfile = (ROOT / "Procfile").read_text()
-    for line in ("gate: riskgate gate", "audit: riskgate audit", "phase: riskgate phase-monitor"):
+    for line in ("gate: riskgate gate", "audit: riskgate audit", "phase: riskgate phase-monitor",
+                 "feed: riskgate feed"):  # fmt: skip
         assert f"{line} --metrics-port $PORT" in procfile.splitlines()  # honcho: 5000, 5100, ...
-    env = {"REDIS_URL": redis_url, "DATABASE_URL": pg_url, "RISKGATE_PORTFOLIO": portfolio}
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": pg_url, "RISKGATE_PORTFOLIO": portfolio,
+           "RISKGATE_FEED_SOURCE": "sim"}  # the simulated market: no network in a test  # fmt: skip
     log = tmp_path / "honcho.log"
     with honcho(log, env) as proc:
         client = GateClient(redis_url, portfolio)
@@ -54,6 +56,7 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
         assert any(name in line and "consumer stopped" in line for line in text.splitlines())
     assert "gate worker stopped" in text
     assert "correlations.1" in text and "Traceback" not in text
+    assert any("feed.1" in line and "database ready" in line for line in text.splitlines())
 
 
 def _recorded(url: str, portfolio: str, intent_id: str) -> bool:
