@@ -24,6 +24,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from consumers.bus.keys import DEFAULT_PREFIX
+from consumers.bus.nodes import server_time
 
 
 def members_key(prefix: str = DEFAULT_PREFIX) -> str:
@@ -42,7 +43,7 @@ class Membership:
         the same portfolios as we do (None: unknown)."""
         digest = hashlib.sha256("\n".join(sorted(serving)).encode()).hexdigest()[:16]
         try:
-            seconds, micros = self.redis.time()
+            seconds, micros = server_time(self.redis, self.key)  # one clock for all
             now = int(seconds) * 1000 + int(micros) // 1000
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(self.key, self.consumer, f"{now} {digest}")

@@ -19,6 +19,7 @@ from redis import Redis
 
 from consumers.bus import keys as k
 from consumers.bus.keys import Keys
+from consumers.bus.nodes import server_time
 from consumers.bus.retention import Policy, Trimmed, trim_stream
 from consumers.bus.streams import BoundedReader, Entry
 from consumers.gate_worker.settings import GateSettings
@@ -126,7 +127,8 @@ class Housekeeping:
         """One retention pass over the portfolio's streams (not ``phases``: a handful of
         entries ever, which the phase monitor reads back). Returns what each pass did."""
         s, kk = self.settings, self.keys
-        seconds, micros = self.redis.time()  # Redis's memory, Redis's clock
+        # Redis's memory, Redis's clock: the node's that stamps these streams' ids
+        seconds, micros = server_time(self.redis, kk.state)
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         base = Policy(
             unconsumed_keep_ms=int(s.unconsumed_keep_s * 1000),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from consumers.bus.keys import source_requests_key
+from consumers.bus.nodes import server_time
 from consumers.market.sources.base import RateLimited
 
 ACQUIRE_LUA = """
@@ -107,6 +108,7 @@ class SharedLimiter:
 
     def in_window(self, source: str, limit: Limit) -> int:
         """Requests counted in the current window (for ``riskgate sources status``)."""
-        seconds, micros = self.redis.time()
+        # the clock of the node that holds the window (its script reads that one's TIME)
+        seconds, micros = server_time(self.redis, self.key(source))
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         return int(self.redis.zcount(self.key(source), now_ms - limit.window_ms + 1, "+inf"))
