@@ -19,9 +19,22 @@ from redis import Redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 from consumers.bus.tls import tls_options
+from consumers.bus.urls import check_redis_url
 
 #: Redis errors that mean "not now" (down, restarting, loading): retry, never give up.
 REDIS_TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError)
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (not when logging was set up):
+    a replaced stream (a test's capture, a redirect) is followed, a closed one never
+    written to."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
@@ -46,15 +59,17 @@ def configure_logging(level: str | None = None, json_logs: bool | None = None) -
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level_name, logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 
 
 def redis_url(url: str | None = None) -> str:
     """``url``, else ``$REDIS_URL``, else the embedded Redis of the data directory."""
-    if url or os.environ.get("REDIS_URL"):
-        return url or os.environ["REDIS_URL"]
+    if url:
+        return check_redis_url(url)
+    if os.environ.get("REDIS_URL"):
+        return check_redis_url(os.environ["REDIS_URL"], "REDIS_URL")
     from consumers.servers import embedded  # noqa: PLC0415 - only when no URL is set
 
     return embedded.redis_url()

@@ -43,7 +43,9 @@ def test_processes_when_same_data_dir_then_share_servers_and_last_one_out_stops_
             assert gate.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         assert (
-            _riskgate(data, "deposit", "2500", "--reference", "d1", "--portfolio", "p1").returncode
+            _riskgate(
+                data, "deposit", "2500", "--reference", "d1", "--portfolio", "p1", "--embedded"
+            ).returncode
             == 0
         )
         info = embedded.status(data)["redis"]
