@@ -12,7 +12,7 @@ import argparse
 import difflib
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NoReturn
 
 _CHOICES = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
@@ -45,9 +45,38 @@ class Parser(argparse.ArgumentParser):
             message = f"{head}{m.group(1)!r} is not one of {', '.join(choices)}" + (
                 f"; did you mean {guess!r}?" if guess else ""
             )
-        elif message.startswith("unrecognized arguments"):
-            message += f" (the options of {self.prog} are in `{self.prog} --help`)"
         self.exit(2, f"{self.prog}: {message}\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Unrecognized arguments are reported by the command they were given to, with
+        the option nearest each one (``--portfolo``: did you mean --portfolio?)."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target = self._command_parser(ns)
+            options = list(target._option_string_actions)
+            hints = [
+                f"{x} -> {guess}"
+                for x in extras
+                if x.startswith("-") and (guess := did_you_mean(x.split("=")[0], options))
+            ]
+            hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+            target.error(
+                f"unrecognized arguments: {' '.join(extras)}{hint} (the options are in "
+                f"`{target.prog} --help`)"
+            )
+        return ns
+
+    def _command_parser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
+        """The (sub)parser of the command ``ns`` was parsed for."""
+        parser: argparse.ArgumentParser = self
+        while True:
+            found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            name = getattr(ns, found[0].dest, None) if found else None
+            if not found or name not in found[0].choices:
+                return parser
+            parser = found[0].choices[name]
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
