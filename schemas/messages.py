@@ -72,12 +72,17 @@ def decimal_text(value: Decimal) -> str:
 #: asks of a string it reads (a JSON number is read exactly too)
 DECIMAL_OUT = r"^-?[0-9]+(\.[0-9]+)?$"
 DECIMAL_IN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_STRING_BOUND = {  # a decimal string's sign (and a nonzero digit) as the bound demands
+    "exclusiveMinimum": r"^\+?(?=[0-9.]*[1-9])([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
+    "minimum": r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
+}
 
 
 def _decimal_in(**bound: int) -> WithJsonSchema:
     """The schema of a decimal an agent or executor sends: a number or a decimal string."""
+    pattern = _STRING_BOUND[next(iter(bound))] if bound else DECIMAL_IN
     return WithJsonSchema(
-        {"anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": DECIMAL_IN}]},
+        {"anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": pattern}]},
         mode="validation",
     )
 

@@ -126,13 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"riskgate: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `riskgate assets | head` (before Exception: it is one)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         return _report_failure(exc, args)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # e.g. `riskgate assets | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
 
 
 def _report_failure(exc: Exception, args: argparse.Namespace) -> int:
