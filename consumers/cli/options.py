@@ -93,6 +93,27 @@ def seconds_arg(*, minimum: float = 0.0, inclusive: bool = True) -> Callable[[st
     return parse
 
 
+def whole_arg(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``minimum`` (to ``maximum``), for ``argparse``."""
+    bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number (expected one {bound})"
+            ) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a whole number {bound}")
+        return value
+
+    return parse
+
+
+PORT = whole_arg(0, 65535)  # a TCP port; 0: off (metrics) or any free one
+
+
 def date_arg(text: str) -> date:
     """YYYY-MM-DD (``argparse`` type)."""
     try:

@@ -76,6 +76,11 @@ BAD = [  # (case, arguments after the command, what the one line must say)
      ["riskgate status: unrecognized arguments: --bogus", "riskgate status --help"]),
     ("option typo", ["status", "--portfolo", "x"],
      ["unrecognized arguments: --portfolo x; did you mean --portfolo -> --portfolio?"]),
+    ("metrics port", ["gate", "--metrics-port", "99999"],
+     ["'99999' must be a whole number from 0 to 65535"]),
+    ("negative period", ["correlations", "--every", "-5"], ["'-5' must be > 0 seconds"]),
+    ("no workers", ["demo", "--workers", "0"], ["'0' must be a whole number from 1 to 64"]),
+    ("batch of none", ["audit", "--batch", "0"], ["'0' must be a whole number from 1 to"]),
     ("missing --price", ["submit", "BTC/USDT", "buy", "1"],
      ["the following arguments are required: --price"]),
 ]  # fmt: skip
