@@ -69,8 +69,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     """An operator releases one reservation: its order is known to be dead."""
-    redis, keys = connect(args.redis_url), keys_of(args)
-    s = control.status(redis, keys, config_of(args))
+    redis, keys, config = connect(args.redis_url), keys_of(args), config_of(args)
+    s = control.status(redis, keys, config)
     r = s["reservations"].get(args.intent_id)
     if r is None:
         raise UsageError(f"{args.intent_id}: no open reservation in portfolio {args.portfolio}")
@@ -78,7 +78,8 @@ def cmd_release(args: argparse.Namespace) -> int:
         args.intent_id, args.operator, args.reason
     )
     print(
-        f"{args.portfolio}: releasing {args.intent_id} ({r['side']} {r['quantity']} "
+        f"{args.portfolio}: releasing {args.intent_id} ({r['side']} "
+        f"{render.quantity(r['quantity'], config.assets.get(r['symbol']))} "
         f"{r['symbol']}, good till {r['good_till']}); event {event_id} (applied by the gate)"
     )
     structlog.get_logger("riskgate.control").warning(
@@ -118,7 +119,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         event_id = client.resume(args.operator, args.reason, reference=resume_reference(latched))
         print(
             f"{args.portfolio}: clearing {'; '.join(latched)}; the drawdown's reference peak "
-            f"restarts from nav {s['nav']} (was {s['peak_nav']}), equity {s['equity']}; "
+            f"restarts from nav {s['nav']} (was {s['peak_nav']}), equity "
+            f"{render.money(s['equity'], config_of(args).risk_management.account_currency)}; "
             f"event {event_id} (applied by the gate)"
         )
     if not s["halted"] and not latched:
