@@ -145,7 +145,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
         f = Fill.model_validate(payload)
     except ValidationError as exc:
         raise UsageError(f"invalid fill: {describe(exc)}") from exc
-    configured_symbol(config_of(args), f.symbol, "fill: symbol")
+    configured_symbol(config_of(args), f.symbol, "symbol:")
     try:
         event_id = args.event_id or fill_event_id(f.intent_id, args.fill_id)
     except ValueError as exc:  # an unusable --fill-id, named
