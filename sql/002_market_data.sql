@@ -1,5 +1,7 @@
 -- riskgate 002: market data. Prices, indicators, sentiment, options flow (time series),
 -- the economic calendar and asset correlations.
+-- amended after release (migrate.py, AMENDMENTS): the four DROP INDEX IF EXISTS lines. On
+-- amended TimescaleDB, create_hypertable makes <table>_time_idx itself; on PostgreSQL they do nothing.
 
 CREATE TABLE price_data (
     time         timestamptz NOT NULL,   -- bar open time (UTC); a 1d bar's day is time's UTC date
@@ -27,6 +29,7 @@ ALTER TABLE price_data
     ADD FOREIGN KEY (asset_class) REFERENCES asset_class_config (asset_class);
 
 -- the correlation job: last bar of each UTC day per symbol over a window
+DROP INDEX IF EXISTS price_data_time_idx;  -- amended: create_hypertable's own
 CREATE INDEX price_data_time_idx ON price_data (time DESC, symbol);
 
 COMMENT ON TABLE price_data IS
@@ -52,6 +55,7 @@ ALTER TABLE leading_indicators
     ADD FOREIGN KEY (asset_class) REFERENCES asset_class_config (asset_class),
     ADD FOREIGN KEY (source) REFERENCES data_source_registry (name);
 
+DROP INDEX IF EXISTS leading_indicators_time_idx;  -- amended: create_hypertable's own
 CREATE INDEX leading_indicators_time_idx ON leading_indicators (time DESC);
 
 COMMENT ON TABLE leading_indicators IS
@@ -78,6 +82,7 @@ ALTER TABLE social_sentiment
     ADD FOREIGN KEY (asset_class) REFERENCES asset_class_config (asset_class),
     ADD FOREIGN KEY (source) REFERENCES data_source_registry (name);
 
+DROP INDEX IF EXISTS social_sentiment_time_idx;  -- amended: create_hypertable's own
 CREATE INDEX social_sentiment_time_idx ON social_sentiment (time DESC);
 
 COMMENT ON TABLE social_sentiment IS
@@ -111,6 +116,7 @@ ALTER TABLE options_flow
     ADD FOREIGN KEY (asset_class) REFERENCES asset_class_config (asset_class),
     ADD FOREIGN KEY (source) REFERENCES data_source_registry (name);
 
+DROP INDEX IF EXISTS options_flow_time_idx;  -- amended: create_hypertable's own
 CREATE INDEX options_flow_time_idx ON options_flow (time DESC);
 CREATE INDEX options_flow_unusual_idx ON options_flow (symbol, time DESC) WHERE unusual;
 

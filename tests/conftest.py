@@ -6,6 +6,10 @@ nothing answers on the default ports, the session starts its own: a ``redis-serv
 (the system's, >= 7, on a free port; the embedded one if there is none) and the
 embedded PostgreSQL, in temporary directories, stopped at the end. Tests never skip for
 want of a server.
+
+The PostgreSQL tier also runs on TimescaleDB at ``RISKGATE_TEST_TSDB_ADMIN_URL`` (.ci/run
+starts one with ../shared/timescaledb/start.sh and sets it); unset, a TimescaleDB answering
+on 127.0.0.1:5433 is used; set empty, none. Under ``CI=true`` a TimescaleDB is required.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ INTEGRATION = Path(__file__).parent / "integration"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 LOCAL_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/riskgate"
+LOCAL_TSDB_ADMIN = "postgresql://postgres@127.0.0.1:5433/postgres"
+TSDB = "RISKGATE_TEST_TSDB_ADMIN_URL"
 
 _stop: list[Callable[[], object]] = []
 
@@ -74,6 +80,22 @@ def pytest_configure(config: pytest.Config) -> None:
     env.setdefault("REDIS_URL", LOCAL_REDIS)
     env.setdefault("RISKGATE_TEST_PG_ADMIN_URL", LOCAL_PG_ADMIN)
     env.setdefault("DATABASE_URL", LOCAL_PG)
+    if TSDB not in env and _answers(5433):
+        env[TSDB] = LOCAL_TSDB_ADMIN
+    if env.get("CI") == "true" and not env.get(TSDB):
+        raise pytest.UsageError(
+            f"CI=true: the PostgreSQL tier must run on TimescaleDB too, and {TSDB} is "
+            + ("set empty" if TSDB in env else "unset and nothing answers on 127.0.0.1:5433")
+            + " (.ci/run starts one with ../shared/timescaledb/start.sh)"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    tsdb = os.environ.get(TSDB) or f"none (set {TSDB}, or start one on 127.0.0.1:5433)"
+    return (
+        f"PostgreSQL tier on: postgresql {os.environ['RISKGATE_TEST_PG_ADMIN_URL']}, "
+        f"timescaledb {tsdb}"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

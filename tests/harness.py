@@ -11,7 +11,7 @@ from typing import Any
 
 from redis import Redis
 
-from consumers.bus.keys import DATA, GROUP_GATE, Keys
+from consumers.bus.keys import DATA, GROUP_GATE, Keys, registry_key
 from consumers.gate_worker.worker import GateSettings, GateWorker
 from consumers.sdk.client import GateClient
 from consumers.state import control
@@ -27,6 +27,7 @@ def unique_portfolio(tag: str = "t") -> str:
 def wipe(redis: Redis, portfolio: str) -> None:
     for key in redis.scan_iter(match=f"riskgate:{{{portfolio}}}:*", count=1000):
         redis.delete(key)
+    redis.srem(registry_key(), portfolio)  # `riskgate deposit` registers what it funds
 
 
 class Harness:

@@ -178,16 +178,20 @@ def raw_bus(redis: Redis, keys: Keys, payloads: Sequence[bytes], batch: int) -> 
     return done / (time.perf_counter() - started)
 
 
-def decided_span(redis: Redis, keys: Keys, n: int, timeout: float) -> float:
-    """Wait until n decisions exist; seconds from the first decision to the last."""
+def decided_span(redis: Redis, keys: Keys | Sequence[Keys], n: int, timeout: float) -> float:
+    """Wait until n decisions exist (over every portfolio given); seconds from the first
+    decision to the last."""
+    each = [keys] if isinstance(keys, Keys) else list(keys)
     deadline = time.monotonic() + timeout
-    while redis.xlen(keys.decisions) < n:
+    while (done := sum(int(redis.xlen(k.decisions)) for k in each)) < n:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {redis.xlen(keys.decisions)}/{n} decided in {timeout}s")
+            raise RuntimeError(f"only {done}/{n} decided in {timeout}s")
         time.sleep(0.05)
-    first: Any = redis.xrange(keys.decisions, count=1)
-    last: Any = redis.xrevrange(keys.decisions, count=1)
-    return max(0.001, (id_ms(last[0][0]) - id_ms(first[0][0])) / 1000)
+    firsts: Any = [redis.xrange(k.decisions, count=1) for k in each]
+    lasts: Any = [redis.xrevrange(k.decisions, count=1) for k in each]
+    first = min(id_ms(f[0][0]) for f in firsts if f)
+    last = max(id_ms(x[0][0]) for x in lasts if x)
+    return max(0.001, (last - first) / 1000)
 
 
 def lag_zero(redis: Redis, keys: Keys, stream: str) -> bool:
@@ -202,9 +206,17 @@ def lag_zero(redis: Redis, keys: Keys, stream: str) -> bool:
 class WorkerPool:
     """Gate worker processes for one benchmark run (decision logs off)."""
 
-    def __init__(self, redis_url: str, keys: Keys, config_path: Path | None, batch: int) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        keys: Keys,
+        config_path: Path | None,
+        batch: int,
+        more: Sequence[Keys] = (),
+    ) -> None:
         self.redis_url = redis_url
         self.keys = keys
+        self.more = list(more)  # further portfolios each process serves
         self.config_path = config_path
         self.batch = batch
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -227,6 +239,7 @@ class WorkerPool:
                         "gate",
                         "--portfolio",
                         self.keys.portfolio,
+                        *[f for k in self.more for f in ("--portfolio", k.portfolio)],
                         "--redis-url",
                         self.redis_url,
                         "--consumer",

@@ -5,7 +5,8 @@ Per portfolio ``P`` all keys share the prefix ``<prefix>:{P}:`` (default prefix
 one slot, so one Lua script can touch all of them.
 
 Streams and groups are the wire protocol (DESIGN.md section 3); the rest
-(``state``, ``control``, markers, correlations) is internal and may change.
+(``state``, ``control``, markers, correlations, the gate's ``lease``, the portfolio
+registry) is internal and may change.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class Keys:
     def base(self) -> str:
         return f"{self.prefix}:{{{self.portfolio}}}:"
 
+    @property
+    def registry(self) -> str:
+        """Set: the registered portfolios (:func:`registry_key` of this prefix)."""
+        return registry_key(self.prefix)
+
     # -- streams (protocol) ------------------------------------------------------------
     @property
     def intents(self) -> str:
@@ -120,6 +126,12 @@ class Keys:
         """String: written just before ``WAIT``, so the wait covers every earlier write."""
         return self.base + "outbox-sync"
 
+    @property
+    def lease(self) -> str:
+        """String with a PX TTL: which gate process decides this portfolio now
+        (JSON ``{owner, since, token}``; consumers/bus/lease.py)."""
+        return self.base + "lease"
+
     def decided(self, intent_id: str) -> str:
         """String: the decision's stream id, once the intent is decided (with a TTL)."""
         return self.base + "decided:" + intent_id
@@ -142,3 +154,10 @@ class Keys:
             self.phases,
             self.deadletter,
         )
+
+
+def registry_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """Set of portfolio names: what ``riskgate gate --all-portfolios`` (and the audit
+    writer and phase monitor) serve. One key outside every portfolio's hash tag, read
+    with one command (SMEMBERS), so it works on a Redis Cluster too."""
+    return f"{prefix}:portfolios"

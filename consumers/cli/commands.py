@@ -2,14 +2,15 @@
 
 One module per group: ``worker_commands`` (gate, bench), ``control_commands`` (halt,
 resume, release, enable, flag, status), ``sdk_commands`` (submit, deposit, fill,
-mark); the options they share are in ``options``. This module registers them all.
+mark), ``portfolio_commands`` (the registry); the options they share are in
+``options``. This module registers them all.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consumers.cli import control_commands, sdk_commands, worker_commands
+from consumers.cli import control_commands, portfolio_commands, sdk_commands, worker_commands
 from consumers.cli.control_commands import (
     cmd_enable,
     cmd_flag,
@@ -46,3 +47,4 @@ def register(sub: Sub) -> None:
     worker_commands.register(sub)
     control_commands.register(sub)
     sdk_commands.register(sub)
+    portfolio_commands.register(sub)

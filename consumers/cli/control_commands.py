@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from consumers.bus.lease import holder
 from consumers.bus.runtime import connect
 from consumers.bus.signing import order_signer
 from consumers.cli import render
@@ -23,6 +24,7 @@ from consumers.cli.options import (
     keys_of,
     writes,
 )
+from consumers.cli.owner_text import owner_json
 from consumers.cli.parser import did_you_mean
 from consumers.cli.which_server import describe_redis
 from consumers.errors import UsageError
@@ -176,7 +178,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     """The portfolio's status; exit 1 when it has never seen an event (no state, nothing
     on any stream): most likely the wrong server, prefix or portfolio name."""
     config = config_of(args)
-    s = control.status(connect(args.redis_url), keys_of(args), config)
+    redis, keys = connect(args.redis_url), keys_of(args)
+    s = control.status(redis, keys, config)
+    s["gate_owner"] = owner_json(holder(redis, keys))
     if args.json:
         print(json.dumps(s, indent=2))
     elif not s["empty"]:

@@ -10,22 +10,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consumers.bus.runtime import default_consumer_name
-from consumers.cli.options import seconds_arg
+from consumers.cli.migrate_text import print_migrations, print_status
+from consumers.cli.options import prefix, seconds_arg, serving_set
 from consumers.cli.pg_options import (
     config_of,
     consumer_options,
     database_option,
     env_int,
     guarded,
-    keys_of,
 )
-from consumers.cli.status_text import print_migrations
 from consumers.db import connection as db
 from consumers.db.audit import AuditWriter
-from consumers.db.migrate import discover, migrate
+from consumers.db.layout import inspect
+from consumers.db.migrate import discover, history, migrate
 from consumers.db.registry import sync_config
 from consumers.db.services import Builder, run_consumer
 from consumers.db.stream_to_pg import ConsumerSettings
+from consumers.errors import UsageError
+from consumers.gate_worker.settings import MAX_IDLE_MS
 from consumers.phase.monitor import DEDUPE_TTL_S, PhaseMonitor
 
 if TYPE_CHECKING:
@@ -38,12 +40,17 @@ if TYPE_CHECKING:
 @guarded
 def cmd_migrate(args: argparse.Namespace) -> int:
     url = db.database_url(args.database_url)
-    created = db.ensure_database(url)
     migrations = discover(Path(args.migrations_dir) if args.migrations_dir else None)
+    if args.status:  # changes nothing, creates nothing
+        with db.connect(url) as conn:
+            done = history(conn, migrations)
+            print_status(db.describe_url(url), done, inspect(conn))
+        return 1 if done.pending else 0
+    created = db.ensure_database(url)
     with db.connect(url) as conn:
         report = migrate(conn, migrations)
-        timescale = conn.execute("SELECT riskgate_has_timescaledb()").fetchone()
-    print_migrations(db.describe_url(url), created, report, bool(timescale and timescale[0]))
+        layout = inspect(conn)
+    print_migrations(db.describe_url(url), created, report, layout)
     return 0
 
 
@@ -64,6 +71,10 @@ def cmd_sync_config(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> ConsumerSettings:
+    if not 1 <= args.idle_ms <= MAX_IDLE_MS:
+        raise UsageError(f"--idle-ms is {args.idle_ms}: it must be from 1 to {MAX_IDLE_MS}")
+    if not args.registry_every > 0:
+        raise UsageError(f"--registry-every is {args.registry_every}: it must be > 0 seconds")
     return ConsumerSettings(
         consumer=args.consumer or default_consumer_name(),
         batch=args.batch,
@@ -71,13 +82,17 @@ def _settings(args: argparse.Namespace) -> ConsumerSettings:
         min_idle_ms=args.min_idle_ms,
         reclaim_every_s=args.reclaim_every,
         max_backoff_s=args.max_backoff,
+        idle_ms=args.idle_ms,
+        registry_every_s=args.registry_every,
     )
 
 
 def _run(args: argparse.Namespace, build: Builder) -> int:
     return run_consumer(
         build,
-        keys=keys_of(args),
+        portfolios=serving_set(args),
+        all_portfolios=args.all_portfolios,
+        prefix=prefix(),
         config=config_of(args),
         settings=_settings(args),
         database_url=args.database_url,
@@ -95,7 +110,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 @guarded
 def cmd_phase_monitor(args: argparse.Namespace) -> int:
     every = args.evaluate_every
-    ttl = env_int("RISKGATE_DEDUPE_TTL_S", DEDUPE_TTL_S)  # the gate's: the same refusals
+    # the gate's applied-marker window: both refuse the same events as too old
+    ttl = env_int("RISKGATE_EVENT_DEDUPE_TTL_S", DEDUPE_TTL_S)
     return _run(args, lambda *a: PhaseMonitor(*a, evaluate_every_s=every, dedupe_ttl_s=ttl))
 
 
@@ -106,6 +122,12 @@ def register(sub: Sub) -> None:
     p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
     database_option(p)
     p.add_argument("--migrations-dir", help="directory of NNN_name.sql (default: the packaged)")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print what is applied and pending and what the time series are built on; "
+        "change nothing (exit 1 when migrations are pending)",
+    )
     p.set_defaults(handler=cmd_migrate)
 
     p = sub.add_parser("sync-config", help="upsert assets, classes and data sources into SQL")

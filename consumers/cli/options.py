@@ -11,7 +11,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from consumers.bus.keys import Keys
+from consumers.bus.keys import DEFAULT_PORTFOLIO, DEFAULT_PREFIX, Keys
+from consumers.bus.portfolios import check
 from consumers.cli.parser import did_you_mean
 from consumers.errors import UsageError
 from gate.assets import AssetManager
@@ -49,10 +50,69 @@ def add_redis_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def writes(p: argparse.ArgumentParser) -> None:
+def writes(
+    p: argparse.ArgumentParser, when: Callable[[argparse.Namespace], bool] | None = None
+) -> None:
     """Mark an operator write (deposit, halt, submit, ...): refused on an embedded server
-    unless ``--embedded`` (consumers/cli/which_server.py)."""
-    p.set_defaults(writes=True)
+    unless ``--embedded`` (consumers/cli/which_server.py). ``when``: only for the
+    arguments it says (``portfolios add`` writes, ``portfolios list`` reads)."""
+    p.set_defaults(writes=when or True)
+
+
+def add_serving_options(p: argparse.ArgumentParser) -> None:
+    """--portfolio (repeatable), --all-portfolios, --registry-every, --idle-ms and
+    --redis-url: which portfolios a long-running process serves."""
+    p.add_argument(
+        "--portfolio",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a portfolio to serve; repeat for several (default: $RISKGATE_PORTFOLIO or "
+        "main, unless --all-portfolios)",
+    )
+    p.add_argument(
+        "--all-portfolios",
+        action="store_true",
+        default=os.environ.get("RISKGATE_ALL_PORTFOLIOS", "0") not in ("", "0"),
+        help="serve every portfolio of the registry (<prefix>:portfolios; riskgate "
+        "portfolios add), re-read every --registry-every seconds",
+    )
+    p.add_argument(
+        "--registry-every",
+        type=float,
+        default=env_text("RISKGATE_REGISTRY_EVERY_S", "5"),
+        help="seconds between re-reads of the registry (--all-portfolios)",
+    )
+    p.add_argument(
+        "--idle-ms",
+        type=int,
+        default=env_text("RISKGATE_IDLE_MS", "20"),
+        help="several portfolios: the longest sleep after rounds that found nothing",
+    )
+    p.add_argument(
+        "--redis-url",
+        default=None,
+        help="default: $REDIS_URL, else the data directory's embedded Redis",
+    )
+
+
+def serving_set(args: argparse.Namespace) -> list[str]:
+    """The portfolios named on the command line (or the default one), checked."""
+    names = args.portfolio or (
+        [] if args.all_portfolios else [os.environ.get("RISKGATE_PORTFOLIO", DEFAULT_PORTFOLIO)]
+    )
+    try:
+        return check(names)
+    except ValueError as exc:
+        raise UsageError(f"--portfolio: {exc}") from None
+
+
+def prefix() -> str:
+    """The key prefix ($RISKGATE_PREFIX), checked."""
+    try:
+        return Keys(DEFAULT_PORTFOLIO, os.environ.get("RISKGATE_PREFIX", DEFAULT_PREFIX)).prefix
+    except ValueError as exc:
+        raise UsageError(f"RISKGATE_PREFIX: {exc}") from None
 
 
 def config_of(args: argparse.Namespace) -> AssetsConfig:

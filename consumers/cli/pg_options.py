@@ -13,7 +13,7 @@ from collections.abc import Callable
 import psycopg
 
 from consumers.bus.keys import Keys
-from consumers.cli.options import add_redis_options, seconds_arg, whole_arg
+from consumers.cli.options import add_redis_options, add_serving_options, seconds_arg, whole_arg
 from consumers.db import connection as db
 from consumers.db.migrate import MigrationError
 from gate.assets import AssetManager
@@ -76,7 +76,9 @@ def redis_options(p: argparse.ArgumentParser) -> None:
 
 
 def consumer_options(p: argparse.ArgumentParser, batch: int) -> None:
-    redis_options(p)
+    """The long-running PostgreSQL consumers: which portfolios, and how they read."""
+    add_serving_options(p)
+    database_option(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
     p.add_argument(
         "--batch", type=whole_arg(1, 100_000), default=batch, help="entries per transaction"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from consumers.cli.owner_text import owner_text
 from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Decision
 
@@ -113,6 +114,7 @@ def status_lines(s: dict[str, Any], config: AssetsConfig) -> list[str]:
         status_summary(s, ccy),
         f"version {s['version']}  config {s['config_hash']}  active phases "
         f"{', '.join(s['active_phases'])}",
+        *([owner_text(s["gate_owner"])] if "gate_owner" in s else []),
         f"equity {money(s['equity'], ccy)}  cash {money(s['cash'], ccy)}  peak "
         f"{money(s['peak_equity'], ccy)}  daily pnl {money(s['daily_pnl'], ccy)}  fees "
         f"{money(s['fees'], ccy)}",

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from redis.exceptions import NoPermissionError
 
+from consumers.bus import portfolios
 from consumers.bus.signing import KeyConfigError
 from consumers.cli import render
 from consumers.cli.options import (
@@ -114,6 +116,16 @@ def _deposit(args: argparse.Namespace) -> int:
         raise UsageError(f"--reference: {exc}") from exc
     client = GateClient(args.redis_url, args.portfolio)
     print(client.deposit(args.amount, reference=args.reference))
+    try:  # a funded portfolio is served by processes started with --all-portfolios
+        if portfolios.register(client.redis, client.keys):
+            print(f"registered {args.portfolio} in {client.keys.registry}", file=sys.stderr)
+    except NoPermissionError:
+        print(
+            f"note: not allowed to register {args.portfolio} in {client.keys.registry}; "
+            "processes started with --all-portfolios will not serve it until someone runs "
+            f"riskgate portfolios add {args.portfolio}",
+            file=sys.stderr,
+        )
     return 0
 
 

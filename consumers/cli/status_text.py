@@ -1,4 +1,4 @@
-"""How the PostgreSQL commands print their reports (text for people, JSON for programs)."""
+"""How the phase commands print their reports (text for people, JSON for programs)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from consumers.db.migrate import Report as MigrationReport
 from consumers.phase.admin import PhaseStatus
 from consumers.phase.admin import Report as PhaseReport
 from consumers.phase.log import Logged
 from gate.money import show
-
-
-def print_migrations(where: str, created: bool, report: MigrationReport, timescale: bool) -> None:
-    if created:
-        print(f"{where}: database created")
-    for name in report.applied:
-        print(f"{where}: applied {name}")
-    layout = "TimescaleDB hypertables" if timescale else "PostgreSQL partitioned tables"
-    print(
-        f"{where}: schema up to date ({len(report.applied)} applied now, "
-        f"{len(report.already)} before); time series as {layout}"
-    )
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -89,7 +89,8 @@ def prepare(args: argparse.Namespace) -> None:
         elif os.environ.get(_ENV[kind]):
             checks[kind](os.environ[_ENV[kind]], _ENV[kind])
     embedded.on_first_use(_announce)
-    if getattr(args, "writes", False):
+    writes = getattr(args, "writes", False)
+    if writes(args) if callable(writes) else writes:
         _guard_writes(args, uses)
 
 
@@ -98,7 +99,12 @@ def _guard_writes(args: argparse.Namespace, uses: list[Kind]) -> None:
         return
     for kind in uses:
         if _on_embedded(args, kind):
-            what = " ".join(w for w in (args.command, getattr(args, "phase_command", None)) if w)
+            words = (
+                args.command,
+                getattr(args, "phase_command", None),
+                getattr(args, "action", None),
+            )
+            what = " ".join(w for w in words if isinstance(w, str))
             option = "--" + _OPTION[kind].replace("_", "-")
             raise UsageError(
                 f"refusing to run `{what}` on the embedded {_NAME[kind]} in "

@@ -1,13 +1,16 @@
-"""``riskgate gate`` (run a gate worker) and ``riskgate bench`` (the benchmark)."""
+"""``riskgate gate`` (a gate process: one or many portfolios, each owned by lease) and
+``riskgate bench`` (the benchmark)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from consumers.bench import memory
 from consumers.bench.run import Bench, Plan, table, write_json
 from consumers.bus.runtime import (
     Shutdown,
@@ -16,10 +19,17 @@ from consumers.bus.runtime import (
     default_consumer_name,
     redis_url,
 )
-from consumers.cli.options import add_redis_options, config_of, env_text, env_whole, keys_of
+from consumers.cli.options import (
+    add_serving_options,
+    config_of,
+    env_text,
+    prefix,
+    serving_set,
+)
+from consumers.cli.retention_options import add_retention_options, retention_settings
 from consumers.errors import UsageError
+from consumers.gate_worker.host import GateHost
 from consumers.gate_worker.settings import GateSettings, SettingsError
-from consumers.gate_worker.worker import GateWorker
 from consumers.state.outbox import DurabilityError
 
 if TYPE_CHECKING:
@@ -35,23 +45,34 @@ def cmd_gate(args: argparse.Namespace) -> int:
         min_idle_ms=args.min_idle_ms,
         max_deliveries=args.max_deliveries,
         reclaim_every_s=args.reclaim_every,
-        marker_ttl_s=env_whole("RISKGATE_DEDUPE_TTL_S", 7 * 86400),
-        retention_s=env_whole("RISKGATE_RETENTION_S", 7 * 86400),
+        **retention_settings(args),  # dedupe windows and trimming
         log_decisions=os.environ.get("RISKGATE_LOG_DECISIONS", "1") != "0",
         replicas=args.replicas,
         aof=args.aof,
         wait_timeout_ms=args.wait_timeout_ms,
+        lease_ttl_ms=args.lease_ttl_ms,
+        lease_renew_ms=args.lease_renew_ms,
+        idle_ms=args.idle_ms,
+        registry_every_s=args.registry_every,
     )
     try:  # before connecting: bad settings are a one-line refusal, not a worker
         settings.validate(config)
     except SettingsError as exc:
         raise UsageError(f"gate settings: {exc}") from exc
+    portfolios, key_prefix = serving_set(args), prefix()
     configure_logging()
     redis = connect(args.redis_url, socket_timeout=args.block_ms / 1000 + 10)
-    worker = GateWorker(redis, keys_of(args), config, settings)
+    host = GateHost(
+        redis,
+        config,
+        settings,
+        portfolios=portfolios,
+        prefix=key_prefix,
+        all_portfolios=args.all_portfolios,
+    )
     shutdown = Shutdown().install()
     try:
-        worker.run(shutdown)
+        host.run(shutdown)
     except DurabilityError as exc:  # --aof on a server that cannot confirm it
         raise UsageError(str(exc)) from exc
     finally:
@@ -62,6 +83,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING")
     url = redis_url(args.redis_url)
+    if args.memory:
+        return _bench_memory(args, url)
     bench = Bench(
         connect(url, socket_timeout=60),
         url,
@@ -77,9 +100,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_memory(args: argparse.Namespace, url: str) -> int:
+    """``riskgate bench --memory``: Redis memory per portfolio at a sustained rate."""
+    if args.rate < 1 or args.duration <= 0:
+        raise UsageError("--rate must be at least 1 and --duration positive (seconds)")
+    plan = memory.MemoryPlan(args.rate, args.duration, min(60.0, args.duration / 4))
+    # SIGTERM unwinds (SystemExit): the processes, keys and database made are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    result = memory.measure(url, None, config_of(args), plan, say)
+    print(memory.table(result))
+    if args.json:
+        write_json(result, Path(args.json))
+    return 0
+
+
 def register(sub: Sub) -> None:
-    p = sub.add_parser("gate", help="run a gate worker")
-    add_redis_options(p)
+    p = sub.add_parser("gate", help="run a gate process (one or many portfolios)")
+    add_serving_options(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
     # string defaults: argparse converts them, so a bad variable is reported like a flag
     p.add_argument("--batch", type=int, default=env_text("RISKGATE_BATCH", "256"))
@@ -121,10 +159,35 @@ def register(sub: Sub) -> None:
         default=env_text("RISKGATE_WAIT_TIMEOUT_MS", "500"),
         help="how long one wait for replicas may take; short of them, orders stay held",
     )
+    p.add_argument(
+        "--lease-ttl-ms",
+        type=int,
+        default=env_text("RISKGATE_LEASE_TTL_MS", "3000"),
+        help="a portfolio's lease lasts this long unless renewed: a dead owner's "
+        "portfolio is taken over within this + --lease-renew-ms",
+    )
+    p.add_argument(
+        "--lease-renew-ms",
+        type=int,
+        default=env_text("RISKGATE_LEASE_RENEW_MS", "1000"),
+        help="the owner renews its lease, and standbys poll it, this often "
+        "(at most half of --lease-ttl-ms)",
+    )
+    add_retention_options(p)
     p.set_defaults(handler=cmd_gate)
 
     p = sub.add_parser("bench", help="measure throughput, latency and scaling")
     p.add_argument("--redis-url", default=None)
     p.add_argument("--quick", action="store_true", help="the short run CI does (< 60 s)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: Redis memory per portfolio at steady state (gate, audit writer, "
+        "phase monitor and an executor on one portfolio; PostgreSQL at DATABASE_URL)",
+    )
+    p.add_argument("--rate", type=int, default=1000, help="--memory: intents per second")
+    p.add_argument(
+        "--duration", type=float, default=2700.0, help="--memory: seconds (3 dedupe windows)"
+    )
     p.set_defaults(handler=cmd_bench)

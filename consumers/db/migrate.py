@@ -7,6 +7,12 @@ files: a recorded checksum that differs from its file, or a recorded migration w
 no file, stops the run (:class:`MigrationError`) - the database was built from other
 SQL than this riskgate ships. A session advisory lock makes concurrent runs (several
 processes starting at once) apply each migration once.
+
+The one exception is :data:`AMENDMENTS`: a shipped migration that had to be edited
+after release (never done lightly) lists the checksums of its earlier texts, and a
+database that recorded one of those is accepted as is, its history row untouched -
+provided the file is exactly the amended text. Each entry says why the earlier text
+built the same schema wherever it could be applied.
 """
 
 from __future__ import annotations
@@ -33,6 +39,32 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at  timestamptz NOT NULL DEFAULT now()
 )
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Amendment:
+    """A migration edited after release: the text shipped now, the texts it replaced."""
+
+    checksum: str  # the amended file's
+    earlier: frozenset[str]  # checksums of the texts it replaced
+    why: str
+
+
+AMENDMENTS: dict[str, Amendment] = {
+    "002_market_data.sql": Amendment(
+        checksum="a41943c701b7a3a29e8aaf59696cfe2c7f0e291a8136615d13533d041fda3991",
+        earlier=frozenset({"c31f0e31e415575f204de2410ea4a5dc89a42c442763012eca19fa47dbac2559"}),
+        why="four DROP INDEX IF EXISTS lines (marked '-- amended'): on TimescaleDB the earlier "
+        "text failed (create_hypertable makes <table>_time_idx itself), so no TimescaleDB "
+        "database recorded it; on PostgreSQL the lines do nothing",
+    ),
+}
+
+
+def amended(name: str, recorded_checksum: str, file_checksum: str) -> bool:
+    """True when ``recorded_checksum`` is an earlier text of the shipped, amended file."""
+    a = AMENDMENTS.get(name)
+    return a is not None and a.checksum == file_checksum and recorded_checksum in a.earlier
 
 
 class MigrationError(RuntimeError):
@@ -107,7 +139,7 @@ def verify(applied: dict[str, str], migrations: Sequence[Migration]) -> list[Mig
                 f"{name} is recorded as applied but there is no such file "
                 "(the database is newer than this riskgate?)"
             )
-        elif m.checksum != checksum:
+        elif m.checksum != checksum and not amended(name, checksum, m.checksum):
             problems.append(
                 f"{name} was changed after it was applied: recorded checksum "
                 f"{checksum[:12]}, file {m.checksum[:12]}; restore the file and put the "
@@ -128,6 +160,25 @@ def verify(applied: dict[str, str], migrations: Sequence[Migration]) -> list[Mig
 
 def pending(conn: Connection, migrations: Sequence[Migration]) -> list[Migration]:
     return verify(recorded(conn), migrations)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    applied: tuple[str, ...]
+    amended: tuple[str, ...]  # applied from an earlier text of an amended file (AMENDMENTS)
+    pending: tuple[str, ...]
+
+
+def history(conn: Connection, migrations: Sequence[Migration]) -> History:
+    """What is applied and what is pending, changing nothing; raises as :func:`verify`."""
+    applied = recorded(conn)
+    todo = verify(applied, migrations)
+    files = {m.name: m.checksum for m in migrations}
+    return History(
+        tuple(sorted(applied)),
+        tuple(sorted(n for n, c in applied.items() if files[n] != c)),
+        tuple(m.name for m in todo),
+    )
 
 
 def migrate(conn: Connection, migrations: Sequence[Migration]) -> Report:

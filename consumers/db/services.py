@@ -8,23 +8,23 @@ migration mismatch is not retried; it stops the process with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from consumers.bus.keys import Keys
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown, configure_logging, connect
 from consumers.db import connection as db
+from consumers.db.consumer_host import Builder, ConsumerHost
 from consumers.db.migrate import discover, migrate
 from consumers.db.registry import sync_config
-from consumers.db.stream_to_pg import ConsumerSettings, PgLink, StreamToPg
+from consumers.db.stream_to_pg import ConsumerSettings, PgLink
 from schemas.config import AssetsConfig
 
 RETRYABLE: tuple[type[Exception], ...] = (*db.PG_TRANSIENT, *REDIS_TRANSIENT)
 
-Builder = Callable[[Any, PgLink, Keys, AssetsConfig, ConsumerSettings], StreamToPg]
+__all__ = ["RETRYABLE", "Builder", "prepare", "run_consumer", "run_every", "wait_for_database"]
 
 
 def prepare(url: str, config: AssetsConfig | None, migrations_dir: str | None = None) -> list[str]:
@@ -58,15 +58,18 @@ def wait_for_database(
 def run_consumer(
     build: Builder,
     *,
-    keys: Keys,
+    portfolios: Sequence[str],
     config: AssetsConfig,
     settings: ConsumerSettings,
     database_url: str | None,
     redis_url: str | None,
     migrate: bool,
     name: str,
+    prefix: str = "riskgate",
+    all_portfolios: bool = False,
 ) -> int:
-    """Start-up, then the consumer's loop until SIGTERM; exit status 0."""
+    """Start-up, then the consumers' loop (one per portfolio, one process) until
+    SIGTERM; exit status 0."""
     configure_logging()
     url = db.database_url(database_url)
     shutdown = Shutdown().install()
@@ -76,8 +79,19 @@ def run_consumer(
         return 0
     redis = connect(redis_url, socket_timeout=settings.block_ms / 1000 + 10)
     pg = PgLink(url, f"riskgate-{name}")
+    host = ConsumerHost(
+        build,
+        redis,
+        pg,
+        config,
+        settings,
+        role=name,
+        portfolios=portfolios,
+        prefix=prefix,
+        all_portfolios=all_portfolios,
+    )
     try:
-        build(redis, pg, keys, config, settings).run(shutdown)
+        host.run(shutdown)
     finally:
         pg.reset()
         redis.close()

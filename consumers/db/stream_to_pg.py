@@ -11,10 +11,17 @@ dropped, retry with backoff and jitter; NOGROUP -> recreate the group; anything 
 -> logged with its traceback, nothing acked, retried after a backoff. Entries the
 writer cannot use at all are its business (it records them and they are acked).
 Shutdown: the first SIGTERM stops reading; the batch in hand is finished first.
+
+One process may serve several portfolios (``--portfolio`` repeated, ``--all-portfolios``;
+consumers/db/consumer_host.py): each portfolio's consumer is a unit of a
+:class:`~consumers.bus.rotation.Rotation` (:meth:`StreamToPg.turn`), and they share one
+PostgreSQL connection (:class:`PgLink`; :attr:`PgLink.generation` tells each consumer when
+the connection is new, so it takes its lock again).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -24,6 +31,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from consumers.bus.rotation import Turn
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.bus.streams import (
     Entry,
@@ -45,6 +53,8 @@ class ConsumerSettings:
     min_idle_ms: int = 30_000
     reclaim_every_s: float = 5.0
     max_backoff_s: float = 5.0
+    idle_ms: int = 20  # several portfolios: the longest sleep after rounds with nothing
+    registry_every_s: float = 5.0  # --all-portfolios: how often the registry is re-read
 
 
 class Standby(Exception):
@@ -52,17 +62,20 @@ class Standby(Exception):
 
 
 class PgLink:
-    """One PostgreSQL connection, opened on demand and dropped after any failure."""
+    """One PostgreSQL connection, opened on demand and dropped after any failure; may be
+    shared by the consumers of several portfolios (``generation`` counts connections)."""
 
     def __init__(self, url: str, application_name: str) -> None:
         self.url = url
         self.application_name = application_name
         self._conn: Connection | None = None
+        self.generation = 0  # +1 per connection opened
 
     def get(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.reset()
             self._conn = connect(self.url, application_name=self.application_name)
+            self.generation += 1
         return self._conn
 
     @property
@@ -92,6 +105,10 @@ class StreamToPg(ABC):
         self.stats: Counter[str] = Counter()
         self._next_reclaim = 0.0
         self.telemetry: WorkerTelemetry | None = None  # instrumentation only
+        self._ready_on = 0  # the PgLink generation on_connect last succeeded on
+        self._drain = True  # our own pending entries first, then new ones
+        self._backoff = Backoff(cap=settings.max_backoff_s)
+        self._retry_at = 0.0  # after an error or while standing by: no turn before this
 
     # -- to implement --------------------------------------------------------------------
 
@@ -114,10 +131,10 @@ class StreamToPg(ABC):
             self.log.info("group created", stream=self.stream, group=self.group)
 
     def connection(self) -> Connection:
-        fresh = self.pg.fresh
         conn = self.pg.get()
-        if fresh:
+        if self._ready_on != self.pg.generation:  # a new connection: take our lock on it
             self.on_connect(conn)
+            self._ready_on = self.pg.generation
         return conn
 
     def run(self, shutdown: Shutdown) -> None:
@@ -125,83 +142,111 @@ class StreamToPg(ABC):
             self._loop(shutdown)
 
     def _loop(self, shutdown: Shutdown) -> None:
-        backoff = Backoff(cap=self.settings.max_backoff_s)
-        drain = True  # our own pending entries first, then new ones
         self.log.info("consumer started", stream=self.stream, group=self.group)
         while not shutdown.requested:
-            try:
-                if drain:
-                    self.setup()
-                    drain = self.drain_pending()
-                else:
-                    self.turn()
-                backoff.reset()
-                if self.telemetry is not None:
-                    self.telemetry.beat()
-            except Standby as exc:
-                self.pg.reset()
-                drain = True
-                self._wait(shutdown, backoff, "standing by", exc, level="info")
-            except PG_TRANSIENT as exc:
-                self.pg.reset()
-                drain = True
-                self.stats["pg_errors"] += 1
-                self._wait(shutdown, backoff, "postgresql unavailable; retrying", exc)
-            except REDIS_TRANSIENT as exc:
-                drain = True
-                self.stats["redis_errors"] += 1
-                self._wait(shutdown, backoff, "redis unavailable; retrying", exc)
-            except ResponseError as exc:
-                drain = True
-                if not is_nogroup(exc):
-                    self._failed(exc, shutdown, backoff)
-                else:
-                    self.log.warning("consumer group missing; recreating", error=str(exc))
-            except Exception as exc:
-                drain = True
-                self._failed(exc, shutdown, backoff)
+            done = self.cycle()
+            if done.retry_in:
+                shutdown.wait(done.retry_in)
         self.pg.reset()
         self.log.info("consumer stopped", **dict(self.stats))
 
-    def _wait(
-        self,
-        shutdown: Shutdown,
-        backoff: Backoff,
-        what: str,
-        exc: Exception,
-        level: str = "warning",
-    ) -> None:
-        delay = backoff.next_delay()
+    # -- as a unit of a rotation (consumers/bus/rotation.py) ---------------------------------
+
+    @property
+    def reading(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    @property
+    def wake_at(self) -> float:
+        return self._retry_at if self._retry_at > time.monotonic() else math.inf
+
+    def turn(self, block_ms: int) -> int:
+        if time.monotonic() < self._retry_at:
+            return 0
+        done = self.cycle(block_ms)
+        if done.retry_in:
+            self._retry_at = time.monotonic() + done.retry_in
+        return done.handled
+
+    def close(self) -> None:
+        self.log.info("consumer stopped", **dict(self.stats))
+
+    # -- one turn ----------------------------------------------------------------------------
+
+    def cycle(self, block_ms: int | None = None) -> Turn:
+        """Our own pending entries first, else one batch (blocking up to ``block_ms``,
+        default the setting's); errors end the turn with a delay to back off."""
+        try:
+            if self._drain:
+                self.setup()
+                self._drain = self.drain_pending()
+                handled = int(self._drain)
+            else:
+                handled = self.work(block_ms)
+            self._backoff.reset()
+            if self.telemetry is not None:
+                self.telemetry.beat()
+            return Turn(handled)
+        except Standby as exc:  # the connection stays: another turn asks for the lock again
+            self._drain = True
+            return self._wait("standing by", exc, level="info")
+        except PG_TRANSIENT as exc:
+            self.pg.reset()
+            self._drain = True
+            self.stats["pg_errors"] += 1
+            return self._wait("postgresql unavailable; retrying", exc)
+        except REDIS_TRANSIENT as exc:
+            self._drain = True
+            self.stats["redis_errors"] += 1
+            return self._wait("redis unavailable; retrying", exc)
+        except ResponseError as exc:
+            self._drain = True
+            if not is_nogroup(exc):
+                return self._failed(exc)
+            self.log.warning("consumer group missing; recreating", error=str(exc))
+            return Turn()
+        except Exception as exc:
+            self._drain = True
+            return self._failed(exc)
+
+    def _wait(self, what: str, exc: Exception, level: str = "warning") -> Turn:
+        delay = self._backoff.next_delay()
         getattr(self.log, level)(
             what, error=str(exc).strip(), delay=round(delay, 3), database=self.pg.describe()
         )
-        shutdown.wait(delay)
+        return Turn(retry_in=delay)
 
-    def _failed(self, exc: Exception, shutdown: Shutdown, backoff: Backoff) -> None:
+    def _failed(self, exc: Exception) -> Turn:
         self.pg.reset()
         self.stats["errors"] += 1
         self.log.exception("batch failed; nothing acked, will retry", error=repr(exc))
-        shutdown.wait(backoff.next_delay())
+        return Turn(retry_in=self._backoff.next_delay())
 
-    def turn(self) -> None:
+    def work(self, block_ms: int | None = None) -> int:
         """Reclaim if due, read and handle one batch, then the periodic work."""
+        if self.pg.fresh or self._ready_on != self.pg.generation:
+            self._drain = True  # the shared connection is new: our lock and pending first
+            return 0
         conn = self.connection()
         now = time.monotonic()
         if now >= self._next_reclaim:
             self._next_reclaim = now + self.settings.reclaim_every_s
             self.reclaim_idle()
-        self.step()
+        handled = self.step(block_ms)
         self.idle(conn)
+        return handled
 
-    def step(self) -> int:
-        """Read up to ``batch`` new entries (blocking ``block_ms``) and handle them."""
+    def step(self, block_ms: int | None = None) -> int:
+        """Read up to ``batch`` new entries (blocking up to ``block_ms``, default the
+        setting's; 0: not at all) and handle them."""
+        block = self.settings.block_ms if block_ms is None else block_ms
         entries = read_group(
             self.redis,
             self.group,
             self.settings.consumer,
             (self.stream,),
             count=self.settings.batch,
-            block_ms=self.settings.block_ms,
+            block_ms=block or None,
         )
         if entries:
             self.process(entries)

@@ -26,6 +26,7 @@ from consumers.state.store import Loaded
 from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
 from gate.portfolio import Reservation, Snapshot
+from schemas.config import AssetsConfig
 from schemas.messages import Status, TradeIntent
 
 __all__ = [
@@ -55,6 +56,8 @@ class Planner(EventSteps, IntentSteps):
         quota: bool = True,
         quota_marker_ttl_s: int = 3600,
         event_window: timedelta | None = None,
+        marker_ttl_s: int = 900,
+        intent_window: timedelta | None = None,
     ) -> None:
         self.worker = worker
         self.max_deliveries = max_deliveries
@@ -65,6 +68,10 @@ class Planner(EventSteps, IntentSteps):
         self.quota_marker_ttl_s = quota_marker_ttl_s
         # events older than this are refused (gate.ledger.event_window); None: never
         self.event_window = event_window
+        # intents this old or older are refused undecided (settings.intent_window); None:
+        # never. A decided marker lives marker_ttl_s (longer for intents dated ahead)
+        self.marker_ttl_s = marker_ttl_s
+        self.intent_window = intent_window
 
     def plan(
         self,
@@ -113,7 +120,44 @@ class Planner(EventSteps, IntentSteps):
         book = _follow(book, snapshot, applied, cfg, now)
         snapshot = _halted(applied.snapshot, out.halts, now)
 
-        reused = reused or {}
+        intents, ahead_ttl = self._intents(
+            out, intake, now, cfg, done_intents=done_intents, reused=reused or {}
+        )
+        intents = self._admit(out, snapshot, intents, now, cfg)
+        result = self._decide(out, snapshot, intents, loaded, now, book=book)
+        plan.decided += out.cheap
+        for d in plan.decided:  # what each intent said, for the decided marker
+            d.digest = intake.digests.get(d.msg_id, "")
+            if d.msg_id in ahead_ttl:  # dated ahead: its marker outlives its window
+                d.ttl_s = max(d.ttl_s, ahead_ttl[d.msg_id])
+        snapshot = result.snapshot
+        plan.hset, plan.hdel = changes(
+            snapshot,
+            account=snapshot.account is not base.account,
+            positions=applied.positions_touched,
+            reservations=applied.reservations_touched | {r.intent_id for r in result.reserved},
+            rates={i.agent_id for _, i in intents} | (base.rates.keys() - snapshot.rates.keys()),
+            marks=applied.marks_touched,
+            approvals=approvals_touched(base, snapshot),
+        )
+        out.snapshot = snapshot
+        out.exposure = result.exposure
+        return out
+
+    def _intents(
+        self,
+        out: Planned,
+        intake: Intake,
+        now: datetime,
+        cfg: AssetsConfig,
+        *,
+        done_intents: Collection[str],
+        reused: Mapping[str, str],
+    ) -> tuple[list[tuple[Entry, TradeIntent]], dict[bytes, int]]:
+        """The intents to decide: duplicates acked, reused ids and unreadable intents
+        answered, intents outside the dedupe window and unsigned ones refused; with the
+        marker TTLs of intents dated ahead (msg id -> seconds)."""
+        plan = out.plan
         intents: list[tuple[Entry, TradeIntent]] = []
         for entry, intent in intake.intents:  # the delivery cap was applied by intake
             if intent.intent_id in done_intents:
@@ -126,6 +170,8 @@ class Planner(EventSteps, IntentSteps):
                 )  # fmt: skip
             else:
                 intents.append((entry, intent))
+        skew = cfg.risk_management.max_clock_skew_seconds
+        intents, ahead_ttl = self._dated(out, intents, now, skew)
         intents = self._signed(out, intents, now, cfg.config_hash)
         for bad in intake.bad_intents:
             if bad.intent_id is not None and bad.intent_id in reused:
@@ -146,24 +192,7 @@ class Planner(EventSteps, IntentSteps):
                     config_hash=cfg.config_hash,
                 )
 
-        intents = self._admit(out, snapshot, intents, now, cfg)
-        result = self._decide(out, snapshot, intents, loaded, now, book=book)
-        plan.decided += out.cheap
-        for d in plan.decided:  # what each intent said, for the decided marker
-            d.digest = intake.digests.get(d.msg_id, "")
-        snapshot = result.snapshot
-        plan.hset, plan.hdel = changes(
-            snapshot,
-            account=snapshot.account is not base.account,
-            positions=applied.positions_touched,
-            reservations=applied.reservations_touched | {r.intent_id for r in result.reserved},
-            rates={i.agent_id for _, i in intents} | (base.rates.keys() - snapshot.rates.keys()),
-            marks=applied.marks_touched,
-            approvals=approvals_touched(base, snapshot),
-        )
-        out.snapshot = snapshot
-        out.exposure = result.exposure
-        return out
+        return intents, ahead_ttl
 
     def _decide(
         self,

@@ -33,6 +33,13 @@ different digest it is *reused*: the reply names it and the original decision's 
 id, and the worker answers it with a dead letter and a reuse notice instead of a
 decision (docs/PROTOCOL.md).
 
+**Fencing.** A gate that holds the portfolio's lease (consumers/bus/lease.py) names the
+lease key and its value last: the script refuses the batch (``fenced``, nothing written)
+unless the lease still holds that value, and :meth:`Committer.commit` raises
+:class:`LeaseLost`. An owner that stalled past its lease's TTL therefore commits nothing
+once a standby took over; exactly-once never depended on it (the markers and the version
+check give that), but one owner at a time now holds for commits too.
+
 The script is in ``commit_lua.py``, the plan and the outcome in ``commit_plan.py``.
 """
 
@@ -43,6 +50,7 @@ from typing import Any
 from redis import Redis
 
 from consumers.bus.keys import Keys
+from consumers.bus.lease import Lease, LeaseLost
 from consumers.gate_worker.commit_lua import COMMIT_LUA
 from consumers.gate_worker.commit_plan import (
     AppliedEntry,
@@ -60,6 +68,7 @@ __all__ = [
     "Committer",
     "DeadEntry",
     "DecidedEntry",
+    "LeaseLost",
     "Outcome",
 ]
 
@@ -77,16 +86,28 @@ class Committer:
         marker_ttl_s: int,
         *,
         outbox: bool = False,
+        lease: Lease | None = None,
+        event_marker_ttl_s: int | None = None,
     ) -> None:
-        if isinstance(marker_ttl_s, bool) or not isinstance(marker_ttl_s, int) or marker_ttl_s < 1:
-            raise ValueError(f"marker_ttl_s must be a positive whole number, not {marker_ttl_s!r}")
+        for name, ttl in (
+            ("marker_ttl_s", marker_ttl_s),
+            ("event_marker_ttl_s", event_marker_ttl_s),
+        ):
+            if ttl is None and name == "event_marker_ttl_s":
+                continue
+            if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
+                raise ValueError(f"{name} must be a positive whole number, not {ttl!r}")
         self.redis = redis
         self.keys = keys
         self.group = group
+        # decided markers live marker_ttl_s (each entry may ask for longer), applied
+        # markers event_marker_ttl_s (the script's ARGV[8]); None: the same
         self.marker_ttl_s = marker_ttl_s
+        self.event_marker_ttl_s = event_marker_ttl_s or marker_ttl_s
         # durable (consumers/state/outbox.py): decisions and orders go to the outbox, and are
         # published from there once replicas hold the commit
         self.outbox = outbox
+        self.lease = lease  # fenced: only commit while this lease is ours
         self.script = redis.register_script(COMMIT_LUA)
 
     def encode(self, plan: CommitPlan) -> tuple[list[str], list[Any]]:
@@ -104,14 +125,14 @@ class Committer:
             len(plan.dead),
             len(plan.hset),
             len(plan.hdel),
-            self.marker_ttl_s,
+            self.event_marker_ttl_s,
             len(plan.ack_intents),
             len(plan.ack_events),
             len(plan.notices),
             1 if self.outbox else 0,
         ]
         for d in plan.decided:
-            args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s)
+            args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s or self.marker_ttl_s)
         args += [a.msg_id for a in plan.applied]
         for x in plan.dead:
             args += (x.source, x.msg_id, x.payload)
@@ -121,6 +142,11 @@ class Committer:
         args += plan.hdel
         args += plan.ack_intents
         args += plan.ack_events
+        if self.lease is not None:
+            if self.lease.value is None:
+                raise LeaseLost(f"no longer holding the lease of {k.portfolio}: not committing")
+            keys.append(k.lease)
+            args.append(self.lease.value)
         return keys, args
 
     def commit(self, plan: CommitPlan) -> Outcome:
@@ -129,6 +155,15 @@ class Committer:
         kind = _text(reply[0])
         if kind == "invalid":
             raise CommitError(f"commit refused, nothing written: {_text(reply[1])}")
+        if kind == "fenced":
+            if self.lease is not None:
+                self.lease.forget()
+            holder = _text(reply[1]) or None
+            raise LeaseLost(
+                f"commit fenced, nothing written: the lease of {self.keys.portfolio} is held "
+                f"by {holder or 'nobody'}",
+                holder,
+            )
         version = int(_text(reply[1]))
         n = len(plan.decided)
         if kind == "ok":

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 COMMIT_LUA = r"""
 -- KEYS: 1 state, 2 intents, 3 events, 4 decisions, 5 orders, 6 dead letters; then one
---   decided marker per decided intent and one applied marker per applied event.
+--   decided marker per decided intent and one applied marker per applied event; then,
+--   for a fenced commit (a gate holding the portfolio's lease), the lease key.
 --   A durable gate (ARGV[12] = 1) names its outbox as both 4 and 5.
 -- ARGV: 1 expected version, 2 group, 3 decided, 4 applied, 5 dead letters,
 --   6 fields to set, 7 fields to delete, 8 marker TTL, 9 intents to ack, 10 events to
 --   ack, 11 notices, 12 outbox (0: publish directly, 1: to the outbox); then per
 --   decided intent (msg id, decision, order, digest, own TTL),
 --   per applied event (msg id), per dead letter (source i|e, msg id, payload), the
---   notices, the (field, value) pairs to set, the fields to delete, the ack ids.
+--   notices, the (field, value) pairs to set, the fields to delete, the ack ids; last,
+--   for a fenced commit, the lease value the committer holds: the batch is refused
+--   ('fenced', nothing written) unless the lease still holds exactly that value.
 
 -- unpack() has a stack limit: call variadic commands 1000 arguments at a time
 local function chunked(cmd, key, head, items)
@@ -72,9 +75,10 @@ local function check()  -- nil, or what is wrong; reads only
     end
   end
   local ni, ne, nd, nnotice = n[3], n[4], n[5], n[11]
-  local want = 12 + 5 * ni + ne + 3 * nd + nnotice + 2 * n[6] + n[7] + n[9] + n[10]
+  local fence = (#KEYS == 7 + ni + ne) and 1 or 0  -- the lease key and value, last
+  local want = 12 + 5 * ni + ne + 3 * nd + nnotice + 2 * n[6] + n[7] + n[9] + n[10] + fence
   if #ARGV ~= want then return 'ARGV has ' .. #ARGV .. ' entries, its counts say ' .. want end
-  if #KEYS ~= 6 + ni + ne then
+  if #KEYS ~= 6 + ni + ne + fence then
     return 'KEYS has ' .. #KEYS .. ' keys, the counts say ' .. (6 + ni + ne)
   end
   if #ARGV[1] > 15 or not string.match(ARGV[1], '^%d+$') then
@@ -161,6 +165,13 @@ end
 
 local bad = check()
 if bad then return {'invalid', bad} end
+
+-- fencing: only the lease's holder commits (consumers/bus/lease.py)
+if #KEYS == 7 + tonumber(ARGV[3]) + tonumber(ARGV[4]) then
+  local holder, problem = get_string(KEYS[#KEYS], 'the lease')
+  if problem then return {'invalid', problem} end
+  if holder ~= ARGV[#ARGV] then return {'fenced', holder or ''} end
+end
 
 local state = KEYS[1]
 local version = redis.call('HGET', state, 'version') or '0'

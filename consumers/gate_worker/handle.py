@@ -151,6 +151,7 @@ class BatchHandling(PhaseEvents, Housekeeping):
         s["events"] += len(planned.plan.applied)
         s["dead"] += planned.dead
         s["refused_events"] += planned.refused
+        s["expired_intents"] += planned.expired
         s["over_quota"] += planned.over_quota
         self._flooded = planned.over_quota * 2 > len(planned.decisions)
         s["left_pending"] += planned.left_pending

@@ -1,6 +1,9 @@
 """Gate worker housekeeping between batches: publish the outbox, reclaim idle entries
 (XAUTOCLAIM) from dead or stuck consumers, record entries trimmed before they were
-handled, and trim consumed stream entries."""
+handled, and trim the streams (every ``trim_every_s``: inputs once the gate, and the
+phase monitor for events, acked them; decisions once the audit writer did and the floor
+passed; orders once every executor group did; dead letters by age and count; a group
+nobody runs holds entries ``unconsumed_keep_s`` at most: consumers/bus/retention.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +19,8 @@ from redis import Redis
 
 from consumers.bus import keys as k
 from consumers.bus.keys import Keys
-from consumers.bus.streams import BoundedReader, Entry, trim_consumed
+from consumers.bus.retention import Policy, Trimmed, trim_stream
+from consumers.bus.streams import BoundedReader, Entry
 from consumers.gate_worker.settings import GateSettings
 from consumers.state.outbox import Outbox
 
@@ -68,25 +73,38 @@ class Housekeeping:
         for stream in (self.keys.intents, self.keys.events):
             cursor: bytes = b"0-0"
             for _ in range(max_pages):
-                got = self.reader.reclaim(
-                    stream,
-                    k.GROUP_GATE,
-                    self.settings.consumer,
-                    min_idle_ms=self.settings.min_idle_ms,
-                    count=self.settings.batch,
-                    cursor=cursor,
-                )
-                for msg_id in got.deleted:
-                    self._lost(stream, msg_id)
-                if got.entries:
-                    total += len(got.entries)
-                    self.stats["reclaimed"] += len(got.entries)
-                    self.log.info("reclaimed idle entries", stream=stream, count=len(got.entries))
-                    self.process(got.entries)
-                cursor = got.cursor
+                handled, cursor = self.reclaim_page(stream, cursor)
+                total += handled
                 if cursor in (b"0-0", "0-0"):
                     break
         return total
+
+    def reclaim_page(
+        self, stream: str, cursor: bytes, *, min_idle_ms: int | None = None
+    ) -> tuple[int, bytes]:
+        """One XAUTOCLAIM page from ``cursor``, handled: (entries, the next cursor).
+        ``min_idle_ms`` 0: a new owner claiming everything pending (worker.take_over)."""
+        idle = self.settings.min_idle_ms if min_idle_ms is None else min_idle_ms
+        got = self.reader.reclaim(
+            stream,
+            k.GROUP_GATE,
+            self.settings.consumer,
+            min_idle_ms=idle,
+            count=self.settings.batch,
+            cursor=cursor,
+        )
+        for msg_id in got.deleted:
+            self._lost(stream, msg_id)
+        if got.entries:
+            n = len(got.entries)
+            if idle:
+                self.stats["reclaimed"] += n
+                self.log.info("reclaimed idle entries", stream=stream, count=n)
+            else:
+                self.stats["taken_over"] += n
+                self.log.info("took over pending entries", stream=stream, count=n)
+            self.process(got.entries)
+        return len(got.entries), got.cursor
 
     def _lost(self, stream: str, msg_id: bytes) -> None:
         """A pending entry trimmed away before it was handled: record it, loudly."""
@@ -104,10 +122,45 @@ class Housekeeping:
         }
         self.redis.xadd(self.keys.deadletter, {k.DATA: json.dumps(payload)})
 
-    def trim(self) -> None:
-        """Inputs are kept ``intents_keep_s``, outputs ``retention_s``; never unacked ones."""
-        s = self.settings
-        for stream in (self.keys.intents, self.keys.events):
-            trim_consumed(self.redis, stream, s.intents_keep_s)
-        for stream in (self.keys.decisions, self.keys.orders, self.keys.deadletter):
-            trim_consumed(self.redis, stream, s.retention_s)
+    def trim(self) -> list[Trimmed]:
+        """One retention pass over the portfolio's streams (not ``phases``: a handful of
+        entries ever, which the phase monitor reads back). Returns what each pass did."""
+        s, kk = self.settings, self.keys
+        seconds, micros = self.redis.time()  # Redis's memory, Redis's clock
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        base = Policy(
+            unconsumed_keep_ms=int(s.unconsumed_keep_s * 1000),
+            idle_ms=int(s.idle_group_s * 1000),
+            limit=s.trim_limit,
+        )
+        inputs = replace(base, keep_ms=int(s.intents_keep_s * 1000))
+        plan = [
+            (kk.intents, inputs),
+            (kk.events, inputs),
+            (kk.decisions, replace(base, keep_ms=int(s.decisions_keep_s * 1000))),
+            (kk.orders, base),
+            (kk.deadletter, replace(base, keep_ms=int(s.retention_s * 1000), orphans="free")),
+        ]
+        done = [trim_stream(self.redis, stream, now_ms, policy) for stream, policy in plan]
+        over = self.redis.xtrim(
+            kk.deadletter, maxlen=s.deadletter_max, approximate=True, limit=s.trim_limit
+        )
+        done[-1].trimmed += int(over)
+        for t in done:
+            self._trimmed(t)
+        return done
+
+    def _trimmed(self, t: Trimmed) -> None:
+        """Count a pass; entries a group never acked are an error, said loudly."""
+        role = t.stream.rsplit(":", 1)[-1]
+        self.stats["trimmed"] += t.trimmed
+        if t.dropped:
+            self.stats[f"unconsumed:{role}"] += t.dropped
+            self.log.error(
+                "entries trimmed unconsumed: no one runs the group that needs them",
+                stream=t.stream,
+                groups=t.groups,
+                count=t.dropped,
+                unconsumed_keep_s=self.settings.unconsumed_keep_s,
+                idle_group_s=self.settings.idle_group_s,
+            )

@@ -1,13 +1,15 @@
-"""The Planner's intents half: intents not signed by their agent's key rejected
-``unauthenticated``; intents past their agent's quota rejected compact
-(``rate_limited``, before enrichment); reused ids and unreadable intents answered.
-Deciding the rest is the Planner's own step (``batch.py``)."""
+"""The Planner's intents half: intents dated outside the dedupe window refused without
+a decision; intents not signed by their agent's key rejected ``unauthenticated``;
+intents past their agent's quota rejected compact (``rate_limited``, before
+enrichment); reused ids and unreadable intents answered. Deciding the rest is the
+Planner's own step (``batch.py``)."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from consumers.bus.agent_signing import IntentVerifier
 from consumers.bus.signing import Signer
@@ -29,6 +31,42 @@ class IntentSteps(PlanStep):
     agents: IntentVerifier
     quota: bool
     quota_marker_ttl_s: int
+    marker_ttl_s: int
+    intent_window: timedelta | None
+
+    def _dated(
+        self,
+        out: Planned,
+        intents: list[tuple[Entry, TradeIntent]],
+        now: datetime,
+        skew_s: int,
+    ) -> tuple[list[tuple[Entry, TradeIntent]], dict[bytes, int]]:
+        """The dedupe window (docs/PROTOCOL.md, "The dedupe window"): an intent dated
+        ``intent_window`` or more before Redis's clock may have been decided already,
+        its marker since expired: a dead letter, never a decision. One dated over the
+        skew ahead is decided (``stale_intent``) with a marker that lives until the
+        window after its date has passed (the second value: msg id -> marker TTL), or,
+        dated more than the dedupe window ahead, dead-lettered too."""
+        window = self.intent_window
+        if window is None:
+            return intents, {}
+        kept, ahead_ttl = [], {}
+        for entry, intent in intents:
+            age = now - intent.created_at
+            if age >= window:
+                out.expired += 1
+                self._dead(out, entry, _expired(intent, age, window), now)
+                continue
+            ahead = -age.total_seconds()
+            if ahead > skew_s:
+                ttl = self.marker_ttl_s + math.ceil(ahead)
+                if ahead >= self.marker_ttl_s:
+                    out.expired += 1
+                    self._dead(out, entry, _far_ahead(intent, ahead, self.marker_ttl_s), now)
+                    continue
+                ahead_ttl[entry.msg_id] = ttl
+            kept.append((entry, intent))
+        return kept, ahead_ttl
 
     def _signed(
         self,
@@ -207,3 +245,20 @@ class IntentSteps(PlanStep):
             data = decision.model_dump_json()
         out.plan.decided.append(DecidedEntry(entry.msg_id, intent_id, data, ""))
         out.decisions.append(decision)
+
+
+def _expired(intent: TradeIntent, age: timedelta, window: timedelta) -> str:
+    return (
+        f"intent {intent.intent_id} is dated {intent.created_at.isoformat()}, "
+        f"{int(age.total_seconds())}s before the gate's clock (Redis TIME): older than the "
+        f"dedupe window ({int(window.total_seconds())}s), so it may have been decided "
+        "already and is not decided again"
+    )
+
+
+def _far_ahead(intent: TradeIntent, ahead: float, marker_ttl_s: int) -> str:
+    return (
+        f"intent {intent.intent_id} is dated {intent.created_at.isoformat()}, {int(ahead)}s "
+        f"ahead of the gate's clock (Redis TIME), more than the dedupe window "
+        f"({marker_ttl_s}s): not decided"
+    )

@@ -36,6 +36,7 @@ class Planned:
     escalations: list[tuple[str, str]] = field(default_factory=list)  # unknown_fill: halted
     left_pending: int = 0  # entries an unexpected error kept out (retried later)
     reused: int = 0  # intents refused: their id was decided for other content
+    expired: int = 0  # intents dated outside the dedupe window: dead letters, no decision
     # intents past their agent's quota: rejected cheaply, not decided; committed after
     # ``plan.decided``'s decisions (which ``decisions`` matches one for one)
     cheap: list[DecidedEntry] = field(default_factory=list)

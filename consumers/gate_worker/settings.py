@@ -1,10 +1,19 @@
 """Gate worker settings: what an operator may tune, and the check that refuses settings
-the worker cannot run with (library users and the CLI get the same messages)."""
+the worker cannot run with (library users and the CLI get the same messages).
+
+Retention (docs/OPERATIONS.md, "Retention"): Redis holds the working set, PostgreSQL the
+history. Decided markers live ``marker_ttl_s`` (the dedupe window, tied to the intent age
+limit: :func:`intent_window`), applied markers ``event_marker_ttl_s``; streams are
+trimmed every ``trim_every_s`` once the groups that need them have acked
+(``consumers/bus/retention.py``), decisions kept ``decisions_keep_s`` at least, and a
+group nobody runs holds entries ``unconsumed_keep_s`` at most."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from consumers.bus.streams import MAX_BATCH_BYTES
 from gate.ledger import event_window
@@ -19,10 +28,16 @@ class GateSettings:
     min_idle_ms: int = 10_000
     reclaim_every_s: float = 2.0
     max_deliveries: int = 5
-    marker_ttl_s: int = 7 * 86400
-    retention_s: float = 7 * 86400
-    intents_keep_s: float = 3600.0
-    trim_every_s: float = 30.0
+    marker_ttl_s: int = 900  # decided markers: the dedupe window (intent_window)
+    event_marker_ttl_s: int = 10_800  # applied markers: events over 2 h old are refused
+    retention_s: float = 7 * 86400  # dead letters (and at most deadletter_max of them)
+    intents_keep_s: float = 0.0  # inputs kept after the gate (and phase) acked them
+    decisions_keep_s: float = 60.0  # the floor: decisions readable with GateClient.decision
+    unconsumed_keep_s: float = 3600.0  # what a group nobody runs may hold back, at most
+    idle_group_s: float = 60.0  # a group whose consumers were all idle this long: nobody
+    trim_every_s: float = 1.0
+    trim_limit: int = 100_000  # entries one XTRIM may remove (per stream and turn)
+    deadletter_max: int = 10_000
     log_decisions: bool = True
     verify_exposure: bool = False  # tests: check every batch's exposure from scratch
     max_batch_bytes: int = MAX_BATCH_BYTES  # what one read may bring in, all streams
@@ -36,6 +51,16 @@ class GateSettings:
     replicas: int = 0
     aof: bool = False
     wait_timeout_ms: int = 500
+    # ownership by lease (consumers/bus/lease.py, seat.py): the owner renews every
+    # lease_renew_ms, standbys poll as often; a dead owner's portfolio is taken over
+    # within lease_ttl_ms + lease_renew_ms
+    lease_ttl_ms: int = 3000
+    lease_renew_ms: int = 1000
+    # a process serving several portfolios (host.py, consumers/bus/rotation.py): the
+    # longest sleep after rounds that found nothing, and how often --all-portfolios
+    # re-reads the registry
+    idle_ms: int = 20
+    registry_every_s: float = 5.0
 
     @property
     def durable(self) -> bool:
@@ -67,16 +92,58 @@ _SET_BY = {
     "min_idle_ms": "--min-idle-ms, RISKGATE_MIN_IDLE_MS",
     "reclaim_every_s": "--reclaim-every, RISKGATE_RECLAIM_EVERY_S",
     "max_deliveries": "--max-deliveries, RISKGATE_MAX_DELIVERIES",
-    "marker_ttl_s": "RISKGATE_DEDUPE_TTL_S",
+    "marker_ttl_s": "--dedupe-ttl, RISKGATE_DEDUPE_TTL_S",
+    "event_marker_ttl_s": "--event-dedupe-ttl, RISKGATE_EVENT_DEDUPE_TTL_S",
     "retention_s": "RISKGATE_RETENTION_S",
+    "intents_keep_s": "--inputs-keep, RISKGATE_INPUTS_KEEP_S",
+    "decisions_keep_s": "--decisions-keep, RISKGATE_DECISIONS_KEEP_S",
+    "unconsumed_keep_s": "--unconsumed-keep, RISKGATE_UNCONSUMED_KEEP_S",
+    "idle_group_s": "--idle-group, RISKGATE_IDLE_GROUP_S",
+    "trim_every_s": "--trim-every, RISKGATE_TRIM_EVERY_S",
+    "trim_limit": "--trim-limit, RISKGATE_TRIM_LIMIT",
+    "deadletter_max": "RISKGATE_DEADLETTER_MAX",
     "replicas": "--replicas, RISKGATE_REPLICAS",
     "wait_timeout_ms": "--wait-timeout-ms, RISKGATE_WAIT_TIMEOUT_MS",
+    "lease_ttl_ms": "--lease-ttl-ms, RISKGATE_LEASE_TTL_MS",
+    "lease_renew_ms": "--lease-renew-ms, RISKGATE_LEASE_RENEW_MS",
+    "idle_ms": "--idle-ms, RISKGATE_IDLE_MS",
+    "registry_every_s": "--registry-every, RISKGATE_REGISTRY_EVERY_S",
 }
 MAX_MARKER_TTL_S = 10**9  # ~31 years; SET EX takes at most 12 digits in the commit script
 MAX_BLOCK_MS = 600_000  # a blocked read delays shutdown and the liveness beat this long
 MAX_BATCH = 100_000
 MAX_REPLICAS = 64
 MAX_WAIT_MS = 60_000  # one wait blocks the worker this long at most
+MIN_LEASE_TTL_MS = 200
+MAX_LEASE_TTL_MS = 600_000
+MAX_IDLE_MS = 10_000
+
+
+#: how long a worker may take from reading Redis's clock to its commit reaching Redis
+#: before the dedupe window could be outrun (at most this; less when the window is
+#: barely above the intent age limit): :func:`intent_window`
+COMMIT_MARGIN_S = 60
+#: fewer entries per XTRIM than this could not keep up with bursts (issue 12: 10 x rate)
+MIN_TRIM_LIMIT = 1000
+
+
+def intent_window(marker_ttl_s: int, config: AssetsConfig) -> timedelta:
+    """How old (by its ``created_at``, on Redis's clock) an intent may be and still get a
+    decision: the dedupe window less the clock skew and a commit margin.
+
+    Why no intent is decided twice (docs/PROTOCOL.md, "The dedupe window"): a decision is
+    written only for an intent dated no more than the skew ahead and less than this old;
+    its marker lives ``marker_ttl_s`` from the commit. A copy of that intent (same
+    ``created_at``: a re-delivery or a re-send) arriving after the marker expired is at
+    least ``marker_ttl_s - skew`` old at the commit, so older than this window (by the
+    margin, which covers the time from reading the clock to the commit): it gets a dead
+    letter, never a second decision, let alone a second approval. A copy arriving before
+    is a duplicate (the digest ignores ``created_at``)."""
+    rm = config.risk_management
+    skew = rm.max_clock_skew_seconds
+    room = marker_ttl_s - skew - rm.max_intent_age_seconds
+    margin = max(0, min(COMMIT_MARGIN_S, room))
+    return timedelta(seconds=marker_ttl_s - skew - margin)
 
 
 def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
@@ -114,7 +181,6 @@ def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
     # an intent re-sent after its marker expired but still young enough to be decided
     # would be decided (and approved) a second time
     age = rm.max_intent_age_seconds + rm.max_clock_skew_seconds
-    before = len(out)
     whole(
         "marker_ttl_s",
         age,
@@ -124,15 +190,46 @@ def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
         f"max_clock_skew_seconds {rm.max_clock_skew_seconds}: an intent re-sent after its "
         "marker expired, still young enough to be decided, would be decided again)",
     )
+    before = len(out)
+    whole("event_marker_ttl_s", 1, MAX_MARKER_TTL_S, unit=" of seconds")
     if len(out) == before:
         try:  # events older than the window are refused; it needs a margin
-            event_window(s.marker_ttl_s, rm.max_clock_skew_seconds)
+            event_window(s.event_marker_ttl_s, rm.max_clock_skew_seconds)
         except ValueError as exc:
-            out.append(f"{name('marker_ttl_s')}: {exc}")
-    for field in ("retention_s", "intents_keep_s", "trim_every_s"):
+            out.append(f"{name('event_marker_ttl_s')}: {exc}")
+    for field in ("retention_s", "trim_every_s", "unconsumed_keep_s", "idle_group_s"):
         seconds(field)
+    for field in ("intents_keep_s", "decisions_keep_s"):
+        value = getattr(s, field)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (ok and math.isfinite(value) and value >= 0):
+            out.append(f"{name(field)} is {value!r}: it must be 0 or more seconds")
+    whole("trim_limit", MIN_TRIM_LIMIT, why=" (fewer could not keep up with a burst)")
+    whole("deadletter_max", 1)
     whole("max_batch_bytes", 1)
     whole("flood_read_factor", 1, 1000)
     whole("replicas", 0, MAX_REPLICAS)
     whole("wait_timeout_ms", 1, MAX_WAIT_MS, why=" (0 would wait forever)")
+    _serving_problems(s, whole, seconds, out)
     return out
+
+
+def _serving_problems(
+    s: GateSettings,
+    whole: Callable[..., None],
+    seconds: Callable[[str], None],
+    out: list[str],
+) -> None:
+    """The lease and the rotation over portfolios (``settings_problems``' second half)."""
+    before = len(out)
+    whole("lease_ttl_ms", MIN_LEASE_TTL_MS, MAX_LEASE_TTL_MS)
+    if len(out) == before:  # renewed at least twice a TTL: one late renewal keeps it
+        whole(
+            "lease_renew_ms",
+            1,
+            s.lease_ttl_ms // 2,
+            why=f" (at most half of lease_ttl_ms {s.lease_ttl_ms}: the owner renews at least "
+            "twice a TTL, so one late renewal does not lose the lease)",
+        )
+    whole("idle_ms", 1, MAX_IDLE_MS)
+    seconds("registry_every_s")

@@ -9,9 +9,12 @@ Error policy: Redis unreachable -> nothing acked, retry with backoff and jitter;
 NOGROUP -> recreate the groups and say so; unreadable state -> decide nothing;
 anything unexpected -> logged, nothing approved, the batch retried later.
 
-Here: the loop and one batch. Settings and their check are in ``settings.py``, the
-phases stream in ``phases.py``, reclaim/trim/publish in ``housekeeping.py``, one
-batch (plan, commit, retry, report) in ``handle.py``.
+Here: one turn of the loop (:meth:`GateWorker.turn`) and the loop of a worker that
+serves one portfolio alone. Settings and their check are in ``settings.py``, the phases
+stream in ``phases.py``, reclaim/trim/publish in ``housekeeping.py``, one batch (plan,
+commit, retry, report) in ``handle.py``, taking over and handing over in
+``ownership.py``; ``riskgate gate`` runs workers in a host (``host.py``: many
+portfolios, each owned by lease, ``seat.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from redis.exceptions import ResponseError
 from consumers.bus import keys as k
 from consumers.bus.agent_signing import intent_verifier
 from consumers.bus.keys import Keys
+from consumers.bus.lease import Lease, LeaseLost
+from consumers.bus.rotation import Turn
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.bus.signing import operator_signer, order_signer
 from consumers.bus.streams import (
@@ -40,6 +45,7 @@ from consumers.bus.streams import (
 from consumers.gate_worker.batch import Planner
 from consumers.gate_worker.commit import CommitError, Committer
 from consumers.gate_worker.handle import BatchHandling
+from consumers.gate_worker.ownership import Ownership
 from consumers.gate_worker.settings import (
     MAX_BATCH,
     MAX_BLOCK_MS,
@@ -48,6 +54,7 @@ from consumers.gate_worker.settings import (
     MAX_WAIT_MS,
     GateSettings,
     SettingsError,
+    intent_window,
     settings_problems,
 )
 from consumers.ops.telemetry import GateTelemetry, serve_gate, serving
@@ -82,7 +89,7 @@ def redis_clock(redis: Redis) -> Callable[[], datetime]:
     return now
 
 
-class GateWorker(BatchHandling):
+class GateWorker(BatchHandling, Ownership):
     def __init__(
         self,
         redis: Redis,
@@ -92,6 +99,7 @@ class GateWorker(BatchHandling):
         *,
         clock: Callable[[], datetime] | None = None,
         telemetry: GateTelemetry | None = None,
+        lease: Lease | None = None,
     ) -> None:
         settings.validate(config)  # bad settings stop the worker here, at start-up
         self.redis = redis
@@ -100,7 +108,13 @@ class GateWorker(BatchHandling):
         self.clock = clock or redis_clock(redis)
         self.store = Store(redis, keys, config)
         self.committer = Committer(
-            redis, keys, k.GROUP_GATE, settings.marker_ttl_s, outbox=settings.durable
+            redis,
+            keys,
+            k.GROUP_GATE,
+            settings.marker_ttl_s,
+            outbox=settings.durable,
+            lease=lease,  # fenced commits: only while the lease is ours (seat.py)
+            event_marker_ttl_s=settings.event_marker_ttl_s,
         )
         # every gate publishes what is in the outbox: a durable one once replicas hold
         # it, any other at once (what a durable gate or a failed-over primary left)
@@ -119,11 +133,14 @@ class GateWorker(BatchHandling):
             operator_signer(keys),
             intent_verifier(keys),  # RISKGATE_AGENT_KEYS: agents are who their key says
             quota=settings.agent_quota,
-            quota_marker_ttl_s=max(1, int(settings.intents_keep_s)),
+            quota_marker_ttl_s=settings.marker_ttl_s,
             # older events may have outlived their applied marker: refused, not re-applied
             event_window=event_window(
-                settings.marker_ttl_s, config.risk_management.max_clock_skew_seconds
+                settings.event_marker_ttl_s, config.risk_management.max_clock_skew_seconds
             ),
+            # older intents may have outlived their decided marker: refused, not decided
+            marker_ttl_s=settings.marker_ttl_s,
+            intent_window=intent_window(settings.marker_ttl_s, config),
         )
         self._flooded = False  # most of the last batch was past an agent's quota
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
@@ -138,6 +155,11 @@ class GateWorker(BatchHandling):
         self.reader = BoundedReader(redis, settings.max_batch_bytes)
         self._drain_from: dict[str, str] = {}  # own-pending drain: after these ids
         self.telemetry = telemetry  # instrumentation only (consumers.ops.telemetry)
+        # the loop's state between turns
+        self._ready = False  # groups created (Redis may be away at start-up too)
+        self._drain = True  # first our own pending entries, then new ones
+        self._takeover: list[tuple[str, bytes]] = []  # (stream, cursor) still to claim
+        self._backoff = Backoff()
 
     # -- topology ------------------------------------------------------------------------
 
@@ -170,58 +192,70 @@ class GateWorker(BatchHandling):
             self._loop(shutdown)
 
     def _loop(self, shutdown: Shutdown) -> None:
-        backoff = Backoff()
-        ready = False  # groups created (Redis may be away at start-up too)
-        drain = True  # first our own pending entries, then new ones
         self.log.info("gate worker started", batch=self.settings.batch)
         while not shutdown.requested:
-            try:
-                if not ready:
-                    self.setup()
-                    ready = True
-                if drain:
-                    drain = self.drain_pending()
-                else:
-                    self.maintain()
-                    self.step()
-                backoff.reset()
-                if self.telemetry is not None:
-                    self.telemetry.beat()
-            except DurabilityError:
-                raise  # the durability asked for cannot be had from this server
-            except ResponseError as exc:
-                if not is_nogroup(exc):
-                    self._failed(exc, shutdown, backoff)
-                    continue
-                self.log.warning("consumer group missing; recreating", error=str(exc))
-                self.stats["nogroup"] += 1
-                ready = False
-                drain = True
-            except REDIS_TRANSIENT as exc:
-                self._forget()
-                drain = True
-                self.stats["redis_errors"] += 1
-                delay = backoff.next_delay()
-                self.log.warning(
-                    "redis unavailable; retrying", error=str(exc), delay=round(delay, 3)
-                )
-                shutdown.wait(delay)
-            except Exception as exc:
-                self._failed(exc, shutdown, backoff)
+            done = self.turn()
+            if done.retry_in:
+                shutdown.wait(done.retry_in)
         self.log.info("gate worker stopped", **dict(self.stats))
+
+    def turn(self, block_ms: int | None = None) -> Turn:
+        """One turn: set up if needed, claim what a dead owner left (after
+        :meth:`take_over`), drain our own pending entries, else housekeeping and one
+        read blocking up to ``block_ms`` (default: the setting; 0: not at all).
+
+        Errors end the turn, not the worker: the Turn says how long to back off.
+        DurabilityError (the server cannot give the durability asked for) and LeaseLost
+        (another process owns the portfolio now) are the caller's.
+        """
+        try:
+            if not self._ready:
+                self.setup()
+                self._ready = True
+            if self._takeover:
+                handled = self._take_over_page()
+            elif self._drain:
+                self._drain = self.drain_pending()
+                handled = int(self._drain)
+            else:
+                self.maintain()
+                handled = self.step(block_ms)
+            self._backoff.reset()
+            if self.telemetry is not None:
+                self.telemetry.beat()
+            return Turn(handled)
+        except (DurabilityError, LeaseLost):
+            raise  # what no retry here can mend
+        except ResponseError as exc:
+            if not is_nogroup(exc):
+                return self._failed(exc)
+            self.log.warning("consumer group missing; recreating", error=str(exc))
+            self.stats["nogroup"] += 1
+            self._ready = False
+            self._drain = True
+            return Turn()
+        except REDIS_TRANSIENT as exc:
+            self._forget()
+            self._drain = True
+            self.stats["redis_errors"] += 1
+            delay = self._backoff.next_delay()
+            self.log.warning("redis unavailable; retrying", error=str(exc), delay=round(delay, 3))
+            return Turn(retry_in=delay)
+        except Exception as exc:
+            return self._failed(exc)
 
     def _forget(self) -> None:
         """Drop every cached view of the portfolio: the next batch reads it afresh."""
         self.loaded, self.exposure, self._stale = None, None, None
 
-    def _failed(self, exc: Exception, shutdown: Shutdown, backoff: Backoff) -> None:
+    def _failed(self, exc: Exception) -> Turn:
         self._forget()
         self.stats["errors"] += 1
         level = "error" if isinstance(exc, StateError | CommitError) else "exception"
         getattr(self.log, level)("batch failed; nothing approved, will retry", error=repr(exc))
-        shutdown.wait(backoff.next_delay())
+        return Turn(retry_in=self._backoff.next_delay())
 
-    def _read(self, *, pending: bool) -> list[Entry]:
+    def _read(self, *, pending: bool, block_ms: int | None = None) -> list[Entry]:
         """New entries, or (``pending``) our own unacked ones after the drain cursor;
         bounded by count per stream and by ``max_batch_bytes`` (streams.BoundedReader)."""
         streams = (self.keys.intents, self.keys.events, self.keys.phases)
@@ -237,12 +271,14 @@ class GateWorker(BatchHandling):
             self.settings.consumer,
             starts,
             count=count,
-            block_ms=None if pending else self.settings.block_ms,
+            block_ms=None if pending else block_ms,
         )
 
-    def step(self) -> int:
-        """Read one batch of new entries (blocking up to block_ms) and handle it."""
-        entries = self._read(pending=False)
+    def step(self, block_ms: int | None = None) -> int:
+        """Read one batch of new entries (blocking up to ``block_ms``, default the
+        setting's; 0: not at all) and handle it."""
+        block = self.settings.block_ms if block_ms is None else block_ms
+        entries = self._read(pending=False, block_ms=block)
         if entries:
             self.process(entries)
         return len(entries)

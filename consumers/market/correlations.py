@@ -1,9 +1,11 @@
 """``riskgate correlations``: correlation of daily returns between the configured assets.
 
 For each configured symbol with bars in ``price_data``: its daily close is the close
-of its last bar of each UTC day. A pair's returns are taken over the pair's **common
-close days** only (the days both symbols have a close): each return runs from one
-common close day to the next, the same interval for both. So a stock's Friday-to-
+of its last bar of each UTC day (read by :mod:`consumers.db.daily_closes`: TimescaleDB's
+continuous aggregate ``price_data_daily`` where there is one, else a plain query).
+A pair's returns are taken over the pair's **common close days** only (the days
+both symbols have a close): each return runs from one common close day to the next,
+the same interval for both. So a stock's Friday-to-
 Monday return is paired with the coin's Friday-to-Monday return, not with its
 Sunday-to-Monday one (which understated cross-class correlation: a review measured
 a true 0.80 as 0.68 on average), and a holiday on one side drops that day for the
@@ -25,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import combinations, pairwise
 
@@ -34,19 +36,13 @@ from redis import Redis
 from consumers.bus import keys as k
 from consumers.bus.keys import Keys
 from consumers.db.connection import Connection, ensure_partitions
+from consumers.db.daily_closes import daily_closes
 from consumers.state.snapshot_codec import encode_correlations
 from gate.portfolio import Correlations
 from gate.stats import correlation
 from schemas.config import AssetsConfig
 
 PLACES = Decimal("0.000001")
-
-DAILY_CLOSES = """
-SELECT DISTINCT ON (symbol, day) symbol, (time AT TIME ZONE 'UTC')::date AS day, close, time
-  FROM price_data
- WHERE symbol = ANY(%s) AND time >= %s AND time < %s
- ORDER BY symbol, day, time DESC
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +98,9 @@ def compute(
     if newest is None:
         return Result(None, window_days, (), (), 0)
     newest = newest.astimezone(UTC)
-    first_close = datetime.combine(newest.date() - timedelta(days=window_days), time(), UTC)
+    first_day = newest.date() - timedelta(days=window_days)
     closes: dict[str, dict[date, Decimal]] = defaultdict(dict)
-    cur = conn.execute(DAILY_CLOSES, (symbols, first_close, newest + timedelta(microseconds=1)))
-    for symbol, day, close, _at in cur:
+    for symbol, day, close, _at in daily_closes(conn, symbols, first_day, newest.date()):
         closes[symbol][day] = close
     pairs, skipped = pair_correlations(
         {s: c for s, c in closes.items() if len(c) > 1}, min_observations

@@ -181,7 +181,12 @@ def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
             Grant(("+set", "+get"), read_write=(keys.handed("*", "*"),)),
         )
     if role == "gate":
-        return (Grant(GATE_COMMANDS, read_write=(everything,)),)
+        return (
+            Grant(GATE_COMMANDS, read_write=(everything,)),
+            # its lease (consumers/bus/lease.py): renewed by PEXPIRE, released by DEL,
+            # both inside compare scripts; on no other key
+            Grant(("+pexpire", "+del", "+pttl"), read_write=(keys.lease,)),
+        )
     if role == "audit":
         return (Grant(CONSUME, read_write=(keys.decisions,)),)
     if role == "phase":
@@ -193,7 +198,11 @@ def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
             Grant(("+xadd", "+xrange", "+xrevrange"), read_write=(keys.phases,)),
         )
     if role == "operator":
-        return (Grant(OPERATOR_COMMANDS, read_write=(everything,)),)
+        return (
+            Grant(OPERATOR_COMMANDS, read_write=(everything,)),
+            # `riskgate deposit` registers the portfolio it funds (--all-portfolios)
+            Grant(("+sadd", "+smembers"), read_write=(keys.registry,)),
+        )
     raise AclError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
 
 

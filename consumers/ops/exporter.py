@@ -16,6 +16,7 @@ from consumers.bus.keys import Keys
 from consumers.errors import UsageError
 from consumers.ops.consumer_telemetry import ConsumerTelemetry
 from consumers.ops.gate_telemetry import GateTelemetry
+from consumers.ops.host_telemetry import HostTelemetry
 from consumers.ops.worker_telemetry import (
     HOST_ENV,
     SAMPLE_ENV,
@@ -27,8 +28,10 @@ from consumers.ops.worker_telemetry import (
 if TYPE_CHECKING:  # what telemetry reads of the workers, not the workers (they sit above)
     from consumers.ops.observed import ObservedConsumer as StreamToPg
     from consumers.ops.observed import ObservedGate as GateWorker
+    from consumers.ops.observed import ObservedHost
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+Served = WorkerTelemetry | HostTelemetry  # what an Exporter serves
 
 
 class Exporter:
@@ -36,7 +39,7 @@ class Exporter:
 
     def __init__(
         self,
-        telemetry: WorkerTelemetry,
+        telemetry: Served,
         port: int,
         host: str = "127.0.0.1",
         sample_every_s: float = 5.0,
@@ -103,7 +106,7 @@ def _handler(
     return Handler
 
 
-def _serve(telemetry: WorkerTelemetry) -> Exporter | None:
+def _serve(telemetry: Served) -> Exporter | None:
     port = metrics_port()
     if port <= 0:
         return None
@@ -143,4 +146,13 @@ def serve_consumer(consumer: StreamToPg) -> Exporter | None:
     keys: Keys = getattr(consumer, "keys", None) or Keys.from_env()
     telemetry = ConsumerTelemetry(consumer, keys)
     consumer.telemetry = telemetry
+    return _serve(telemetry)
+
+
+def serve_host(host: ObservedHost) -> Exporter | None:
+    """A process serving several portfolios: each portfolio's telemetry under one port."""
+    if metrics_port() <= 0:
+        return None
+    telemetry = HostTelemetry(host.telemetries, host.role)
+    host.telemetry = telemetry
     return _serve(telemetry)

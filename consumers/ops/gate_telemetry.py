@@ -5,7 +5,7 @@ reservations, the outbox) sampled from Redis on the sampling thread."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,8 @@ class GateTelemetry(WorkerTelemetry):
         self.reasons: dict[str, int] = dict.fromkeys((c.value for c in ReasonCode), 0)
         self.latency = Buckets(LATENCY_BUCKETS)
         self.batch_size = Buckets(BATCH_BUCKETS)
+        # a gate that decides by lease (seat.py): whether it owns the portfolio now
+        self.owned: Callable[[], bool] | None = None
 
     def batch(self, planned: Planned, entries: list[Entry]) -> None:
         """Hook: one committed batch (called by the gate after its commit)."""
@@ -168,6 +170,27 @@ class GateTelemetry(WorkerTelemetry):
             stats.get("refused_events", 0),
         )
         yield self._counter(
+            "riskgate_intents_expired_total",
+            "Intents dated outside the dedupe window: dead-lettered, never decided (a "
+            "copy of one may have been decided before its marker expired).",
+            stats.get("expired_intents", 0),
+        )
+        yield self._counter(
+            "riskgate_trimmed_entries_total",
+            "Stream entries trimmed once every group that needed them had acked them.",
+            stats.get("trimmed", 0),
+        )
+        unconsumed = CounterMetricFamily(
+            "riskgate_trimmed_unconsumed",
+            "Stream entries trimmed before a group acked them: nobody ran that group for "
+            "RISKGATE_IDLE_GROUP_S and they were older than RISKGATE_UNCONSUMED_KEEP_S.",
+            labels=[*self.labels, "stream"],
+        )
+        for role in ("intents", "events", "decisions", "orders", "deadletter"):
+            n = stats.get(f"unconsumed:{role}", 0)
+            unconsumed.add_metric([*self.labels.values(), role], n)
+        yield unconsumed
+        yield self._counter(
             "riskgate_outbox_wait_failures_total",
             "Waits for replicas (WAIT/WAITAOF) that fell short: outputs stayed held.",
             stats.get("outbox_wait_failures", 0),
@@ -187,7 +210,31 @@ class GateTelemetry(WorkerTelemetry):
         yield self.batch_size.family(
             "riskgate_gate_batch_entries", "Entries per committed batch.", self.labels
         )
+        yield from self._lease_families(stats)
         yield from self._portfolio_families()
+
+    def _lease_families(self, stats: dict[str, int]) -> Iterator[Metric]:
+        if self.owned is None:
+            return
+        yield self._gauge(
+            "riskgate_portfolio_owned",
+            "1 while this process holds the portfolio's lease and decides it; 0 standing by.",
+            1 if self.owned() else 0,
+        )
+        changes = CounterMetricFamily(
+            "riskgate_lease_changes",
+            "Lease changes of this process: acquired, lost (another took it, or a commit "
+            "was fenced), released (graceful shutdown).",
+            labels=[*self.labels, "change"],
+        )
+        for change in ("acquired", "lost", "released"):
+            changes.add_metric([*self.labels.values(), change], stats.get(f"lease_{change}", 0))
+        yield changes
+        yield self._counter(
+            "riskgate_taken_over_total",
+            "Pending entries claimed at once on taking a portfolio over (XAUTOCLAIM, min idle 0).",
+            stats.get("taken_over", 0),
+        )
 
     def _portfolio_families(self) -> Iterator[Metric]:
         docs = {

@@ -57,6 +57,15 @@ class ObservedConsumer(Protocol):
     def settings(self) -> NamedConsumer: ...
 
 
+class ObservedHost(Protocol):
+    """A process serving several portfolios: its role, each portfolio's telemetry."""
+
+    telemetry: Any  # set by ``serve_host``; the host calls ``beat`` once a round
+    role: str
+
+    def telemetries(self) -> Sequence[Any]: ...
+
+
 class DecidedMessage(Protocol):
     """One decided intent of a batch: the stream id it arrived with."""
 

@@ -15,7 +15,8 @@ never waits on Redis.
 
 The modules: ``instruments`` (buckets, heartbeat, group backlog), ``worker_telemetry``
 (what every worker exports), ``gate_telemetry``, ``consumer_telemetry`` (audit and
-phase), ``exporter`` (HTTP serving and sampling). This module is their public face.
+phase), ``host_telemetry`` (several portfolios in one process), ``exporter`` (HTTP
+serving and sampling). This module is their public face.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from consumers.ops.exporter import (
     Exporter,
     serve_consumer,
     serve_gate,
+    serve_host,
     serving,
 )
 from consumers.ops.gate_telemetry import BATCH_BUCKETS, LATENCY_BUCKETS, GateTelemetry
+from consumers.ops.host_telemetry import HostTelemetry
 from consumers.ops.instruments import Buckets, Heartbeat, group_backlog
 from consumers.ops.worker_telemetry import (
     HOST_ENV,
@@ -52,10 +55,12 @@ __all__ = [
     "Exporter",
     "GateTelemetry",
     "Heartbeat",
+    "HostTelemetry",
     "WorkerTelemetry",
     "group_backlog",
     "metrics_port",
     "serve_consumer",
     "serve_gate",
+    "serve_host",
     "serving",
 ]

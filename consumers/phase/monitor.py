@@ -57,7 +57,7 @@ from schemas.config import AssetsConfig
 from schemas.messages import Fill, OperatorEvent, parse_event
 
 MIN_EVALUATION_GAP_S = 1.0
-DEDUPE_TTL_S = 7 * 86400  # the gate's default RISKGATE_DEDUPE_TTL_S
+DEDUPE_TTL_S = 10_800  # the gate's default RISKGATE_EVENT_DEDUPE_TTL_S
 LOCK_CLASS = 0x7068  # advisory lock (class, hashtext(portfolio)): one writer per portfolio
 
 
@@ -96,7 +96,7 @@ class PhaseMonitor(StreamToPg):
         self.config = config
         # deposits the gate refuses as unsigned are no capital here either
         self.operators = operator_signer(keys)
-        # events the gate refuses as too old (the same window: RISKGATE_DEDUPE_TTL_S)
+        # events the gate refuses as too old (the same window: RISKGATE_EVENT_DEDUPE_TTL_S)
         self.event_window = event_window(
             dedupe_ttl_s, config.risk_management.max_clock_skew_seconds
         )
@@ -117,6 +117,19 @@ class PhaseMonitor(StreamToPg):
             raise Standby(f"another phase monitor writes portfolio {self.keys.portfolio}")
         self.log.info("phase monitor lock held; taking over pending entries")
         self._took_over = True
+
+    def close(self) -> None:
+        """Let the portfolio go (a process serving several, when it is unregistered):
+        its lock too, on the connection the others keep using."""
+        if not self.pg.fresh and self._ready_on == self.pg.generation:
+            try:
+                self.pg.get().execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))",
+                    (LOCK_CLASS, self.keys.portfolio),
+                )
+            except Exception as exc:  # the lock goes with the session anyway
+                self.log.warning("phase monitor lock not released", error=repr(exc))
+        super().close()
 
     def drain_pending(self) -> bool:
         self.connection()

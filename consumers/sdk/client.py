@@ -136,9 +136,20 @@ class GateClient(OrderTaker):
         self.redis.xadd(self.keys.intents, {DATA: data})
         return intent_id
 
+    def decided(self, intent_id: str) -> bool:
+        """Whether ``intent_id`` was decided within the dedupe window (its decided marker
+        lives ``RISKGATE_DEDUPE_TTL_S``, 900 s by default), even once its decision entry
+        was trimmed: do not send it again under a new ``created_at``."""
+        return bool(self.redis.exists(self.keys.decided(intent_id)))
+
     def decision(self, intent_id: str) -> Decision | None:
         """The decision for ``intent_id`` if there is one yet: always the first, effective
-        one (the marker names it), never a later ``intent_id_reused`` notice."""
+        one (the marker names it), never a later ``intent_id_reused`` notice.
+
+        Readable from Redis while its entry is kept: at least ``RISKGATE_DECISIONS_KEEP_S``
+        (60 s) after it was written and until the audit writer has it; then from
+        PostgreSQL (``trading_decisions``). None also once trimmed: :meth:`decided` tells
+        the two apart."""
         ref = decision_ref(self.redis.get(self.keys.decided(intent_id)))
         if ref is None:
             return None

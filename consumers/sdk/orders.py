@@ -51,8 +51,12 @@ class OrderDelivery:
 
 #: the ``handed`` marker of an intent whose cancel request arrived
 CANCELLED = b"cancelled"
-#: how long the SDK remembers which entry it handed out for an intent (and cancels)
+#: how long the SDK remembers a cancel request whose order it never handed out (the
+#: order is withheld should it still come)
 HANDED_TTL_S = 7 * 86400
+#: which entry it handed out for an intent is remembered until the order's good_till
+#: (after it the order is never handed out, whatever entry brings it) and this long more
+HANDED_MARGIN_S = 300
 #: intents one client remembers handing out, in memory as well as in Redis: a failover
 #: can lose the ``handed`` marker together with the move that published the order, and
 #: the new primary then publishes it again (consumers/state/outbox.py)
@@ -156,7 +160,8 @@ class OrderTaker(EventPublisher):
             log.warning("order already handed out for this intent: skipped", intent_id=iid)
             return True
         marker = self.keys.handed(group, iid)
-        if self.redis.set(marker, msg_id, nx=True, ex=HANDED_TTL_S):
+        ttl = min(HANDED_TTL_S, int((order.deadline - now).total_seconds()) + HANDED_MARGIN_S)
+        if self.redis.set(marker, msg_id, nx=True, ex=max(1, ttl)):
             self._remember(group, iid, msg_id)
             return False
         handed = self.redis.get(marker)

@@ -1,7 +1,11 @@
-"""Integration fixtures: a real Redis (REDIS_URL or 127.0.0.1:6379), worker processes.
+"""Integration fixtures: a real Redis (REDIS_URL or 127.0.0.1:6379), worker processes, and
+the PostgreSQL server each test of the PostgreSQL tier runs on.
 
-Tests never skip for want of a server: .ci/run starts Redis and PostgreSQL first, and
-a missing server is a failure. Each test gets its own portfolio name and wipes it.
+Tests never skip for want of a server: .ci/run starts Redis, PostgreSQL and TimescaleDB
+first, and a missing server is a failure. Each test gets its own portfolio name and
+wipes it. A test marked ``pg`` (``pg("postgresql")``: that server only) runs once per
+server of :func:`tests.integration.pg.servers`, its id ending ``[postgresql]`` or
+``[timescaledb]``; its module's tests run on one server, then on the next.
 """
 
 from __future__ import annotations
@@ -20,7 +24,46 @@ from redis import Redis
 
 from tests.builders import ROOT
 from tests.harness import Harness, unique_portfolio, wipe
+from tests.integration import pg
 from tests.integration.redis_server import free_port
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    mark = metafunc.definition.get_closest_marker("pg")
+    if mark is None:
+        return
+    chosen = [s for s in pg.servers() if not mark.args or s.name in mark.args]
+    ids = [s.name for s in chosen]
+    metafunc.parametrize("pg_server", chosen, indirect=True, scope="module", ids=ids)
+
+
+_checked: set[pg.Server] = set()
+
+
+def _check_timescaledb(server: pg.Server) -> None:
+    """What answers at the TimescaleDB URL must preload timescaledb (once per session)."""
+    if server in _checked:
+        return
+    with pg.using(server), pg.admin() as conn:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    if not row or "timescaledb" not in str(row[0]):
+        pytest.fail(f"{server.admin_url} (RISKGATE_TEST_TSDB_ADMIN_URL) is not a TimescaleDB: "
+                    f"shared_preload_libraries = {row[0] if row else '?'!r}")  # fmt: skip
+    _checked.add(server)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pg_server(request: pytest.FixtureRequest) -> Iterator[pg.Server]:
+    """The PostgreSQL server of this test (parametrized for tests marked ``pg``; the
+    machine's PostgreSQL for the rest). Fixtures making module-wide databases take it."""
+    server: pg.Server | None = getattr(request, "param", None)
+    if server is None:
+        yield pg.current()
+        return
+    if server.name == pg.TIMESCALEDB:
+        _check_timescaledb(server)
+    with pg.using(server):
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,12 @@
-"""PostgreSQL for the integration tests: throwaway databases and a TCP proxy that fails.
+"""PostgreSQL for the integration tests: the servers, throwaway databases, a failing proxy.
 
-Databases are created from ``RISKGATE_TEST_PG_ADMIN_URL`` (default: the local server's
-``postgres`` database) with a unique name and dropped (WITH FORCE) afterwards. A
-missing server is a test failure, never a skip.
+The PostgreSQL tier (tests marked ``pg``) runs once per server in :func:`servers`: the
+machine's PostgreSQL (``RISKGATE_TEST_PG_ADMIN_URL``, default the local server's
+``postgres`` database) and, when ``RISKGATE_TEST_TSDB_ADMIN_URL`` is set (tests/conftest.py
+sets it when a TimescaleDB answers on 127.0.0.1:5433), TimescaleDB. The server a test
+runs on is chosen with :func:`using` (the ``pg_server`` fixture does it). Databases are
+created on it with a unique name and dropped (WITH FORCE) afterwards. A missing server
+is a test failure, never a skip.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -27,11 +32,44 @@ from consumers.db.registry import sync_config
 from tests.builders import base_config
 
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRESQL, TIMESCALEDB = "postgresql", "timescaledb"
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str  # postgresql or timescaledb: the test id's suffix
+    admin_url: str
+
+
+def servers() -> list[Server]:
+    """The servers the PostgreSQL tier runs on (read when used: tests/conftest.py may have
+    started a PostgreSQL or found a TimescaleDB and set the variables)."""
+    found = [Server(POSTGRESQL, os.environ.get("RISKGATE_TEST_PG_ADMIN_URL", LOCAL_ADMIN_URL))]
+    if tsdb := os.environ.get("RISKGATE_TEST_TSDB_ADMIN_URL"):
+        found.append(Server(TIMESCALEDB, tsdb))
+    return found
+
+
+_using: list[Server] = []
+
+
+@contextlib.contextmanager
+def using(server: Server) -> Iterator[Server]:
+    """Databases made inside the block are made on ``server``."""
+    _using.append(server)
+    try:
+        yield server
+    finally:
+        _using.remove(server)
+
+
+def current() -> Server:
+    """The server tests are using now (the machine's PostgreSQL outside ``using``)."""
+    return _using[-1] if _using else servers()[0]
 
 
 def admin_url() -> str:
-    """Read when used: tests/conftest.py may have started a server and set it."""
-    return os.environ.get("RISKGATE_TEST_PG_ADMIN_URL", LOCAL_ADMIN_URL)
+    return current().admin_url
 
 
 def admin() -> psycopg.Connection[Any]:

@@ -12,7 +12,8 @@ from itertools import combinations
 import pytest
 from redis import Redis
 
-from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.bus.keys import DATA, GROUP_GATE, Keys
+from consumers.bus.lease import holder
 from consumers.bus.streams import group_lag
 from consumers.state import control
 from consumers.state.snapshot_codec import encode_correlations
@@ -95,15 +96,16 @@ def _busiest(redis: Redis, stream: str, live: list[str], wait: float = 0.5) -> t
         time.sleep(0.0005)
 
 
-def _wait_registered(redis: Redis, stream: str, names: list[str], timeout: float = 60) -> None:
-    """Until every named worker has read from ``stream`` (joined the gate group)."""
+def _wait_owned(redis: Redis, keys: Keys, names: list[str], timeout: float = 60) -> None:
+    """Until one of the named workers holds the portfolio's lease (and so reads it; the
+    others stand by)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        joined = {c["name"].decode() for c in redis.xinfo_consumers(stream, GROUP_GATE)}
-        if set(names) <= joined:
+        found = holder(redis, keys)
+        if found is not None and found.owner in names:
             return
         time.sleep(0.05)
-    raise AssertionError(f"workers {names} did not start within {timeout}s")
+    raise AssertionError(f"none of {names} took the portfolio within {timeout}s")
 
 
 def _prepare(redis: Redis, portfolio: str, equity: str) -> Harness:
@@ -175,7 +177,8 @@ def test_sigkill_when_workers_die_at_random_then_nothing_lost_doubled_or_leaked(
         n, ["BTC/USDT", "ETH/USDT", "NVDA", "GBP/JPY", "XAG/USD"], seed=3, notional=(1000, 5000)
     )
     # a high delivery cap: this test kills on purpose whoever holds entries, again and
-    # again; the cap and its dead letters are the poison test's subject
+    # again; the cap and its dead letters are the poison test's subject. A short lease:
+    # each kill of the owner waits for it to expire
     opts = (
         "--min-idle-ms",
         "300",
@@ -185,9 +188,13 @@ def test_sigkill_when_workers_die_at_random_then_nothing_lost_doubled_or_leaked(
         "40",
         "--max-deliveries",
         "1000",
+        "--lease-ttl-ms",
+        "600",
+        "--lease-renew-ms",
+        "150",
     )
     live = [workers.start(None, *opts) for _ in range(2)]
-    _wait_registered(redis, h.keys.intents, live)  # a loaded host starts them slowly
+    _wait_owned(redis, h.keys, live)  # a loaded host starts them slowly
     rng = random.Random(4)
     kills = kills_holding_entries = 0
     for start in range(0, n, 150):
@@ -205,7 +212,9 @@ def test_sigkill_when_workers_die_at_random_then_nothing_lost_doubled_or_leaked(
     assert kills_holding_entries >= 1, "no worker was killed while holding entries"
     _wait_all_decided(h, n, workers)
     workers.stop_all()
-    assert workers.count_lines("reclaimed idle entries") > 0, "no entry was ever reclaimed"
+    reclaimed = workers.count_lines("reclaimed idle entries")
+    taken = workers.count_lines("took over pending entries")
+    assert reclaimed + taken > 0, "no entry was ever reclaimed"
 
     decisions = h.decisions()
     ids = [d.intent_id for d in decisions]

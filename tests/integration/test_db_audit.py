@@ -21,11 +21,13 @@ from consumers.db.audit import AuditWriter
 from consumers.db.stream_to_pg import ConsumerSettings, PgLink
 from tests.builders import ROOT, base_config
 from tests.harness import Harness
-from tests.integration.pg import PgProxy, query, scalar, temp_database
+from tests.integration.pg import PgProxy, Server, query, scalar, temp_database
+
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
 
 
 @pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
+def pg_url(pg_server: Server) -> Iterator[str]:
     with temp_database("audit") as url:
         yield url
 

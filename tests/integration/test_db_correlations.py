@@ -21,6 +21,8 @@ from tests.builders import ROOT
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database
 
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
+
 D = Decimal
 DAYS = 60
 MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -14,7 +14,16 @@ import pytest
 from consumers.cli.main import main
 from consumers.db import connection as db
 from consumers.db.migrate import default_directory, discover, migrate
-from tests.integration.pg import drop_database, query, scalar, temp_database
+from tests.integration.pg import (
+    POSTGRESQL,
+    Server,
+    drop_database,
+    query,
+    scalar,
+    temp_database,
+)
+
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
 
 TIME_SERIES = (
     "price_data",
@@ -27,6 +36,7 @@ TIME_SERIES = (
     "predictions",
     "trades",
 )
+PARTITIONS = "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass"
 EXTENSION_TABLES = (
     "asset_registry",
     "asset_class_config",
@@ -118,24 +128,43 @@ def test_migrate_when_a_migration_fails_then_it_is_rolled_back_whole(
     assert "998_broken.sql" not in names and len(names) == len(discover())
 
 
-def test_migrate_when_timescaledb_absent_then_partitioned_plain_tables(empty_db: str) -> None:
-    """Without TimescaleDB: no extension, time series as declarative monthly partitions."""
+def test_migrate_when_run_then_time_series_laid_out_for_the_server_and_reported(
+    empty_db: str, pg_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL: no extension, monthly partitions; TimescaleDB: the nine time series are
+    hypertables with the keys they have on PostgreSQL; migrate prints which."""
     assert main(["migrate", "--database-url", empty_db]) == 0
-    assert scalar(empty_db, "SELECT riskgate_has_timescaledb()") is False
-    assert scalar(empty_db, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
+    out = capsys.readouterr().out
     kinds = dict(
         query(empty_db, "SELECT relname, relkind FROM pg_class WHERE relname = ANY(%s)",
               (list(TIME_SERIES),))
     )  # fmt: skip
-    assert kinds == dict.fromkeys(TIME_SERIES, "p")
-    for table in TIME_SERIES:
-        parts = {r[0] for r in query(empty_db, "SELECT inhrelid::regclass::text FROM pg_inherits "
-                                     "WHERE inhparent = %s::regclass", (table,))}  # fmt: skip
-        assert f"{table}_default" in parts and len(parts) >= 4, table
+    keys = {r[0] for r in query(empty_db, "SELECT conname FROM pg_constraint WHERE contype = 'p'")}
+    assert {f"{t}_pkey" for t in TIME_SERIES} <= keys
+    listed = f"{', '.join(sorted(TIME_SERIES))} ({len(TIME_SERIES)})"
+    if pg_server.name == POSTGRESQL:
+        assert scalar(empty_db, "SELECT riskgate_has_timescaledb()") is False
+        assert scalar(empty_db, "SELECT riskgate_timescale_edition()") == "none"
+        assert kinds == dict.fromkeys(TIME_SERIES, "p")
+        for table in TIME_SERIES:
+            parts = {r[0] for r in query(empty_db, PARTITIONS, (table,))}
+            assert f"{table}_default" in parts and len(parts) >= 4, table
+        assert "PostgreSQL without TimescaleDB: time series as monthly partitions" in out
+        assert f"partitioned: {listed}" in out
+        return
+    hypertables = {r[0] for r in query(empty_db, "SELECT hypertable_name FROM "
+                                       "timescaledb_information.hypertables")}  # fmt: skip
+    assert hypertables == set(TIME_SERIES)
+    assert kinds == dict.fromkeys(TIME_SERIES, "r")  # hypertables are plain tables with chunks
+    version = scalar(empty_db, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    assert f"TimescaleDB {version}, " in out and f"hypertables: {listed}" in out
 
 
-def test_ensure_partitions_when_month_missing_then_created_and_rows_routed(empty_db: str) -> None:
-    """Writers create the month's partition first; the default partition stays empty."""
+def test_ensure_partitions_when_month_missing_then_created_and_rows_routed(
+    empty_db: str, pg_server: Server
+) -> None:
+    """Writers create the month's partition first (PostgreSQL); on hypertables (TimescaleDB
+    makes chunks as rows arrive) and plain tables it is a no-op."""
     assert main(["migrate", "--database-url", empty_db]) == 0
     with db.connect(empty_db) as conn:
         created = conn.execute(
@@ -148,10 +177,15 @@ def test_ensure_partitions_when_month_missing_then_created_and_rows_routed(empty
         noop = conn.execute(
             "SELECT riskgate_ensure_partitions('applied_events', '2020-01-01', '2020-02-01')"
         ).fetchone()
-    assert (created, again, noop) == ((1,), (0,), (0,))  # Feb 2020 UTC only; plain: no-op
-    assert scalar(empty_db, "SELECT to_regclass('trades_p202002') IS NOT NULL") is True
+    if pg_server.name == POSTGRESQL:
+        assert (created, again, noop) == ((1,), (0,), (0,))  # Feb 2020 UTC only; plain: no-op
+        assert scalar(empty_db, "SELECT to_regclass('trades_p202002') IS NOT NULL") is True
+    else:
+        assert (created, again, noop) == ((0,), (0,), (0,))
+        assert scalar(empty_db, "SELECT to_regclass('trades_p202002')") is None
 
 
+@pytest.mark.pg(POSTGRESQL)  # TimescaleDB's tables are hypertables already: nothing to unpartition
 def test_unpartition_when_called_then_plain_table_keeps_keys_checks_and_indexes(
     empty_db: str,
 ) -> None:

@@ -28,6 +28,8 @@ from tests.builders import base_config, market_prices
 from tests.harness import Harness
 from tests.integration.pg import query, scalar, temp_database
 
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
+
 D = Decimal
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=61)
@@ -45,7 +47,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def h(redis: Redis, portfolio: str) -> Harness:
     # creates the gate's and the phase monitor's groups
-    return Harness(redis, portfolio, marker_ttl_s=HISTORY_TTL_S)
+    return Harness(redis, portfolio, event_marker_ttl_s=HISTORY_TTL_S)
 
 
 def at(day: date, hour: int) -> datetime:

@@ -15,6 +15,8 @@ from tests.builders import ROOT, market_prices
 from tests.integration.conftest import honcho
 from tests.integration.pg import scalar, temp_database
 
+pytestmark = pytest.mark.pg  # once per server: PostgreSQL, TimescaleDB
+
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:

@@ -18,6 +18,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from consumers.bus.keys import DATA, GROUP_GATE
+from consumers.bus.lease import holder
 from schemas.messages import Status
 from tests.harness import Harness
 from tests.integration.conftest import Workers
@@ -26,7 +27,9 @@ from tests.integration.redis_server import RedisServer
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
-FAST_RECLAIM = ("--min-idle-ms", "400", "--reclaim-every", "0.1")
+# a short lease too: a killed owner's portfolio is taken over within 0.75 s
+FAST_RECLAIM = ("--min-idle-ms", "400", "--reclaim-every", "0.1",
+                "--lease-ttl-ms", "600", "--lease-renew-ms", "150")  # fmt: skip
 
 
 @pytest.fixture
@@ -153,6 +156,11 @@ def test_redis_paused_and_connections_killed_when_loaded_then_recovers(
     """CLIENT PAUSE for 1.5 s, then CLIENT KILL of every worker connection, mid-load."""
     for _ in range(2):
         pool.start(None, *FAST_RECLAIM)
+    # both connected before the load (a busy host starts them slowly): an owner, a standby
+    deadline = time.monotonic() + 60
+    while holder(h.redis, h.keys) is None or pool.count_lines("gate started") < 2:
+        assert time.monotonic() < deadline, pool.logs()
+        time.sleep(0.05)
     ids: list[str] = []
     admin = Redis(connection_pool=h.redis.connection_pool)
 

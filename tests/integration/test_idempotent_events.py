@@ -73,7 +73,7 @@ def short_ttl(redis: Redis, portfolio: str) -> Harness:
     h = Harness(redis, portfolio)
     h.config = tight_skew()
     settings = GateSettings(
-        consumer="w1", block_ms=5, verify_exposure=True, marker_ttl_s=SHORT_TTL_S
+        consumer="w1", block_ms=5, verify_exposure=True, event_marker_ttl_s=SHORT_TTL_S
     )
     h.worker = GateWorker(redis, h.keys, h.config, settings)
     h.worker.setup()
@@ -211,7 +211,7 @@ def test_event_when_the_gate_reads_it_after_the_window_then_refused_by_redis_tim
     that long: its marker may be gone) is refused against Redis's clock, dated by its
     ``at`` or, without one, by its stream id."""
     h = funded(redis, portfolio)
-    window = event_window(GateSettings("x").marker_ttl_s, 5)
+    window = event_window(GateSettings("x").event_marker_ttl_s, 5)
     later = now_on(redis) + window + timedelta(minutes=1)
     h.worker = GateWorker(
         redis, h.keys, h.config, GateSettings(consumer="w2", block_ms=5), clock=lambda: later
@@ -234,7 +234,7 @@ def test_gate_when_dedupe_ttl_leaves_no_window_then_start_up_fails_naming_it(
 ) -> None:
     """A TTL no larger than twice the clock skew (5 s) cannot refuse in time: ValueError
     (the settings check, before anything runs; here the intent age floor is met)."""
-    settings = GateSettings(consumer="w1", block_ms=5, marker_ttl_s=10)
+    settings = GateSettings(consumer="w1", block_ms=5, event_marker_ttl_s=10)
     with pytest.raises(ValueError, match="a dedupe TTL of 10s leaves no safe window"):
         GateWorker(redis, Harness(redis, portfolio).keys, tight_skew(5, 2), settings)
 
@@ -248,6 +248,7 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.pg
 def test_monitor_when_event_too_old_then_refused_like_the_gate_and_not_counted(
     redis: Redis, portfolio: str, pg_url: str
 ) -> None:

@@ -26,10 +26,14 @@ from redis import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from consumers.bus import portfolios
 from consumers.bus.keys import DATA, Keys
+from consumers.bus.lease import Lease
 from consumers.bus.runtime import connect
 from consumers.bus.signing import ENV_KEYS, order_signer, unsigned
 from consumers.bus.tls import tls_options
+from consumers.gate_worker.seat import Seat
+from consumers.gate_worker.worker import GateSettings, GateWorker
 from consumers.ops.acl import ROLES, AclPlan, env_var, read_secrets, write_acl
 from consumers.sdk.client import GateClient
 from consumers.state import control
@@ -229,6 +233,34 @@ def test_gate_user_when_maintenance_and_phase_events_then_all_commands_allowed(
     assert h.worker.stats["errors"] == 0
     assert h.state().config.assets["XAG/USD"].enabled
     assert acl.redis("admin").xpending(Keys(P).phases, "gate")["pending"] == 0
+
+
+def test_gate_user_when_owning_by_lease_then_takes_renews_fences_hands_over_and_releases(
+    acl: AclServer,
+) -> None:
+    """The gate user may run a lease-owning seat: take the lease, claim pending entries
+    (min idle 0), renew, commit fenced, hand entries over and release."""
+    h = gate_harness(acl)
+    acl.client(f"executor-{P}", P).deposit("100000", reference="sec-lease")
+    acl.client(f"executor-{P}", P).mark(market_prices())
+    h.pump()
+    gate = acl.redis(f"gate-{P}")
+    lease = Lease(gate, h.keys, "leased", 3000)
+    seat = Seat(GateWorker(gate, h.keys, h.config, GateSettings(consumer="leased", block_ms=5),
+                           lease=lease), lease, renew_ms=1000)  # fmt: skip
+    iid = acl.client(f"agent-{P}", P).submit("BTC/USDT", "buy", "0.01", price="100000")
+    for _ in range(8):
+        seat.turn(0)
+    assert h.client.decision(iid) is not None and seat.owner
+    seat.next_lease = 0.0
+    seat.turn(0)  # a renewal
+    assert seat.owner and seat.worker.stats["errors"] == 0
+    assert seat.worker.hand_over("someone") == 0  # XPENDING for our entries: allowed
+    seat.close()
+    assert acl.redis("admin").exists(h.keys.lease) == 0
+    operator = acl.redis(f"operator-{P}")  # `riskgate deposit` registers the portfolio
+    assert portfolios.register(operator, h.keys)
+    assert portfolios.registered(operator, "riskgate") == ([P], [])
 
 
 def test_gate_user_when_durable_then_waits_holds_and_publishes_under_its_rights(

@@ -66,6 +66,7 @@ WRITES = [
     ["mark", "BTC/USDT=100000"],
     ["submit", "BTC/USDT", "buy", "0.01", "--price", "100000"],
     ["phase", "activate", "phase_1_stocks"],
+    ["portfolios", "add", "p1"],
 ]
 
 
@@ -87,7 +88,7 @@ def test_operator_write_when_no_url_then_refused_before_any_server_starts(
     server: one line saying which server and how to choose, exit 2, nothing started."""
     assert run(argv) == 2
     err = capsys.readouterr().err
-    command = " ".join(argv[:2]) if argv[0] == "phase" else argv[0]
+    command = " ".join(argv[:2]) if argv[0] in ("phase", "portfolios") else argv[0]
     assert err == (
         f"riskgate: refusing to run `{command}` on the embedded Redis in ./data/redis: "
         "REDIS_URL is not set. Set REDIS_URL (or --redis-url) to the server you mean, or add "

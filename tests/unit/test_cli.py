@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli.main import main
+from consumers.cli.main import build_parser, main
 from tests.builders import CONFIG_PATH, ROOT
 
 
@@ -74,3 +74,33 @@ def test_riskgate_console_script_when_config_missing_then_exit_2() -> None:
     )
     assert proc.returncode == 2
     assert "/nonexistent.yaml: cannot read" in proc.stderr
+
+
+def test_portfolios_procfile_when_parsed_then_every_line_is_a_valid_command() -> None:
+    """deploy/Procfile.portfolios (one process per role for every registered portfolio):
+    each line parses with riskgate's own parser, serving the registry."""
+    lines = (ROOT / "deploy" / "Procfile.portfolios").read_text().splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["gate", "audit", "phase"]
+    for line in lines:
+        words = line.split(":", 1)[1].replace("$PORT", "5000").split()
+        assert words[0] == "riskgate"
+        args = build_parser().parse_args(words[1:])  # argparse: exits 2 on a bad flag
+        assert args.all_portfolios and args.portfolio is None and args.metrics_port == 5000
+
+
+def test_gate_when_portfolio_name_bad_then_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`riskgate gate --portfolio 'a b'` names the bad portfolio, exit 2, before connecting."""
+    assert main(["gate", "--portfolio", "ok", "--portfolio", "a b",
+                 "--redis-url", "redis://127.0.0.1:9/0"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == "riskgate: --portfolio: portfolio name 'a b' must be 1-64 chars of A-Za-z0-9_.-\n"
+
+
+def test_portfolios_when_add_without_names_then_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`riskgate portfolios add` with no NAME: one line, exit 2."""
+    assert main(["portfolios", "add", "--redis-url", "redis://127.0.0.1:9/0"]) == 2
+    assert capsys.readouterr().err == "riskgate: portfolios add needs at least one NAME\n"

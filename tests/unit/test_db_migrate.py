@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from consumers.db.migrate import MigrationError, default_directory, discover, verify
+from consumers.db.migrate import (
+    AMENDMENTS,
+    Amendment,
+    MigrationError,
+    default_directory,
+    discover,
+    verify,
+)
 
 
 def write(d: Path, name: str, text: str = "SELECT 1;") -> str:
@@ -75,3 +82,39 @@ def test_verify_when_new_file_sorts_before_applied_one_then_refused(tmp_path: Pa
     b = write(tmp_path, "002_b.sql", "SELECT 2;")
     with pytest.raises(MigrationError, match=r"001_a\.sql would run after the newer 002_b\.sql"):
         verify({"002_b.sql": b}, discover(tmp_path))
+
+
+def test_verify_when_recorded_text_is_an_amended_files_earlier_one_then_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that applied a migration before it was amended is accepted as is."""
+    earlier = hashlib.sha256(b"SELECT 1;").hexdigest()
+    now = write(tmp_path, "001_a.sql", "SELECT 1; -- amended")
+    write(tmp_path, "002_b.sql", "SELECT 2;")
+    monkeypatch.setitem(AMENDMENTS, "001_a.sql", Amendment(now, frozenset({earlier}), "test"))
+    pending = verify({"001_a.sql": earlier}, discover(tmp_path))
+    assert [m.name for m in pending] == ["002_b.sql"]
+
+
+def test_verify_when_amended_file_edited_again_then_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An amendment covers one exact text: any further edit is refused as before."""
+    earlier = hashlib.sha256(b"SELECT 1;").hexdigest()
+    amended = hashlib.sha256(b"SELECT 1; -- amended").hexdigest()
+    write(tmp_path, "001_a.sql", "SELECT 1; -- amended, and edited again")
+    monkeypatch.setitem(AMENDMENTS, "001_a.sql", Amendment(amended, frozenset({earlier}), "test"))
+    with pytest.raises(MigrationError, match=r"001_a\.sql was changed after it was applied"):
+        verify({"001_a.sql": earlier}, discover(tmp_path))
+    with pytest.raises(MigrationError, match=r"001_a\.sql was changed after it was applied"):
+        verify({"001_a.sql": "0" * 64}, discover(tmp_path))  # not an earlier text either
+
+
+def test_amendments_when_shipped_then_each_matches_its_file() -> None:
+    """Every amendment names the shipped file's checksum (an edit without updating the
+    amendment would refuse every database that applied the file)."""
+    shipped = {m.name: m.checksum for m in discover()}
+    assert AMENDMENTS
+    for name, amendment in AMENDMENTS.items():
+        assert shipped[name] == amendment.checksum, name
+        assert shipped[name] not in amendment.earlier

@@ -21,12 +21,20 @@ NAN, INF = float("nan"), float("inf")
 # (setting, bad value, what its message starts with); max_intent_age_seconds 300 and
 # max_clock_skew_seconds 5 in the test config: the marker TTL must be at least 305
 BAD: list[tuple[str, Any, str]] = [
-    ("marker_ttl_s", 0, "marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is 0: it must be a whole number"),
-    ("marker_ttl_s", -1, "marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is -1:"),
-    ("marker_ttl_s", 304, "marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is 304:"),
-    ("marker_ttl_s", 10**9 + 1, "marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is 1000000001:"),
-    ("marker_ttl_s", 3600.5, "marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is 3600.5:"),
-    ("marker_ttl_s", True, "marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is True:"),
+    (
+        "marker_ttl_s",
+        0,
+        "marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is 0: it must be a whole number",
+    ),
+    ("marker_ttl_s", -1, "marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is -1:"),
+    ("marker_ttl_s", 304, "marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is 304:"),
+    (
+        "marker_ttl_s",
+        10**9 + 1,
+        "marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is 1000000001:",
+    ),
+    ("marker_ttl_s", 3600.5, "marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is 3600.5:"),
+    ("marker_ttl_s", True, "marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is True:"),
     ("retention_s", 0, "retention_s (RISKGATE_RETENTION_S) is 0: it must be a positive number"),
     ("retention_s", -86400, "retention_s (RISKGATE_RETENTION_S) is -86400:"),
     ("retention_s", NAN, "retention_s (RISKGATE_RETENTION_S) is nan:"),
@@ -41,10 +49,37 @@ BAD: list[tuple[str, Any, str]] = [
     ("reclaim_every_s", 0, "reclaim_every_s (--reclaim-every, RISKGATE_RECLAIM_EVERY_S) is 0:"),
     ("reclaim_every_s", NAN, "reclaim_every_s (--reclaim-every, RISKGATE_RECLAIM_EVERY_S) is nan"),
     ("max_deliveries", 0, "max_deliveries (--max-deliveries, RISKGATE_MAX_DELIVERIES) is 0:"),
-    ("intents_keep_s", 0.0, "intents_keep_s is 0.0: it must be a positive number of seconds"),
-    ("trim_every_s", -1.0, "trim_every_s is -1.0:"),
+    ("intents_keep_s", -1.0, "intents_keep_s (--inputs-keep, RISKGATE_INPUTS_KEEP_S) is -1.0:"),
+    ("decisions_keep_s", NAN, "decisions_keep_s (--decisions-keep, RISKGATE_DECISIONS_KEEP_S) is"),
+    ("trim_every_s", -1.0, "trim_every_s (--trim-every, RISKGATE_TRIM_EVERY_S) is -1.0:"),
+    ("trim_limit", 999, "trim_limit (--trim-limit, RISKGATE_TRIM_LIMIT) is 999: it must be"),
+    ("unconsumed_keep_s", 0, "unconsumed_keep_s (--unconsumed-keep, RISKGATE_UNCONSUMED_KEEP_S)"),
+    ("idle_group_s", INF, "idle_group_s (--idle-group, RISKGATE_IDLE_GROUP_S) is inf:"),
+    ("deadletter_max", 0, "deadletter_max (RISKGATE_DEADLETTER_MAX) is 0:"),
+    ("event_marker_ttl_s", 0, "event_marker_ttl_s (--event-dedupe-ttl, RISKGATE_EVENT_DEDUPE"),
+    (
+        "event_marker_ttl_s",
+        10,
+        "event_marker_ttl_s (--event-dedupe-ttl, RISKGATE_EVENT_DEDUPE_TTL_S",
+    ),
     ("max_batch_bytes", 0, "max_batch_bytes is 0:"),
     ("flood_read_factor", 0, "flood_read_factor is 0:"),
+    (
+        "lease_ttl_ms",
+        199,
+        "lease_ttl_ms (--lease-ttl-ms, RISKGATE_LEASE_TTL_MS) is 199: it must "
+        "be a whole number from 200 to 600000",
+    ),
+    ("lease_ttl_ms", 600_001, "lease_ttl_ms (--lease-ttl-ms, RISKGATE_LEASE_TTL_MS) is 600001:"),
+    (
+        "lease_renew_ms",
+        1501,
+        "lease_renew_ms (--lease-renew-ms, RISKGATE_LEASE_RENEW_MS) is "
+        "1501: it must be a whole number from 1 to 1500 (at most half of lease_ttl_ms 3000",
+    ),
+    ("lease_renew_ms", 0, "lease_renew_ms (--lease-renew-ms, RISKGATE_LEASE_RENEW_MS) is 0:"),
+    ("idle_ms", 0, "idle_ms (--idle-ms, RISKGATE_IDLE_MS) is 0: it must be a whole number"),
+    ("registry_every_s", 0, "registry_every_s (--registry-every, RISKGATE_REGISTRY_EVERY_S) is 0:"),
     ("consumer", "", "consumer is '': it must name this worker"),
     ("consumer", "  ", "consumer is '  ':"),
 ]
@@ -116,12 +151,12 @@ def test_committer_when_marker_ttl_not_positive_then_refused() -> None:
     [
         (
             {"RISKGATE_DEDUPE_TTL_S": "0"},
-            "riskgate: gate settings: marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is 0: it must be a "
-            "whole number of seconds from 305 to 1000000000",
+            "riskgate: gate settings: marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is 0: "
+            "it must be a whole number of seconds from 305 to 1000000000",
         ),
         (
             {"RISKGATE_DEDUPE_TTL_S": "60"},
-            "riskgate: gate settings: marker_ttl_s (RISKGATE_DEDUPE_TTL_S) is 60:",
+            "riskgate: gate settings: marker_ttl_s (--dedupe-ttl, RISKGATE_DEDUPE_TTL_S) is 60:",
         ),
         (
             {"RISKGATE_DEDUPE_TTL_S": "a week"},
@@ -147,6 +182,16 @@ def test_committer_when_marker_ttl_not_positive_then_refused() -> None:
             {"RISKGATE_MAX_DELIVERIES": "0"},
             "riskgate: gate settings: max_deliveries (--max-deliveries, "
             "RISKGATE_MAX_DELIVERIES) is 0:",
+        ),
+        (
+            {"RISKGATE_LEASE_TTL_MS": "100"},
+            "riskgate: gate settings: lease_ttl_ms (--lease-ttl-ms, RISKGATE_LEASE_TTL_MS) is "
+            "100: it must be a whole number from 200 to 600000",
+        ),
+        (
+            {"RISKGATE_LEASE_TTL_MS": "1000", "RISKGATE_LEASE_RENEW_MS": "800"},
+            "riskgate: gate settings: lease_renew_ms (--lease-renew-ms, RISKGATE_LEASE_RENEW_MS) "
+            "is 800: it must be a whole number from 1 to 500",
         ),
         (
             {"RISKGATE_RECLAIM_EVERY_S": "nan"},

@@ -20,7 +20,13 @@ from prometheus_client import CollectorRegistry
 from consumers.bus.keys import DATA
 from consumers.db.audit import AuditWriter
 from consumers.db.stream_to_pg import ConsumerSettings, PgLink
-from consumers.ops.telemetry import ConsumerTelemetry, Exporter, GateTelemetry, group_backlog
+from consumers.ops.telemetry import (
+    ConsumerTelemetry,
+    Exporter,
+    GateTelemetry,
+    HostTelemetry,
+    group_backlog,
+)
 from tests.builders import ROOT
 from tests.harness import Harness
 
@@ -53,6 +59,7 @@ def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 
 def _exported_names(h: Harness) -> set[str]:
     gate = GateTelemetry(h.worker)
+    gate.owned = lambda: True  # a gate deciding by lease (riskgate gate)
     gate.sample()
     writer = AuditWriter(h.redis, PgLink("postgresql://unused/x", "t"), h.keys, h.config,
                          ConsumerSettings("c"))  # fmt: skip
@@ -164,3 +171,24 @@ def test_dashboard_and_rules_when_shipped_then_files_exist() -> None:
     """deploy/ ships the dashboard and the rules the docs point at."""
     assert ALERTS.is_file() and DASHBOARD.is_file()
     assert Path(ROOT / "docs" / "OPERATIONS.md").is_file()
+
+
+def test_host_metrics_when_two_portfolios_then_each_family_once_with_both_labelled() -> None:
+    """One process, two portfolios: one family per metric name, a sample per portfolio,
+    the lease gauge saying which it owns; /healthz needs every portfolio's heartbeat."""
+    redis = fakeredis.FakeRedis()
+    one, two = Harness(redis, "one"), Harness(redis, "two")
+    kids = [GateTelemetry(one.worker), GateTelemetry(two.worker)]
+    kids[0].owned, kids[1].owned = (lambda: True), (lambda: False)
+    host = HostTelemetry(lambda: kids, "gate", stale_after_s=30)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(host)
+    families = list(registry.collect())
+    names = [f.name for f in families]
+    assert len(names) == len(set(names))
+    owned = {s.labels["portfolio"]: s.value for f in families for s in f.samples
+             if s.name == "riskgate_portfolio_owned"}  # fmt: skip
+    assert owned == {"one": 1.0, "two": 0.0}
+    assert host.healthy()
+    kids[1].heartbeat.last -= 60  # a portfolio whose turns stopped
+    assert not host.healthy()

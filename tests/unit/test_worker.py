@@ -113,7 +113,7 @@ def test_reservation_when_good_till_passes_then_held_until_executor_confirms(
     h.pump()
     assert iid in h.state().snapshot.reservations
     assert h.decisions()[-1].status is Status.REJECTED
-    h.client.expired(iid)
+    h.client.expired(iid, at=later)  # reported then (as an executor would date it)
     h.intent(quantity="0.2", created_at=later)
     h.pump()
     assert iid not in h.state().snapshot.reservations

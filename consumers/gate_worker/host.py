@@ -1,0 +1,147 @@
+"""``riskgate gate``: one process deciding many portfolios, each owned by lease.
+
+The host holds one :class:`~consumers.gate_worker.seat.Seat` per portfolio it serves:
+the ``--portfolio`` names it was started with, and with ``--all-portfolios`` every name
+in the registry (``<prefix>:portfolios``, consumers/bus/portfolios.py), re-read every
+``registry_every_s``: a portfolio added is served without a restart, one removed is let
+go (its lease released). Every seat has its own :class:`GateWorker` (its own snapshot,
+counters and telemetry, labelled by portfolio); they share one Redis client and the
+consumer name. The seats take turns round robin (consumers/bus/rotation.py: fairness,
+blocking, the idle wait), and any number of hosts may serve the same portfolios: one owns
+each portfolio, the others stand by.
+
+Nothing here spans portfolios in one Redis command: each portfolio's keys share one hash
+tag, the registry is one key, so a host works the same on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from redis import Redis
+from redis.exceptions import RedisError
+
+from consumers.bus.keys import Keys
+from consumers.bus.lease import Lease
+from consumers.bus.portfolios import registered
+from consumers.bus.rotation import Rotation, Unit
+from consumers.bus.runtime import Shutdown
+from consumers.gate_worker.seat import Seat
+from consumers.gate_worker.settings import GateSettings
+from consumers.gate_worker.worker import GateWorker
+from consumers.ops.telemetry import GateTelemetry, serve_host, serving
+from schemas.config import AssetsConfig
+
+
+class GateHost(Rotation):
+    role = "gate"
+
+    def __init__(
+        self,
+        redis: Redis,
+        config: AssetsConfig,
+        settings: GateSettings,
+        *,
+        portfolios: Sequence[str] = (),
+        prefix: str = "riskgate",
+        all_portfolios: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings.validate(config)  # bad settings stop here, at start-up
+        super().__init__(block_ms=settings.block_ms, idle_ms=settings.idle_ms, clock=clock)
+        self.redis = redis
+        self.config = config
+        self.settings = settings
+        self.prefix = prefix
+        self.fixed = list(dict.fromkeys(portfolios))
+        self.all_portfolios = all_portfolios
+        self.seats: dict[str, Seat] = {}
+        self.telemetry: Any = None  # HostTelemetry, when metrics are served
+        self.log = structlog.get_logger("riskgate.gate").bind(consumer=settings.consumer)
+        self._next_registry = -math.inf
+        self._unreadable: set[str] = set()
+        for name in self.fixed:
+            self.add(name)
+
+    # -- the portfolios ------------------------------------------------------------------
+
+    def add(self, portfolio: str) -> Seat:
+        keys = Keys(portfolio, self.prefix)
+        lease = Lease(self.redis, keys, self.settings.consumer, self.settings.lease_ttl_ms)
+        worker = GateWorker(self.redis, keys, self.config, self.settings, lease=lease)
+        seat = Seat(worker, lease, renew_ms=self.settings.lease_renew_ms, clock=self.clock)
+        self.seats[portfolio] = seat
+        if self.telemetry is not None:
+            self._instrument(seat)
+        return seat
+
+    def drop(self, portfolio: str) -> None:
+        seat = self.seats.pop(portfolio, None)
+        if seat is not None:
+            seat.close()
+
+    def refresh(self) -> None:
+        """With ``--all-portfolios``: re-read the registry when due, add and drop seats."""
+        now = self.clock()
+        if not self.all_portfolios or now < self._next_registry:
+            return
+        self._next_registry = now + self.settings.registry_every_s
+        try:
+            names, unreadable = registered(self.redis, self.prefix)
+        except RedisError as exc:  # the seats go on with what they have
+            self.log.warning("portfolio registry unreadable; keeping the portfolios served",
+                             error=str(exc))  # fmt: skip
+            return
+        for bad in set(unreadable) - self._unreadable:
+            self.log.warning("registry member is not a portfolio name; ignored", member=bad)
+        self._unreadable = set(unreadable)
+        wanted = set(self.fixed) | set(names)
+        for name in names:
+            if name not in self.seats:
+                self.add(name)
+                self.log.info("portfolio registered; serving it", portfolio=name)
+        for name in [n for n in self.seats if n not in wanted]:
+            self.drop(name)
+            self.log.info("portfolio no longer registered; let go", portfolio=name)
+
+    # -- the rotation --------------------------------------------------------------------
+
+    def units(self) -> Sequence[Unit]:
+        return list(self.seats.values())
+
+    def beat(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.beat()
+
+    def run(self, shutdown: Shutdown) -> None:
+        with serving(serve_host, self):  # metrics when a port is set
+            if self.telemetry is not None:
+                for seat in self.seats.values():
+                    self._instrument(seat)
+            self.log.info(
+                "gate started",
+                portfolios=sorted(self.seats),
+                all_portfolios=self.all_portfolios,
+                batch=self.settings.batch,
+                lease_ttl_ms=self.settings.lease_ttl_ms,
+                lease_renew_ms=self.settings.lease_renew_ms,
+            )
+            super().run(shutdown)
+            for seat in self.seats.values():
+                seat.log.info("gate worker stopped", **dict(seat.worker.stats))
+
+    # -- telemetry -----------------------------------------------------------------------
+
+    def telemetries(self) -> list[GateTelemetry]:
+        """Each portfolio's telemetry (read by the metrics threads)."""
+        seats = list(self.seats.values())
+        return [s.worker.telemetry for s in seats if s.worker.telemetry is not None]
+
+    def _instrument(self, seat: Seat) -> None:
+        telemetry = GateTelemetry(seat.worker)
+        telemetry.owned = lambda: seat.owner
+        seat.worker.telemetry = telemetry
