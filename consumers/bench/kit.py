@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from redis import Redis
@@ -76,7 +77,7 @@ def prepare(redis: Redis, keys: Keys, cfg: AssetsConfig, equity: str) -> None:
         if asset.special_rules.earnings_blackout_days is not None:
             fields[f"earnings:{sym}"] = far.isoformat()
         if asset.special_rules.avoid_sideways_market:
-            fields[f"regime:{sym}"] = encode_regime("trending", control.redis_now(redis))
+            fields[f"regime:{sym}"] = encode_regime("trending", control.redis_now(redis, keys))
     if fields:
         control.set_control(redis, keys, fields)
     event = {"type": "deposit", "event_id": f"bench-{uuid.uuid4().hex}", "amount": equity}
@@ -86,7 +87,7 @@ def prepare(redis: Redis, keys: Keys, cfg: AssetsConfig, equity: str) -> None:
         "type": "mark",
         "event_id": f"bench-mark-{uuid.uuid4().hex}",
         "prices": {sym: str(a.reference_price) for sym, a in cfg.assets.items()},
-        "at": control.redis_now(redis).isoformat(),
+        "at": control.redis_now(redis, keys).isoformat(),
     }
     redis.xadd(keys.events, {DATA: json.dumps(mark)})
 
@@ -220,12 +221,15 @@ class WorkerPool:
         self.config_path = config_path
         self.batch = batch
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs = Path(tempfile.mkdtemp(prefix="riskgate-bench-logs-"))
+        self.files: list[IO[bytes]] = []
 
     def start(self, n: int) -> None:
         env = {
             **os.environ,
-            "RISKGATE_LOG_DECISIONS": "0",
-            "RISKGATE_LOG_LEVEL": "WARNING",
+            "RISKGATE_LOG_DECISIONS": "0",  # lifecycle lines only: "gate started", leases
+            "RISKGATE_LOG_LEVEL": "INFO",
+            "RISKGATE_LOG_FORMAT": "json",
             "RISKGATE_PREFIX": self.keys.prefix,
         }
         cmd = [sys.executable, "-m", "consumers.cli"]
@@ -251,9 +255,26 @@ class WorkerPool:
                     ],
                     env=env,
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=self._log(),
                 )
             )
+
+    def _log(self) -> IO[bytes]:
+        self.logs.mkdir(exist_ok=True)
+        f = (self.logs / f"w{len(self.files)}.log").open("wb")
+        self.files.append(f)
+        return f
+
+    def wait_started(self, timeout: float = 120) -> None:
+        """Until every process is in its loop (standbys included): their start-up (imports,
+        ~1 CPU-second each) must not be measured as the owner's throughput."""
+        deadline = time.monotonic() + timeout
+        while sum("gate started" in p.read_text() for p in self.logs.glob("*.log")) < len(
+            self.procs
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("gate processes did not start in time")
+            time.sleep(0.05)
 
     def peak_rss_mb(self) -> list[float]:
         out = []
@@ -276,7 +297,11 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        for f in self.files:
+            f.close()
+        self.files.clear()
         self.procs.clear()
+        shutil.rmtree(self.logs, ignore_errors=True)
 
 
 @contextmanager

@@ -85,6 +85,7 @@ class Bench:
                     held = [s for s in cfg.assets if s not in symbols][:positions]
                     kit.publish(self.redis, keys.events, kit.fills_for_positions(cfg, held))
                 pool.start(workers)
+                pool.wait_started()
                 self._settled(keys)
                 payloads = kit.intents(cfg, self.plan.intents, symbols, f"w{workers}")
                 kit.publish(self.redis, keys.intents, payloads)
@@ -107,6 +108,7 @@ class Bench:
             pool = kit.WorkerPool(self.redis_url, each[0], None, self.plan.batch, each[1:])
             try:
                 pool.start(1)
+                pool.wait_started()
                 for keys in each:
                     self._settled(keys)
                 n = self.plan.intents // portfolios

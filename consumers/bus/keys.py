@@ -42,6 +42,13 @@ P_EARNINGS = "earnings:"
 P_REGIME = "regime:"
 
 
+def source_requests_key(prefix: str, source: str) -> str:
+    """Sorted set: a data source's requests in its rate-limit window (the feed's shared
+    limiter, consumers/market/limiter.py). Not per portfolio: one API key, one budget,
+    shared by every process on this Redis; the source name is the hash tag."""
+    return f"{prefix}:source:{{{source}}}:requests"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     portfolio: str = DEFAULT_PORTFOLIO

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from redis import Redis
 
 from consumers.bus.keys import Keys
+from consumers.bus.nodes import server_time
 
 RENEW_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -82,8 +83,9 @@ def holder(redis: Redis, keys: Keys) -> Holder | None:
     return Holder.parse(raw, int(pttl))
 
 
-def redis_time(redis: Redis) -> datetime:
-    seconds, micros = redis.time()
+def redis_time(redis: Redis, key: str | None = None) -> datetime:
+    """Redis's clock (with ``key``: on a cluster, that of the node holding it)."""
+    seconds, micros = server_time(redis, key) if key is not None else redis.time()
     return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
 
 
@@ -106,7 +108,7 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; True when it is ours now."""
-        since = redis_time(self.redis).isoformat()
+        since = redis_time(self.redis, self.keys.lease).isoformat()
         value = json.dumps(
             {"owner": self.owner, "since": since, "token": secrets.token_hex(8)},
             separators=(",", ":"),

@@ -1,4 +1,6 @@
-"""Process plumbing for the workers: logging, signals, backoff, Redis connections."""
+"""Process plumbing for the workers: logging, signals, backoff, Redis connections
+(which deployment a URL names and its client: ``topology.py``; transient errors:
+``redis_errors.py``)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,21 @@ from typing import Any
 
 import structlog
 from redis import Redis
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
-from consumers.bus.tls import tls_options
+from consumers.bus.redis_errors import REDIS_TRANSIENT, error_kind
+from consumers.bus.topology import describe, open_client
 from consumers.bus.urls import check_redis_url
 
-#: Redis errors that mean "not now" (down, restarting, loading): retry, never give up.
-REDIS_TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError)
+__all__ = [
+    "REDIS_TRANSIENT",
+    "Backoff",
+    "Shutdown",
+    "configure_logging",
+    "connect",
+    "connect_when_ready",
+    "default_consumer_name",
+    "redis_url",
+]
 
 
 class _Stderr:
@@ -76,16 +86,36 @@ def redis_url(url: str | None = None) -> str:
 
 
 def connect(url: str | None = None, *, socket_timeout: float | None = 10.0) -> Redis:
-    """A Redis client; ``rediss://`` URLs use TLS. Timeouts sit above any BLOCK we use."""
-    url = redis_url(url)
-    return Redis.from_url(
-        url,
-        **tls_options(url),
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=5.0,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
+    """A client for ``url`` (``$REDIS_URL``, else the embedded Redis): standalone, a
+    Redis Cluster (detected) or a Sentinel-managed primary; ``rediss://`` uses TLS.
+    Timeouts sit above any BLOCK we use. See consumers/bus/topology.py."""
+    return open_client(redis_url(url), socket_timeout=socket_timeout)
+
+
+def connect_when_ready(
+    url: str | None, shutdown: Shutdown, *, socket_timeout: float | None = 10.0
+) -> Redis | None:
+    """:func:`connect` for a long-running process: while Redis does not answer (down,
+    loading, a cluster without a reachable node) retry with backoff, as the loops do
+    later on; None if asked to stop meanwhile."""
+    log = structlog.get_logger("riskgate.redis")
+    backoff = Backoff(base=0.2, cap=5.0)
+    while not shutdown.requested:
+        try:
+            client = connect(url, socket_timeout=socket_timeout)
+        except REDIS_TRANSIENT as exc:
+            delay = backoff.next_delay()
+            log.warning(
+                "redis unavailable at start-up; retrying",
+                error=str(exc).strip(),
+                kind=error_kind(exc),
+                delay=round(delay, 3),
+            )
+            shutdown.wait(delay)
+            continue
+        log.info("redis connected", deployment=describe(client))
+        return client
+    return None
 
 
 def default_consumer_name() -> str:

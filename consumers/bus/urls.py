@@ -5,12 +5,19 @@ calls it first with the option's name, so the message says where the URL came fr
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qs, urlsplit
 
 from consumers.errors import UsageError
 
 SCHEMES = ("redis", "rediss", "unix")
-FORM = "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH/TO/SOCKET"
+#: checked by their own parser (consumers/bus/sentinel.py), which names what is wrong
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+FORM = (
+    "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), unix:///PATH/TO/SOCKET or "
+    "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]"
+)
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):[^@/]*@")
 #: what a server has unless its ``databases`` setting says otherwise
 DEFAULT_DATABASES = 16
 
@@ -22,16 +29,7 @@ class RedisUrlError(UsageError, ValueError):
 
 def masked(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable URL)"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if _port_text(parts.netloc) else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    return _PASSWORD.sub(r"\1:***@", url)
 
 
 def _port_text(netloc: str) -> str:
@@ -47,6 +45,8 @@ def _problem(url: str) -> str | None:
         parts = urlsplit(url)
     except ValueError as exc:
         return f"not a URL ({exc})"
+    if parts.scheme.lower() in SENTINEL_SCHEMES:
+        return None
     if parts.scheme not in SCHEMES:
         if parts.scheme in ("http", "https", "tcp") and parts.hostname:
             port = _port_text(parts.netloc) or "6379"

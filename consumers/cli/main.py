@@ -9,15 +9,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from consumers.bus.redis_errors import explain, is_redis_error
 from consumers.bus.runtime import configure_logging
 from consumers.bus.urls import database_out_of_range
 from consumers.cli import (
     commands,
     contract_commands,
     db_commands,
+    feed_commands,
     market_commands,
     ops_commands,
     phase_commands,
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.register(sub)  # and those that need PostgreSQL
     phase_commands.register(sub)
     market_commands.register(sub)
+    feed_commands.register(sub)
     security_commands.register(sub)
     contract_commands.register(sub)
     ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
@@ -136,18 +138,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_failure(exc: Exception, args: argparse.Namespace) -> int:
-    """Known failures as one line and a non-zero exit; anything else propagates."""
+    """Known failures as one line and a non-zero exit; anything else propagates.
+
+    A URL naming a database the server does not have is a bad argument (exit 2). Any
+    other Redis error (a cluster's too) is one line naming the server and the problem:
+    exit 3 when Redis is unreachable or unavailable (down, loading, failing over, a
+    slot nobody serves), 1 when it refused the command (permissions, wrong type)."""
+    redis_url = getattr(args, "redis_url", None)
     if isinstance(exc, ResponseError) and str(exc).startswith("DB index is out of range"):
-        given = getattr(args, "redis_url", None)
         exc = database_out_of_range(
-            given or os.environ.get("REDIS_URL", ""), "--redis-url" if given else "REDIS_URL"
+            redis_url or os.environ.get("REDIS_URL", ""),
+            "--redis-url" if redis_url else "REDIS_URL",
         )
     if isinstance(exc, UsageError):
         print(f"riskgate: {exc}", file=sys.stderr)
         return 2
-    if isinstance(exc, RedisConnectionError):
-        print(f"riskgate: cannot reach Redis: {exc}", file=sys.stderr)
-        return 3
+    if is_redis_error(exc):
+        line, status = explain(exc, redis_url or os.environ.get("REDIS_URL"))
+        print(f"riskgate: {line}", file=sys.stderr)
+        return status
     raise exc
 
 

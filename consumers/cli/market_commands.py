@@ -80,11 +80,14 @@ def cmd_correlations(args: argparse.Namespace) -> int:
 
 
 def _correlations_every(args: argparse.Namespace) -> int:
-    """A long-running process (a Procfile line): every ``--every`` seconds until SIGTERM."""
-    redis = connect(args.redis_url)
+    """A long-running process (a Procfile line): every ``--every`` seconds until SIGTERM.
+    Connects at the first run, so a Redis that does not answer yet is retried there."""
+    clients: list[Redis] = []
 
     def task() -> dict[str, Any]:
-        res = _correlate(args, redis)
+        if not clients:
+            clients.append(connect(args.redis_url))
+        res = _correlate(args, clients[0])
         return {
             "event": "correlations published" if res.as_of else "no prices; nothing published",
             "as_of": res.as_of.isoformat() if res.as_of else None,
@@ -101,7 +104,8 @@ def _correlations_every(args: argparse.Namespace) -> int:
             max_backoff=args.max_backoff, portfolio=args.portfolio,
         )  # fmt: skip
     finally:
-        redis.close()
+        for client in clients:
+            client.close()
 
 
 def register(sub: Sub) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Handler = Callable[[argparse.Namespace], int]
-WORKERS = ("gate", "audit", "phase-monitor")  # the commands that serve metrics
+WORKERS = ("gate", "audit", "phase-monitor", "feed")  # the commands that serve metrics
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consumers.bus.keys import Keys
+from consumers.bus.runtime import connect
 from consumers.errors import UsageError
 from consumers.ops.acl import DEFAULT_ADMIN, ROLES, AclError, AclPlan, env_var, write_acl
+from consumers.ops.acl_apply import apply_acl
 
 if TYPE_CHECKING:  # subscriptable for the type checker only
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -48,7 +50,23 @@ def cmd_acl(args: argparse.Namespace) -> int:
         print(f"  {user:32} {_said(source)}")
     if report.secrets is not None:
         print(f"passwords not taken from the environment are in {report.secrets} (0600)")
+    if args.apply:
+        _apply(args, report.out)
     return 0
+
+
+def _apply(args: argparse.Namespace, acl_file: Path) -> None:
+    """The users of the file on every node --redis-url leads to (a cluster: all)."""
+    redis = connect(args.redis_url)
+    try:
+        done = apply_acl(redis, acl_file.read_text())
+    finally:
+        redis.close()
+    print(f"applied {len(done.users)} users (default user unchanged) on {len(done.nodes)} "
+          f"server(s): {', '.join(done.nodes)}")  # fmt: skip
+    unsaved = [n for n in done.nodes if n not in done.saved]
+    if unsaved:
+        print(f"no aclfile on {', '.join(unsaved)}: these users last until a restart there")
 
 
 def register(sub: Sub) -> None:
@@ -86,6 +104,17 @@ def register(sub: Sub) -> None:
     )
     p.add_argument("--role", action="append", choices=ROLES, help="only these roles (default: all)")
     p.add_argument("--admin-user", default=DEFAULT_ADMIN, help="name of the admin user")
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="also create the users (ACL SETUSER, not the default user) on the running "
+        "servers --redis-url leads to: every primary and replica of a cluster",
+    )
+    p.add_argument(
+        "--redis-url",
+        default=None,
+        help="with --apply, an admin's URL (default: $REDIS_URL, else the embedded Redis)",
+    )
     p.add_argument(
         "--prefix",
         default=None,

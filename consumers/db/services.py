@@ -14,7 +14,13 @@ from typing import Any
 
 import structlog
 
-from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown, configure_logging, connect
+from consumers.bus.runtime import (
+    REDIS_TRANSIENT,
+    Backoff,
+    Shutdown,
+    configure_logging,
+    connect_when_ready,
+)
 from consumers.db import connection as db
 from consumers.db.consumer_host import Builder, ConsumerHost
 from consumers.db.migrate import discover, migrate
@@ -77,7 +83,9 @@ def run_consumer(
         url, config, shutdown, migrate=migrate, max_backoff=settings.max_backoff_s
     ):
         return 0
-    redis = connect(redis_url, socket_timeout=settings.block_ms / 1000 + 10)
+    redis = connect_when_ready(redis_url, shutdown, socket_timeout=settings.block_ms / 1000 + 10)
+    if redis is None:
+        return 0
     pg = PgLink(url, f"riskgate-{name}")
     host = ConsumerHost(
         build,

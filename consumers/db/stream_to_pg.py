@@ -31,6 +31,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from consumers.bus.redis_errors import count_redis_error
 from consumers.bus.rotation import Turn
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.bus.streams import (
@@ -195,9 +196,9 @@ class StreamToPg(ABC):
             self._drain = True
             self.stats["pg_errors"] += 1
             return self._wait("postgresql unavailable; retrying", exc)
-        except REDIS_TRANSIENT as exc:
+        except REDIS_TRANSIENT as exc:  # before ResponseError: MOVED, CLUSTERDOWN are both
             self._drain = True
-            self.stats["redis_errors"] += 1
+            count_redis_error(self.stats, exc)
             return self._wait("redis unavailable; retrying", exc)
         except ResponseError as exc:
             self._drain = True

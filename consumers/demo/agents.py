@@ -1,6 +1,9 @@
-"""The demo's simulated market, agents and executor (seeded: the same seed, the same run).
+"""The demo's agents and executor (seeded: the same seed, the same run), and what they
+know of the market.
 
-* :class:`Market`: a random walk per symbol from its reference price (log-normal steps).
+* :class:`Market`: the latest marks the gate applied (the feed's ``sim`` source publishes
+  them, with the earnings dates and regimes, through the path production uses), read
+  from the portfolio's status every second.
 * :class:`Agents`: intents across the enabled assets at a rate, in a realistic mix:
   sized by ``risk_per_trade`` with a stop, without a stop (the asset's rule sets it),
   oversized (resized or rejected), for an asset not enabled yet, reduce-only closes of
@@ -15,13 +18,14 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -29,7 +33,6 @@ from consumers.bus.keys import DATA
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
 from consumers.sdk.client import GateClient, OrderDelivery
 from consumers.state import control
-from consumers.state.codec import encode_regime
 from gate.assets import AssetManager
 from gate.money import floor_to_lot
 from schemas.config import AssetsConfig
@@ -62,52 +65,27 @@ MALFORMED = (
 def setup_portfolio(
     client: GateClient, config: AssetsConfig, phases: list[str], equity: Decimal
 ) -> list[str]:
-    """Enable ``phases`` with the flags their rules need, fund the portfolio.
-
-    One stock has earnings inside its blackout and one leveraged ETF a sideways regime,
-    so those rules show up too. Returns the enabled symbols.
-    """
-    redis, keys = client.redis, client.keys
-    control.enable(redis, keys, config, phases, True)
-    symbols = [s for p in phases for s in config.phases[p].assets]
-    far, near = date.today() + timedelta(days=60), date.today() + timedelta(days=1)
-    now = control.redis_now(redis)
-    fields: dict[str, str] = {}
-    blackout_done = sideways_done = False
-    for sym in symbols:
-        rules = config.assets[sym].special_rules
-        if rules.earnings_blackout_days is not None:
-            fields[f"earnings:{sym}"] = (far if blackout_done else near).isoformat()
-            blackout_done = True
-        if rules.avoid_sideways_market:
-            regime = "trending" if sideways_done else "sideways"
-            fields[f"regime:{sym}"] = encode_regime(regime, now)
-            sideways_done = True
-    if fields:
-        control.set_control(redis, keys, fields)
-    client.deposit(equity, reference=f"demo-{keys.portfolio}")  # deposit:demo-<portfolio>
-    return symbols
+    """Enable ``phases`` and fund the portfolio; returns the enabled symbols. No flag is
+    set by hand: earnings dates and regimes come from the feed (``riskgate feed --source
+    sim``: AMD reports inside its blackout, SOXL moves sideways, so those rules show)."""
+    control.enable(client.redis, client.keys, config, phases, True)
+    client.deposit(equity, reference=f"demo-{client.keys.portfolio}")  # deposit:demo-<portfolio>
+    return [s for p in phases for s in config.phases[p].assets]
 
 
 class Market:
-    """Seeded log-normal random walks from the configured reference prices."""
+    """The enabled symbols' latest marks, as the gate holds them (the feed's prices)."""
 
-    def __init__(self, config: AssetsConfig, symbols: list[str], rng: random.Random) -> None:
-        self.config = config
-        self.rng = rng
-        self.prices = {s: config.assets[s].reference_price for s in symbols}
-        self.drift = 0.00005
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = symbols
+        self.prices: dict[str, Decimal] = {}
 
-    def step(self, volatility: float = 0.002) -> dict[str, Decimal]:
-        for sym, price in self.prices.items():
-            shock = math.exp(self.drift + volatility * self.rng.gauss(0.0, 1.0))
-            self.prices[sym] = self._tick(sym, price * D(repr(shock)))
-        return dict(self.prices)
+    def update(self, status: Mapping[str, Any]) -> None:
+        marks = status.get("marks", {})
+        self.prices = {s: D(marks[s]["price"]) for s in self.symbols if s in marks}
 
-    def _tick(self, sym: str, price: Decimal) -> Decimal:
-        tick = self.config.assets[sym].risk.lot_size  # a price grid fine enough for the demo
-        places = D("0.0001") if price < 100 else D("0.01")
-        return max(price.quantize(places, rounding=ROUND_DOWN), tick)
+    def ready(self) -> bool:
+        return len(self.prices) == len(self.symbols)
 
 
 @dataclass

@@ -38,12 +38,16 @@ class Supervisor:
         self.config_path = config_path
         self.children: list[Child] = []
 
-    def start(self, name: str, *args: str, metrics_port: int = 0, **env: str) -> Child:
+    def start(
+        self, name: str, *args: str, metrics_port: int = 0, consumer: bool = True, **env: str
+    ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "consumers.cli"]
         if self.config_path:
             cmd += ["--config", self.config_path]
-        cmd += [*args, "--portfolio", self.keys.portfolio, "--consumer", name]
+        cmd += [*args, "--portfolio", self.keys.portfolio]
+        if consumer:  # stream consumers name themselves; the feed reads no stream
+            cmd += ["--consumer", name]
         full_env = {
             **os.environ,
             "RISKGATE_PREFIX": self.keys.prefix,

@@ -5,9 +5,12 @@
 2. PostgreSQL migrated and the registries synced; a fresh portfolio (``demo-<time>``)
    with the first three phases enabled and 100,000 deposited.
 3. The process tree (:mod:`consumers.demo.procs`): ``--workers`` gate workers, the audit
-   writer and the phase monitor, each ``python -m consumers.cli ...``.
-4. For ``--duration`` seconds: intents at ``--rate`` per second from the agents, a mark
-   every second from the random walk, the executor filling approved orders
+   writer, the phase monitor and the market feed on its simulated source (``riskgate
+   feed --source sim``: marks every second, bars, regimes and earnings dates from them,
+   the path a production feed takes), each ``python -m consumers.cli ...``. Trading
+   starts once every enabled symbol has a mark.
+4. For ``--duration`` seconds: intents at ``--rate`` per second from the agents (priced
+   at the latest marks), the executor filling approved orders
    (:mod:`consumers.demo.agents`), progress shown live (:mod:`consumers.demo.view`).
 5. Drain: every intent decided, every order filled or cancelled, every event applied,
    every decision audited; the tree stopped (SIGTERM); the summary printed and checked
@@ -127,7 +130,9 @@ class Demo:
         say(f"portfolio {keys.portfolio}: {len(symbols)} assets enabled ({', '.join(phases)})")
         self.sup = self._start_tree(report_dir / "logs")
         self._wait(redis, [(keys.events, GROUP_GATE)], 60.0, "workers to start")
-        market = Market(self.config, symbols, self.rng)
+        market = Market(symbols)
+        progress = Progress(redis, keys, self.config)
+        self._wait_market(progress, market, 60.0)
         agents = Agents(
             client, self.manager, market, disabled=disabled, rng=self.rng,
             agents=max(10, opts.rate), equity=opts.equity,
@@ -136,7 +141,6 @@ class Demo:
             GateClient(redis=redis, portfolio=keys.portfolio, prefix=keys.prefix), self.rng
         )
         executor.start()
-        progress = Progress(redis, keys, self.config)
         try:
             self._loop(
                 client, agents=agents, market=market, executor=executor, progress=progress,
@@ -168,11 +172,15 @@ class Demo:
                   metrics_port=port + opts.workers if port else 0)  # fmt: skip
         sup.start("phase", "phase-monitor", "--block-ms", "200", "--evaluate-every", "5",
                   metrics_port=port + opts.workers + 1 if port else 0)  # fmt: skip
+        sup.start("feed", "feed", "--source", "sim", "--seed", str(opts.seed), "--no-migrate",
+                  "--marks-every", "1", "--bars-every", "30", "--calendar-every", "60",
+                  "--extras-every", "30", metrics_port=port + opts.workers + 2 if port else 0,
+                  consumer=False)  # fmt: skip
         names = ", ".join(c.name for c in sup.children)
         say(f"started {names}; logs in {log_dir}")
         if port:
             say(
-                f"metrics on 127.0.0.1 ports {port}..{port + opts.workers + 1} (/metrics, /healthz)"
+                f"metrics on 127.0.0.1 ports {port}..{port + opts.workers + 2} (/metrics, /healthz)"
             )
         return sup
 
@@ -202,8 +210,8 @@ class Demo:
                     owed -= int(owed)
                 if time.monotonic() >= next_second:
                     next_second = time.monotonic() + 1.0
-                    client.mark(market.step(), at=datetime.now(UTC))
                     progress.poll()
+                    market.update(progress.status)
                     progress.audit_rows, _ = audit_rows(durl, self.keys.portfolio)
                     agents.held = held_positions(progress.status)
                     fills, cancels = executor.stats.fills, executor.stats.cancels
@@ -213,6 +221,24 @@ class Demo:
                         next_line = time.monotonic() + 2.0
                         say(plain_line(progress, agents.stats.total, fills))
                 self.shutdown.wait(TICK_S)
+
+    def _wait_market(self, progress: Progress, market: Market, timeout: float) -> None:
+        """Until the feed has marked every enabled symbol (its first turn)."""
+        deadline = time.monotonic() + timeout
+        while not self.problems and not self.shutdown.requested:
+            progress.poll()
+            market.update(progress.status)
+            if market.ready():
+                say(f"market: {len(market.prices)} symbols marked by the feed (sim source)")
+                return
+            if self.sup is not None and self.sup.exited():
+                self._check_tree()
+                return
+            if time.monotonic() > deadline:
+                missing = sorted(set(market.symbols) - set(market.prices))
+                self.problems.append(f"no mark from the feed after {timeout:.0f}s for {missing}")
+                return
+            time.sleep(0.2)
 
     def _check(self, executor: Executor) -> None:
         assert self.sup is not None
@@ -285,6 +311,7 @@ class Demo:
             "decided": p.decided,
             "decisions": {k: p.statuses.get(k, 0) for k in ("approved", "resized", "rejected")},
             "reasons": dict(p.reasons),
+            "traded": dict(p.traded),
             "dead_letters": int(redis.xlen(self.keys.deadletter)),
             "fills": executor.stats.fills,
             "cancels": executor.stats.cancels,

@@ -39,6 +39,7 @@ class Progress:
     last_id: bytes = b"0-0"
     statuses: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    traded: Counter[str] = field(default_factory=Counter)  # approved or resized, by symbol
     decided: int = 0
     samples: list[Sample] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +59,8 @@ class Progress:
             for _, fields in rows:
                 d = json.loads(fields[DATA])
                 self.statuses[d["status"]] += 1
+                if d["status"] in ("approved", "resized"):
+                    self.traded[d["symbol"]] += 1
                 for r in d.get("reasons", []):
                     self.reasons[r["code"]] += 1
                 self.decided += 1
@@ -139,6 +142,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     ]
     for code, n in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
         lines.append(f"    {code:22} {n}")
+    traded = summary.get("traded", {})
+    lines.append("  traded by symbol  " + (", ".join(f"{s} {n}" for s, n in sorted(traded.items()))
+                                          or "none"))  # fmt: skip
     lines += [
         f"  dead letters      {summary['dead_letters']}",
         f"  fills / cancels   {summary['fills']} / {summary['cancels']}",

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from consumers.bus.keys import Keys
 from consumers.bus.lease import Lease
+from consumers.bus.members import Membership
 from consumers.bus.portfolios import registered
 from consumers.bus.rotation import Rotation, Unit
 from consumers.bus.runtime import Shutdown
@@ -64,6 +65,12 @@ class GateHost(Rotation):
         self.log = structlog.get_logger("riskgate.gate").bind(consumer=settings.consumer)
         self._next_registry = -math.inf
         self._unreadable: set[str] = set()
+        # fair shares: the live gate processes (consumers/bus/members.py)
+        self.members = Membership(
+            redis, prefix, settings.consumer, window_ms=2 * settings.lease_ttl_ms
+        )
+        self.alive: int | None = None
+        self._next_balance = -math.inf
         for name in self.fixed:
             self.add(name)
 
@@ -73,7 +80,13 @@ class GateHost(Rotation):
         keys = Keys(portfolio, self.prefix)
         lease = Lease(self.redis, keys, self.settings.consumer, self.settings.lease_ttl_ms)
         worker = GateWorker(self.redis, keys, self.config, self.settings, lease=lease)
-        seat = Seat(worker, lease, renew_ms=self.settings.lease_renew_ms, clock=self.clock)
+        seat = Seat(
+            worker,
+            lease,
+            renew_ms=self.settings.lease_renew_ms,
+            clock=self.clock,
+            may_take=self.may_take,
+        )
         self.seats[portfolio] = seat
         if self.telemetry is not None:
             self._instrument(seat)
@@ -84,8 +97,44 @@ class GateHost(Rotation):
         if seat is not None:
             seat.close()
 
+    # -- fair shares ----------------------------------------------------------------------
+
+    def share(self) -> int | None:
+        """The portfolios this process should own: its seats over the live processes."""
+        if not self.alive:
+            return None
+        return math.ceil(len(self.seats) / self.alive)
+
+    def owned(self) -> list[Seat]:
+        return [s for s in self.seats.values() if s.owner]
+
+    def may_take(self) -> bool:
+        share = self.share()
+        return share is None or len(self.owned()) < share
+
+    def balance(self) -> None:
+        """Beat; over our share, hand one portfolio over (one a beat: no stampede). A
+        portfolio nobody else took when it was free is kept (nobody else serves it)."""
+        now = self.clock()
+        if now < self._next_balance:
+            return
+        self._next_balance = now + self.settings.lease_renew_ms / 1000
+        self.alive = self.members.beat(self.seats)
+        share = self.share()
+        if share is None:
+            return
+        owned = self.owned()
+        spare = [s for s in owned if not s.unwanted]
+        if len(owned) > share and spare:
+            seat = spare[-1]
+            seat.log.info("over the fair share; handing the portfolio over",
+                          owned=len(owned), share=share, alive=self.alive)  # fmt: skip
+            seat.worker.stats["lease_shed"] += 1
+            seat.close()
+
     def refresh(self) -> None:
-        """With ``--all-portfolios``: re-read the registry when due, add and drop seats."""
+        """Fair shares; with ``--all-portfolios``: re-read the registry when due."""
+        self.balance()
         now = self.clock()
         if not self.all_portfolios or now < self._next_registry:
             return
@@ -130,7 +179,10 @@ class GateHost(Rotation):
                 lease_ttl_ms=self.settings.lease_ttl_ms,
                 lease_renew_ms=self.settings.lease_renew_ms,
             )
-            super().run(shutdown)
+            try:
+                super().run(shutdown)
+            finally:
+                self.members.leave()
             for seat in self.seats.values():
                 seat.log.info("gate worker stopped", **dict(seat.worker.stats))
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from consumers.bus.lease import Holder, Lease, LeaseLost, holder
+from consumers.bus.redis_errors import count_redis_error
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
 from consumers.gate_worker.worker import GateWorker
 
@@ -40,8 +41,15 @@ class Seat:
         *,
         renew_ms: int,
         clock: Callable[[], float] = time.monotonic,
+        may_take: Callable[[], bool] = lambda: True,
     ) -> None:
         self.worker = worker
+        # fair shares (host.py): a free lease is left to the others while we hold our
+        # share, but taken after ``defer_s`` if nobody did (they may not serve it)
+        self.may_take = may_take
+        self.defer_s = 2 * lease.ttl_ms / 1000 + renew_ms / 1000
+        self.deferred_at: float | None = None
+        self.unwanted = False  # taken after deferring: nobody else wanted it
         self.lease = lease
         self.renew_s = renew_ms / 1000
         self.clock = clock
@@ -76,7 +84,10 @@ class Seat:
                 return 0
         except Exception as exc:  # one portfolio's trouble never stops the others
             transient = isinstance(exc, REDIS_TRANSIENT)
-            self.worker.stats["redis_errors" if transient else "errors"] += 1
+            if transient:
+                count_redis_error(self.worker.stats, exc)  # by kind: failovers show
+            else:
+                self.worker.stats["errors"] += 1
             delay = self.backoff.next_delay()
             self.retry_at = now + delay
             what = "redis unavailable; retrying" if transient else "lease unusable; retrying"
@@ -126,7 +137,11 @@ class Seat:
         if now < max(self.next_lease, self.retry_at):
             return False
         self.next_lease = now + self.renew_s
+        if self._deferring(now):
+            return False
         acquired = self.lease.acquire()
+        self.unwanted = acquired and self.deferred_at is not None
+        self.deferred_at = None
         self.backoff.reset()
         if self.worker.telemetry is not None:
             self.worker.telemetry.beat()  # a standby's turn against Redis: healthy
@@ -140,6 +155,19 @@ class Seat:
         )
         self.worker.take_over()
         return True
+
+    def _deferring(self, now: float) -> bool:
+        """Over our share: leave the lease to the others for ``defer_s``."""
+        if self.may_take():
+            self.deferred_at = None
+            return False
+        if self.deferred_at is None:
+            self.deferred_at = now
+        if now - self.deferred_at < self.defer_s:
+            if self.worker.telemetry is not None:
+                self.worker.telemetry.beat()  # a deferring standby is healthy too
+            return True
+        return False  # nobody took it: take it ourselves
 
     def _lost(self, why: str, value: str | None = None) -> None:
         """Stand by; hand what we hold to the new owner (best effort: without it, its

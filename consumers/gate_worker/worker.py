@@ -32,6 +32,8 @@ from consumers.bus import keys as k
 from consumers.bus.agent_signing import intent_verifier
 from consumers.bus.keys import Keys
 from consumers.bus.lease import Lease, LeaseLost
+from consumers.bus.nodes import server_time
+from consumers.bus.redis_errors import count_redis_error
 from consumers.bus.rotation import Turn
 from consumers.bus.runtime import REDIS_TRANSIENT, Backoff, Shutdown
 from consumers.bus.signing import operator_signer, order_signer
@@ -79,11 +81,12 @@ __all__ = [  # the settings keep their old address too
 ]
 
 
-def redis_clock(redis: Redis) -> Callable[[], datetime]:
-    """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'."""
+def redis_clock(redis: Redis, key: str | None = None) -> Callable[[], datetime]:
+    """The gate's clock: Redis's ``TIME``, one clock for every worker, whatever the hosts'
+    (with ``key``: the node holding it, on a cluster the portfolio's primary)."""
 
     def now() -> datetime:
-        seconds, micros = redis.time()
+        seconds, micros = server_time(redis, key) if key is not None else redis.time()
         return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
 
     return now
@@ -105,7 +108,7 @@ class GateWorker(BatchHandling, Ownership):
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self.clock = clock or redis_clock(redis)
+        self.clock = clock or redis_clock(redis, keys.state)
         self.store = Store(redis, keys, config)
         self.committer = Committer(
             redis,
@@ -226,6 +229,15 @@ class GateWorker(BatchHandling, Ownership):
             return Turn(handled)
         except (DurabilityError, LeaseLost):
             raise  # what no retry here can mend
+        except REDIS_TRANSIENT as exc:  # before ResponseError: MOVED, CLUSTERDOWN are both
+            self._forget()
+            self._drain = True
+            kind = count_redis_error(self.stats, exc)
+            delay = self._backoff.next_delay()
+            self.log.warning(
+                "redis unavailable; retrying", error=str(exc), kind=kind, delay=round(delay, 3)
+            )
+            return Turn(retry_in=delay)
         except ResponseError as exc:
             if not is_nogroup(exc):
                 return self._failed(exc)
@@ -234,13 +246,6 @@ class GateWorker(BatchHandling, Ownership):
             self._ready = False
             self._drain = True
             return Turn()
-        except REDIS_TRANSIENT as exc:
-            self._forget()
-            self._drain = True
-            self.stats["redis_errors"] += 1
-            delay = self._backoff.next_delay()
-            self.log.warning("redis unavailable; retrying", error=str(exc), delay=round(delay, 3))
-            return Turn(retry_in=delay)
         except Exception as exc:
             return self._failed(exc)
 

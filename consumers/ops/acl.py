@@ -56,6 +56,7 @@ from consumers.ops.acl_passwords import (
 
 __all__ = [
     "BASE_COMMANDS",
+    "CLUSTER_CLIENT_COMMANDS",
     "CONSUME",
     "DEFAULT_ADMIN",
     "GATE_COMMANDS",
@@ -92,7 +93,17 @@ SAFE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+$")  # no glob, quote or ACL syntax c
 
 #: Every user may ping and pick a database (connection health checks, URLs with /N), and
 #: read Redis's clock (TIME): the gate decides by it, the CLI and SDK date things by it.
+#: And what a Redis Cluster client needs: ask whether the server is a cluster node
+#: (CLUSTER INFO), learn the slots (CLUSTER SLOTS/SHARDS), where a command's keys are
+#: (COMMAND, COMMAND GETKEYS) and follow an ASK redirect (ASKING). Key-less, harmless.
 BASE_COMMANDS = ("+ping", "+hello", "+select", "+time")
+CLUSTER_CLIENT_COMMANDS = (
+    "+cluster|info",
+    "+cluster|slots",
+    "+cluster|shards",
+    "+command",
+    "+asking",
+)
 #: Consuming a stream with a consumer group, as riskgate's workers and SDK do.
 CONSUME = (
     "+xreadgroup",
@@ -211,7 +222,7 @@ def root_commands(role: str) -> tuple[str, ...]:
     extra: tuple[str, ...] = TRANSACTION if role in ("gate", "phase") else ()
     if role == "gate":  # a durable gate waits for its replicas (--replicas: WAIT);
         extra += ("+wait",)  # --aof's WAITAOF (Redis 7.2+) is added by hand: 7.0 lacks it
-    return BASE_COMMANDS + extra
+    return BASE_COMMANDS + CLUSTER_CLIENT_COMMANDS + extra
 
 
 def user_name(role: str, portfolio: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from consumers.bus.keys import GROUP_GATE
+from consumers.bus.nodes import server_time
 from consumers.ops.instruments import Buckets
 from consumers.ops.worker_telemetry import WorkerTelemetry
 from consumers.state.outbox import held as outbox_held
@@ -97,7 +98,7 @@ class GateTelemetry(WorkerTelemetry):
         classes = {
             c.value: float(ratio(exposure.class_notional(c.value), eq)) for c in cfg.asset_classes
         }
-        seconds, micros = self.redis.time()  # good_till is on Redis's clock
+        seconds, micros = server_time(self.redis, self.keys.state)  # good_till: Redis's clock
         late = overdue(snap, datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC))
         oldest = (int(seconds) - late[0].expires_at.timestamp()) if late else 0.0
         held = outbox_held(self.redis, self.keys)

@@ -14,6 +14,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from consumers.bus.keys import Keys
+from consumers.bus.redis_errors import by_kind
 from consumers.ops.instruments import Heartbeat, group_backlog
 
 PORT_ENV = "RISKGATE_METRICS_PORT"
@@ -118,9 +119,7 @@ class WorkerTelemetry(Collector):
             hb.last_wall or 0.0,
         )
         yield self._counter("riskgate_batches_total", "Batches committed.", stats.get("batches", 0))
-        yield self._counter(
-            "riskgate_redis_errors_total", "Redis errors (retried).", stats.get("redis_errors", 0)
-        )
+        yield self._redis_errors(stats)
         yield self._counter(
             "riskgate_errors_total", "Unexpected errors (batch retried).", stats.get("errors", 0)
         )
@@ -137,6 +136,19 @@ class WorkerTelemetry(Collector):
         )
         yield from self._lag_families()
         yield from self.collect_more(stats)
+
+    def _redis_errors(self, stats: dict[str, int]) -> Metric:
+        """Transient Redis errors (retried) by kind: connection, timeout, loading, moved,
+        ask, cluster_down, master_down, try_again, readonly, slot_not_covered, ...
+        (consumers/bus/redis_errors.py); ``connection`` 0 when there were none."""
+        fam = CounterMetricFamily(
+            "riskgate_redis_errors_total",
+            "Transient Redis errors (retried with backoff), by kind.",
+            labels=[*self.labels, "kind"],
+        )
+        for kind, n in sorted((by_kind(stats) or {"connection": 0}).items()):
+            fam.add_metric([*self.labels.values(), kind], n)
+        return fam
 
     def _lag_families(self) -> Iterator[Metric]:
         names = (

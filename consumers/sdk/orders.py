@@ -4,13 +4,16 @@ per intent and group, never past its ``good_till``."""
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
+from consumers.bus.nodes import server_time, serving_node
+from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
 from consumers.bus.signing import OrderSignatureError, Signer, verified_order
 from consumers.bus.streams import ensure_group, read_group
 from consumers.sdk.events import EventPublisher
@@ -88,11 +91,53 @@ class OrderTaker(EventPublisher):
         order after a failover). A cancel request for an order this group was never
         handed (not yet published) is confirmed here, not delivered, and that order is
         withheld if it still comes.
+
+        Redis unavailable (down, a Sentinel or cluster failover, a slot moving) is
+        waited out with backoff, never raised: the loop resumes with its own unacked
+        entries, and what it handed out already is skipped. An ``ack()`` that fails
+        that way leaves the entry pending; the next pass acks it.
         """
+        backoff = Backoff(base=0.05, cap=2.0)
+        while True:
+            try:  # True when the stream moved to another server: own pending first again
+                moved = yield from self._deliveries(
+                    group, consumer, start=start, count=count, block_ms=block_ms, stop=stop,
+                    backoff=backoff,
+                )  # fmt: skip
+                if not moved:
+                    return  # stop() said so
+            except REDIS_TRANSIENT as exc:
+                # down, failing over, a slot moving: wait, then own pending entries first
+                # (what was handed already is skipped, by the memory of this client)
+                delay = backoff.next_delay()
+                log.warning("redis unavailable; retrying", error=str(exc), delay=round(delay, 3))
+                _sleep(delay, stop)
+                if stop():
+                    return
+
+    def _deliveries(
+        self,
+        group: str,
+        consumer: str,
+        *,
+        start: str,
+        count: int,
+        block_ms: int,
+        stop: Callable[[], bool],
+        backoff: Backoff,
+    ) -> Generator[OrderDelivery, None, bool]:
         stream = self.keys.orders
         ensure_group(self.redis, stream, group, start=start)
         pending, cursor = True, "0"  # own unacked entries first, each once
+        serving = serving_node(self.redis, stream)
         while not stop():
+            now_serving = serving_node(self.redis, stream)
+            if now_serving != serving and None not in (serving, now_serving):
+                # a failover moved the stream without an error reaching us: the new
+                # primary's pending list may hold entries whose ack it never got
+                log.warning("orders stream moved; own pending entries again", to=now_serving)
+                return True
+            serving = now_serving or serving
             entries = read_group(
                 self.redis,
                 group,
@@ -103,6 +148,7 @@ class OrderTaker(EventPublisher):
                 pending=pending,
                 after=cursor,
             )
+            backoff.reset()
             if pending and not entries:
                 pending = False
                 continue
@@ -139,12 +185,13 @@ class OrderTaker(EventPublisher):
                     ack()
                     continue
                 yield OrderDelivery(order, e.msg_id, ack)
+        return False
 
     def _withheld(self, order: ApprovedOrder, group: str, msg_id: bytes) -> bool:
         """Whether ``order`` must not reach the executor (and what the gate is told).
         Redis's clock is read per order, not per read: the executor works between
         deliveries, so a time read for the batch would go stale."""
-        seconds, micros = self.redis.time()
+        seconds, micros = server_time(self.redis, self.keys.orders)
         now = datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC)
         iid = order.intent_id
         if order.deadline <= now:
@@ -182,6 +229,16 @@ class OrderTaker(EventPublisher):
 
     def _acker(self, stream: str, group: str, msg_id: bytes) -> Callable[[], None]:
         def ack() -> None:
-            self.redis.xack(stream, group, msg_id)
+            try:
+                self.redis.xack(stream, group, msg_id)
+            except REDIS_TRANSIENT as exc:  # stays pending: the next pass acks it, unhanded
+                log.warning("ack failed; retried later", msg_id=msg_id.decode(), error=str(exc))
 
         return ack
+
+
+def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
+    """Sleep ``seconds``, waking early once ``stop()`` says so."""
+    deadline = time.monotonic() + seconds
+    while not stop() and time.monotonic() < deadline:
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))

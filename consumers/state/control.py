@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 
 from consumers.bus import keys as k
 from consumers.bus.keys import Keys
+from consumers.bus.nodes import server_time
 from consumers.bus.signing import Signer, signed_order_json
 from consumers.bus.streams import group_lag
 from consumers.state.codec import encode_regime
@@ -91,9 +92,10 @@ def set_earnings(redis: Redis, keys: Keys, symbol: str, when: date | None) -> No
         set_control(redis, keys, {field: when.isoformat()})
 
 
-def redis_now(redis: Redis) -> datetime:
-    """Redis's clock (``TIME``): the one the gate decides by."""
-    seconds, micros = redis.time()
+def redis_now(redis: Redis, keys: Keys | None = None) -> datetime:
+    """Redis's clock (``TIME``): the one the gate decides by. With ``keys``, that of
+    the node holding the portfolio (on a cluster; the same clock elsewhere)."""
+    seconds, micros = server_time(redis, keys.state) if keys is not None else redis.time()
     return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
 
 
@@ -106,7 +108,7 @@ def set_regime(
     if regime is None:
         set_control(redis, keys, {}, [field])
     elif regime in REGIMES:
-        set_control(redis, keys, {field: encode_regime(regime, as_of or redis_now(redis))})
+        set_control(redis, keys, {field: encode_regime(regime, as_of or redis_now(redis, keys))})
     else:
         raise ValueError(f"regime must be one of {', '.join(REGIMES)} or none")
 
@@ -142,7 +144,7 @@ def cancel_open(
     executors confirm (``cancel``, or ``fill`` for what filled first). Returns the
     intent ids asked for."""
     snap = Store(redis, keys, base).load().snapshot
-    at = redis_now(redis).isoformat()
+    at = redis_now(redis, keys).isoformat()
     pipe = redis.pipeline(transaction=False)
     for r in snap.reservations.values():
         request = {
@@ -169,7 +171,7 @@ def status(
     redis: Redis, keys: Keys, base: AssetsConfig, now: datetime | None = None
 ) -> dict[str, Any]:
     """Everything an operator asks first, as plain data (printed as text or JSON)."""
-    now = now or redis_now(redis)
+    now = now or redis_now(redis, keys)
     loaded = Store(redis, keys, base).load()
     snap, cfg = loaded.snapshot, loaded.config
     exposure = Exposure.of(snap, cfg)

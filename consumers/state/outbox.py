@@ -10,7 +10,9 @@ to the portfolio's **outbox** stream (same script, same atomicity: commit.py), t
 1. reads what the outbox holds,
 2. writes ``outbox-sync`` and sends ``WAIT N timeout`` (``WAITAOF 1 N timeout`` with
    ``--aof``) on the same connection: replication is one ordered stream, so a replica
-   that acknowledged that write holds every commit before it,
+   that acknowledged that write holds every commit before it (on a Redis Cluster both
+   go to the primary that owns the portfolio's slot, on that node's own connection:
+   consumers/bus/nodes.py),
 3. moves what it read to the decisions and orders streams (MOVE_LUA, each entry once:
    an entry another worker moved meanwhile is gone from the outbox and skipped), and
    points each decided marker at its decision's new stream id.
@@ -35,6 +37,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from consumers.bus.keys import Keys
+from consumers.bus.nodes import on_node
 
 #: entries read and moved per round trip
 CHUNK = 500
@@ -97,12 +100,14 @@ class Held:
 
 
 def held(redis: Redis, keys: Keys) -> Held:
-    """Entries waiting in the outbox and the oldest one's age (Redis's clock)."""
-    pipe = redis.pipeline(transaction=False)
-    pipe.xlen(keys.outbox)
-    pipe.xrange(keys.outbox, count=1)
-    pipe.time()
-    n, first, (seconds, micros) = pipe.execute()
+    """Entries waiting in the outbox and the oldest one's age (the clock of the node
+    that holds the portfolio: on a cluster, TIME is sent there)."""
+    with on_node(redis, keys.outbox) as node:
+        pipe = node.pipeline(transaction=False)
+        pipe.xlen(keys.outbox)
+        pipe.xrange(keys.outbox, count=1)
+        pipe.time()
+        n, first, (seconds, micros) = pipe.execute()
     if not first:
         return Held(int(n), 0.0)
     raw = first[0][0]
@@ -147,17 +152,18 @@ class Outbox:
         """Raise :class:`DurabilityError` when ``aof`` cannot be confirmed here; return
         how many replicas are connected now (fewer than ``replicas``: orders are held
         until enough are)."""
-        if self.aof:
-            try:  # answers at once: nothing written on this connection to wait for
-                self.redis.execute_command("WAITAOF", 1, 0, 1)  # type: ignore[no-untyped-call]
-            except ResponseError as exc:
-                raise DurabilityError(
-                    f"--aof cannot be confirmed by this Redis ({exc}): it needs WAITAOF "
-                    "(Redis 7.2 or later) and appendonly yes; use --replicas N, and "
-                    "appendfsync always on the server for its own disk"
-                ) from exc
-        # on a fresh connection WAIT 0 0 answers at once: the replicas connected now
-        return int(self.redis.wait(0, 0))
+        with on_node(self.redis, self.keys.outbox_sync) as node:
+            if self.aof:
+                try:  # answers at once: nothing written on this connection to wait for
+                    node.execute_command("WAITAOF", 1, 0, 1)  # type: ignore[no-untyped-call]
+                except ResponseError as exc:
+                    raise DurabilityError(
+                        f"--aof cannot be confirmed by this Redis ({exc}): it needs WAITAOF "
+                        "(Redis 7.2 or later) and appendonly yes; use --replicas N, and "
+                        "appendfsync always on the server for its own disk"
+                    ) from exc
+            # on a fresh connection WAIT 0 0 answers at once: the replicas connected now
+            return int(node.wait(0, 0))
 
     def held(self) -> Held:
         return held(self.redis, self.keys)
@@ -185,13 +191,16 @@ class Outbox:
         a gate that is not durable publishes what a durable one left at once."""
         if self.replicas == 0 and not self.aof:
             return True
-        pipe = self.redis.pipeline(transaction=False)  # one connection: WAIT covers the SET
-        pipe.set(self.keys.outbox_sync, str(time.time_ns()))
-        if self.aof:
-            pipe.execute_command("WAITAOF", 1, self.replicas, self.timeout_ms)  # type: ignore[no-untyped-call]
-        else:
-            pipe.wait(self.replicas, self.timeout_ms)
-        _, acked = pipe.execute()
+        # one connection to the primary that holds the portfolio (on a cluster, that
+        # node's own client): the WAIT covers the SET, and every commit before it
+        with on_node(self.redis, self.keys.outbox_sync) as node:
+            pipe = node.pipeline(transaction=False)
+            pipe.set(self.keys.outbox_sync, str(time.time_ns()))
+            if self.aof:
+                pipe.execute_command("WAITAOF", 1, self.replicas, self.timeout_ms)  # type: ignore[no-untyped-call]
+            else:
+                pipe.wait(self.replicas, self.timeout_ms)
+            _, acked = pipe.execute()
         if self.aof:
             local, replicas = (int(x) for x in acked)
             self.last_acked = replicas

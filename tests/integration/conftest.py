@@ -25,6 +25,7 @@ from redis import Redis
 from tests.builders import ROOT
 from tests.harness import Harness, unique_portfolio, wipe
 from tests.integration import pg
+from tests.integration.redis_cluster import LocalCluster
 from tests.integration.redis_server import free_port
 
 
@@ -77,6 +78,14 @@ def redis_url() -> str:
     finally:
         client.close()
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private Redis Cluster for the session (3 masters, one replica each, from the
+    system redis-server); tests that fail a node leave it whole again (``wait_ok``)."""
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -238,9 +238,13 @@ def test_sync_config_when_run_twice_then_registries_match_the_yaml(
     counts = query(
         empty_db,
         "SELECT (SELECT count(*) FROM asset_registry), (SELECT count(*) FROM asset_class_config),"
-        " (SELECT count(*) FROM data_source_registry)",
+        " (SELECT count(*) FROM data_source_registry WHERE in_config)",
     )
     assert counts == [(22, 6, 13)]
+    # and the simulated market of riskgate feed --source sim (migration 007), not a config row
+    assert query(empty_db, "SELECT in_config FROM data_source_registry WHERE name = 'sim'") == [
+        (False,)
+    ]
     row = query(
         empty_db,
         "SELECT requests_total, monthly_cost_usd, rate_limit_requests, rate_limit_per_seconds "

@@ -34,9 +34,11 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
         "gate: exec riskgate gate",
         "audit: exec riskgate audit",
         "phase: exec riskgate phase-monitor",
+        "feed: exec riskgate feed",
     ):  # exec: honcho's SIGTERM reaches riskgate itself, not a shell around it
         assert f"{line} --metrics-port $PORT" in procfile.splitlines()  # honcho: 5000, 5100, ...
-    env = {"REDIS_URL": redis_url, "DATABASE_URL": pg_url, "RISKGATE_PORTFOLIO": portfolio}
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": pg_url, "RISKGATE_PORTFOLIO": portfolio,
+           "RISKGATE_FEED_SOURCE": "sim"}  # the simulated market: no network in a test  # fmt: skip
     log = tmp_path / "honcho.log"
     with honcho(log, env) as proc:
         client = GateClient(redis_url, portfolio)
@@ -56,9 +58,10 @@ def test_procfile_when_all_processes_run_under_honcho_then_decisions_and_days_re
     for name in ("audit.1", "phase.1"):
         assert any(name in line and "consumer stopped" in line for line in text.splitlines())
     assert "gate worker stopped" in text
-    for name in ("gate.1", "audit.1", "phase.1", "correlations.1"):  # not rc=-15
+    for name in ("gate.1", "audit.1", "phase.1", "correlations.1", "feed.1"):  # not rc=-15
         assert f"{name} stopped (rc=0)" in text, text[-4000:]
     assert "Traceback" not in text
+    assert any("feed.1" in line and "database ready" in line for line in text.splitlines())
 
 
 def _recorded(url: str, portfolio: str, intent_id: str) -> bool:

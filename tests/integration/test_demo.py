@@ -1,5 +1,6 @@
-"""`riskgate demo --quick` on a machine with no URLs set: embedded servers, exit 0, and a
-summary that matches the streams and the audit table."""
+"""`riskgate demo --quick` on a machine with no URLs set: embedded servers, exit 0, a
+summary that matches the streams and the audit table, and the market (marks, earnings
+dates, regimes) from the feed's simulated source."""
 
 from __future__ import annotations
 
@@ -64,3 +65,7 @@ def test_demo_quick_when_no_urls_set_then_exits_0_and_summary_matches_streams(
     assert audited is not None and audited[0] == len(rows) == summary["audit_rows"]
     assert summary["dead_letters"] == dead > 0
     assert summary["fills"] > 0 and summary["mix"]["duplicate"] > 0
+    # no flag set by hand: the feed's sim source dates earnings and classifies regimes
+    assert summary["traded"]["NVDA"] > 0 and summary["traded"]["TQQQ"] > 0
+    assert "AMD" not in summary["traded"] and "SOXL" not in summary["traded"]
+    assert summary["reasons"]["earnings_blackout"] > 0 and summary["reasons"]["sideways_market"] > 0

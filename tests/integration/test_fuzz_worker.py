@@ -20,20 +20,23 @@ from tests.harness import Harness
 from tests.integration.conftest import Workers
 
 SEED = 11
-NOW = datetime.now(UTC).isoformat()
 EDGE_NUMBERS: list[Any] = [
     0, -0.0, "0", "-0", "-1", 1e15, "1e15", "999999999999999.5", "1e-19", "1e-18",
     "0.0000000000000000001", 10**30, -(10**30), "NaN", "Infinity", "-Infinity", "1e999999",
     "0x10", "", " 1 ", "1_000", True, None, [], {}, "1" * 5000, 1.7976931348623157e308,
     5e-324, "1E+2", "+1",
 ]  # fmt: skip
+NOW = datetime.now(UTC).isoformat()  # events' at (the event window is 2 hours)
 EVENT_TYPES = ["deposit", "fill", "cancel", "mark", "resume", "nope", None, 7]
 
 
 def _intent(n: int, **over: Any) -> dict[str, Any]:
     return {
         "intent_id": f"fz-{n}", "agent_id": "fz", "symbol": "BTC/USDT", "side": "buy",
-        "quantity": "0.0001", "price": "100000", "created_at": NOW, **over,
+        "quantity": "0.0001", "price": "100000", **over,
+        # dated now, not when the module was collected: past the dedupe window (835 s)
+        # an intent is dead-lettered, not decided
+        "created_at": over.get("created_at", datetime.now(UTC).isoformat()),
     }  # fmt: skip
 
 

@@ -518,27 +518,20 @@ def test_gate_when_rediss_url_then_intent_decided_over_tls(
 def test_tls_when_server_cert_from_unknown_ca_then_connection_refused(
     tls_redis: RedisServer, certs: TlsFiles, tmp_path: Path
 ) -> None:
-    """Verification is on: a server whose CA we do not trust is refused, not used."""
+    """Verification is on: a server whose CA we do not trust is refused, not used
+    (connect() asks the server whether it is a cluster node: refused right there)."""
     stranger = make_tls_certs(tmp_path / "other")
     query = certs.query().replace(str(certs.ca_cert), str(stranger.ca_cert))
-    redis = connect(tls_redis.url + query)
-    try:
-        with pytest.raises(RedisConnectionError):
-            redis.ping()
-    finally:
-        redis.close()
+    with pytest.raises(RedisConnectionError):
+        connect(tls_redis.url + query).ping()
 
 
 def test_tls_when_no_client_cert_then_server_refuses(
     tls_redis: RedisServer, certs: TlsFiles
 ) -> None:
     """The test server requires client certificates (mutual TLS): without one, no access."""
-    redis = connect(tls_redis.url + certs.query(client_cert=False))
-    try:
-        with pytest.raises((RedisConnectionError, ResponseError)):
-            redis.ping()
-    finally:
-        redis.close()
+    with pytest.raises((RedisConnectionError, ResponseError)):
+        connect(tls_redis.url + certs.query(client_cert=False)).ping()
 
 
 def test_tls_options_when_ca_and_client_cert_in_env_then_connects(
