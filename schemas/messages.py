@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     TypeAdapter,
+    WithJsonSchema,
 )
 
 #: Largest ``data`` (and largest whole entry, every field counted) any consumer reads.
@@ -67,10 +68,35 @@ def decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
-DecimalStr = PlainSerializer(decimal_text, return_type=str, when_used="json")
-Num = Annotated[Decimal, AfterValidator(_bounded), DecimalStr]
-Positive = Annotated[Decimal, Field(gt=0), AfterValidator(_bounded), DecimalStr]
-NonNegative = Annotated[Decimal, Field(ge=0), AfterValidator(_bounded), DecimalStr]
+#: decimals as JSON Schema sees them (docs/schema): what riskgate writes, and what it
+#: asks of a string it reads (a JSON number is read exactly too)
+DECIMAL_OUT = r"^-?[0-9]+(\.[0-9]+)?$"
+DECIMAL_IN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_STRING_BOUND = {  # a decimal string's sign (and a nonzero digit) as the bound demands
+    "exclusiveMinimum": r"^\+?(?=[0-9.]*[1-9])([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
+    "minimum": r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
+}
+
+
+def _decimal_in(**bound: int) -> WithJsonSchema:
+    """The schema of a decimal an agent or executor sends: a number or a decimal string."""
+    pattern = _STRING_BOUND[next(iter(bound))] if bound else DECIMAL_IN
+    return WithJsonSchema(
+        {"anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": pattern}]},
+        mode="validation",
+    )
+
+
+DecimalStr = PlainSerializer(
+    decimal_text, return_type=Annotated[str, Field(pattern=DECIMAL_OUT)], when_used="json"
+)
+Num = Annotated[Decimal, AfterValidator(_bounded), DecimalStr, _decimal_in()]
+Positive = Annotated[
+    Decimal, Field(gt=0), AfterValidator(_bounded), DecimalStr, _decimal_in(exclusiveMinimum=0)
+]
+NonNegative = Annotated[
+    Decimal, Field(ge=0), AfterValidator(_bounded), DecimalStr, _decimal_in(minimum=0)
+]
 KeyId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 Signature = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -129,75 +155,137 @@ class ReasonCode(StrEnum):
 
 
 class Inbound(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # a field's docstring is its description (IDEs, docs/schema/*.json)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
 class Outbound(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class TradeIntent(Inbound):
+    """An agent asks to trade (agents -> ``intents``); the gate answers with one Decision."""
+
     intent_id: IntentId
+    """1-128 chars of ``A-Za-z0-9._:-``, unique per portfolio: the key of its decision."""
     agent_id: Text
+    """Who asks: rate limits and duplicate checks are per agent."""
     symbol: Symbol
+    """As configured: ``BTC/USDT``, ``NVDA``, ``GBP/JPY``, ..."""
     side: Side
+    """``buy`` or ``sell``."""
     quantity: Positive
+    """Asset units (> 0)."""
     price: Positive
+    """Reference price in the quote currency (> 0); collared against the latest mark."""
     stop_price: Positive | None = None
+    """The stop; absent: the asset's stop rule (percent, or pips) sets it."""
     take_profit: Positive | None = None
+    """The take profit; absent: the asset's rule, if it has one."""
     reduce_only: bool = False
+    """Only shrinks an open position (skips the portfolio gates, never grows it)."""
     created_at: UtcTime
+    """ISO-8601, UTC when no offset; older than 300 s or ahead of the gate's clock is rejected."""
     # the agent's signature when agent keys are configured (consumers.signing); not
     # part of what the intent says (intent_digest leaves them out)
     key_id: KeyId | None = None
+    """The agent key that signed the intent (when the gate has agent keys)."""
     signature: Signature | None = None
+    """HMAC-SHA256 of the intent, 64 lowercase hex chars (docs/SECURITY.md)."""
 
 
 class Reason(Outbound):
+    """Why a decision is not "approved as asked": one per rule that bit."""
+
     code: ReasonCode
+    """Stable, machine-readable (docs/PROTOCOL.md, "Reason codes")."""
     message: str
+    """For people: what was seen against what limit."""
     value: str | None = None
+    """The value the rule saw (a decimal as a string: a fraction of equity for a limit)."""
     limit: str | None = None
+    """The bound it was held to."""
 
 
 class Decision(Outbound):
+    """The gate's answer to one intent (gate -> ``decisions``), exactly one per intent_id."""
+
     intent_id: str
+    """The intent's id."""
     agent_id: str
+    """The intent's agent."""
     symbol: str
+    """The intent's symbol."""
     side: Side | None
+    """The intent's side; null on a rejection of an intent that could not be read."""
     status: Status
+    """``approved`` (as asked), ``resized`` (to the largest quantity every limit allows) or
+    ``rejected``."""
     requested_quantity: Num
+    """The quantity asked for."""
     approved_quantity: Num
+    """The quantity approved: 0 when rejected, whole lots when resized."""
     stop_price: Num | None
+    """The effective stop (the intent's, or the asset's rule); null for a reduce-only
+    intent without one."""
     reasons: tuple[Reason, ...]
+    """Every rule that bit, in rule order; empty when approved as asked."""
     checks: dict[str, Any]
+    """The numbers the decision used: equity, cash, drawdown, daily PnL and, for each
+    limit, ``<name>_before``/``_after``/``_limit`` as fractions of equity
+    (docs/PROTOCOL.md lists every key)."""
     decided_at: datetime
+    """The gate's clock (Redis ``TIME``) at the decision."""
     config_hash: str
+    """16 hex chars: the effective config (the file and the live enables) it was decided under."""
     # extensions
     price: Num | None = None
+    """Extension: the intent's reference price."""
     take_profit: Num | None = None
+    """Extension: the effective take profit, or null."""
     reduce_only: bool = False
+    """Extension: the intent's reduce_only."""
 
 
 class ApprovedOrder(Outbound):
+    """An approved or resized intent for executors to place (gate -> ``orders``)."""
+
     intent_id: str
+    """The intent it approves: report fills, cancels and expiries under it."""
     agent_id: str
+    """The intent's agent."""
     symbol: str
+    """The symbol to trade."""
     side: Side
+    """``buy`` or ``sell``."""
     quantity: Num
+    """The approved quantity (asset units)."""
     price: Num
+    """The intent's reference price."""
     stop_price: Num | None
+    """The effective stop; null only for reduce-only orders."""
     take_profit: Num | None
+    """The effective take profit, or null."""
     reduce_only: bool
+    """Only shrinks a position."""
     status: Status
+    """``approved`` or ``resized``."""
     decided_at: datetime
+    """When the gate decided it (Redis's clock)."""
     expires_at: datetime
+    """Equal to good_till (kept for older executors)."""
     config_hash: str
+    """The config it was decided under."""
     # the order's time in force: an executor must not place it after this (the SDK
     # never hands it out then; it reports it ``expired``). Equal to ``expires_at``
     # (kept for older executors); absent on orders approved before it existed.
     good_till: datetime | None = None
+    """The order's time in force: never place it after this (its reservation holds until
+    a fill, cancel or expired event says how it ended)."""
     action: Literal["place"] = "place"
+    """``place`` (cancel requests share the stream: ``action: cancel``)."""
 
     @property
     def deadline(self) -> datetime:
@@ -211,12 +299,19 @@ class CancelRequest(Outbound):
     reservation released."""
 
     action: Literal["cancel"]
+    """Always ``cancel``."""
     intent_id: str
+    """The order to cancel at its venue; confirm with a ``cancel`` event."""
     symbol: str
+    """The order's symbol."""
     side: Side
+    """The order's side."""
     reason: str
+    """Why (the operator's words)."""
     operator: str
+    """Who asked."""
     requested_at: datetime
+    """When (Redis's clock)."""
 
 
 class OperatorEvent(Inbound):
@@ -225,16 +320,22 @@ class OperatorEvent(Inbound):
     (``key_id``, ``signature``; see consumers.signing)."""
 
     key_id: KeyId | None = None
+    """The operator key that signed the event (when the gate has operator keys)."""
     signature: Signature | None = None
+    """HMAC-SHA256 of the event, 64 lowercase hex chars (docs/SECURITY.md)."""
 
 
 class Deposit(OperatorEvent):
     """``amount`` > 0 pays in, < 0 withdraws."""
 
     type: Literal["deposit"]
+    """Always ``deposit``."""
     event_id: EventId
-    amount: Annotated[Decimal, AfterValidator(_bounded)]
+    """Applied once per id: ``deposit:<transfer reference>``."""
+    amount: Annotated[Decimal, AfterValidator(_bounded), _decimal_in()]
+    """Account currency; negative withdraws (refused above the cash)."""
     at: UtcTime | None = None
+    """When (default: the gate's clock); never ahead of it."""
 
 
 class Resume(OperatorEvent):
@@ -242,22 +343,38 @@ class Resume(OperatorEvent):
     resume``): the drawdown's reference peak restarts from the current value."""
 
     type: Literal["resume"]
+    """Always ``resume``."""
     event_id: EventId
+    """Applied once per id: ``resume:<reference of the latches it clears>``."""
     operator: Text
+    """Who resumes."""
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+    """Why."""
     at: UtcTime | None = None
+    """When (default: the gate's clock)."""
 
 
 class Fill(Inbound):
+    """An executor reports an execution (a partial fill too)."""
+
     type: Literal["fill"]
+    """Always ``fill``."""
     event_id: EventId
+    """Applied once per id: ``fill:<intent_id>:<venue execution id>``."""
     intent_id: IntentId
+    """The approved intent it fills."""
     symbol: Symbol
+    """The symbol filled."""
     side: Side
+    """``buy`` or ``sell``."""
     quantity: Positive
+    """Units filled (> 0)."""
     price: Positive
+    """Fill price in the quote currency; refused outside the class's fill band of the mark."""
     fee: NonNegative | None = None  # in the symbol's quote currency, like price
+    """Fee in the quote currency, like price."""
     at: UtcTime | None = None
+    """When it filled (default: the gate's clock); never ahead of it."""
 
 
 class Cancel(Inbound):
@@ -265,9 +382,13 @@ class Cancel(Inbound):
     of it is released."""
 
     type: Literal["cancel"]
+    """Always ``cancel``."""
     event_id: EventId
+    """Applied once per id: ``cancel:<intent_id>``."""
     intent_id: IntentId
+    """The order that is cancelled."""
     at: UtcTime | None = None
+    """When (default: the gate's clock)."""
 
 
 class Expired(Inbound):
@@ -275,9 +396,13 @@ class Expired(Inbound):
     never placed because it arrived after it): what was not filled is released."""
 
     type: Literal["expired"]
+    """Always ``expired``."""
     event_id: EventId
+    """Applied once per id: ``expired:<intent_id>``."""
     intent_id: IntentId
+    """The order that ended unfilled."""
     at: UtcTime | None = None
+    """When (default: the gate's clock)."""
 
 
 class Release(OperatorEvent):
@@ -285,19 +410,32 @@ class Release(OperatorEvent):
     for an order known to be dead that no executor will confirm."""
 
     type: Literal["release"]
+    """Always ``release``."""
     event_id: EventId
+    """Applied once per id: ``release:<intent_id>``."""
     intent_id: IntentId
+    """The order whose reservation is released."""
     operator: Text
+    """Who releases it."""
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+    """Why the order is known to be dead."""
     at: UtcTime | None = None
+    """When (default: the gate's clock)."""
 
 
 class Mark(Inbound):
+    """Market prices (mark-to-market): equity, peak, daily PnL and the price collar."""
+
     type: Literal["mark"]
+    """Always ``mark``."""
     event_id: EventId
+    """Applied once per id: ``mark:<at>:<digest of prices and fx>``."""
     prices: Annotated[dict[Symbol, Positive], Field(max_length=10_000)]
+    """Symbol to price, in its quote currency."""
     at: UtcTime
+    """When the prices were observed; never ahead of the gate's clock."""
     fx: Annotated[dict[str, Positive], Field(max_length=100)] = Field(default_factory=dict)
+    """Currency to its value in the account currency (fresher than the configured rates)."""
 
 
 AnyEvent = Deposit | Fill | Cancel | Expired | Mark | Resume | Release
@@ -306,11 +444,44 @@ _EVENT = TypeAdapter[AnyEvent](PortfolioEvent)
 
 
 class PhaseEvent(Outbound):
+    """A phase's requirements are met (``phase_ready``) or it is activated
+    (``phase_activated``: the gate enables its classes and assets, live)."""
+
     type: Literal["phase_ready", "phase_activated"]
+    """``phase_ready`` or ``phase_activated``."""
     phase: str
+    """The phase's name in the config (``phase_1_stocks``, ...)."""
     assets: tuple[str, ...]
+    """The symbols it unlocks."""
     metrics: dict[str, Any]
+    """The track-record metrics it was judged on."""
     at: datetime
+    """When."""
+
+
+class DeadLetter(Outbound):
+    """An entry the gate could not use (gate -> ``deadletter``): acked where it was, kept
+    here with the error. No consumer group reads this stream; operators and alerts do."""
+
+    stream: str
+    """The stream the entry was on."""
+    msg_id: str
+    """Its stream id there."""
+    error: str
+    """What was wrong with it."""
+    raw: str | None
+    """Its first 4,096 bytes (the fields as JSON when ``data`` was missing); null when it
+    was trimmed from its stream before anyone handled it."""
+    raw_bytes: int | None = None
+    """Its size in bytes."""
+    truncated: bool | None = None
+    """Whether ``raw`` is cut short."""
+    deliveries: int | None = None
+    """How often it had been delivered."""
+    worker: str
+    """The consumer that dead-lettered it."""
+    at: datetime
+    """When (the gate's clock)."""
 
 
 M = TypeVar("M", bound=BaseModel)

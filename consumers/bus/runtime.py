@@ -21,6 +21,7 @@ from redis import Redis
 
 from consumers.bus.redis_errors import REDIS_TRANSIENT, error_kind
 from consumers.bus.topology import describe, open_client
+from consumers.bus.urls import check_redis_url
 
 __all__ = [
     "REDIS_TRANSIENT",
@@ -32,6 +33,18 @@ __all__ = [
     "default_consumer_name",
     "redis_url",
 ]
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (not when logging was set up):
+    a replaced stream (a test's capture, a redirect) is followed, a closed one never
+    written to."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
@@ -56,15 +69,17 @@ def configure_logging(level: str | None = None, json_logs: bool | None = None) -
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level_name, logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 
 
 def redis_url(url: str | None = None) -> str:
     """``url``, else ``$REDIS_URL``, else the embedded Redis of the data directory."""
-    if url or os.environ.get("REDIS_URL"):
-        return url or os.environ["REDIS_URL"]
+    if url:
+        return check_redis_url(url)
+    if os.environ.get("REDIS_URL"):
+        return check_redis_url(os.environ["REDIS_URL"], "REDIS_URL")
     from consumers.servers import embedded  # noqa: PLC0415 - only when no URL is set
 
     return embedded.redis_url()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from consumers.bus.runtime import default_consumer_name
 from consumers.cli.migrate_text import print_migrations, print_status
-from consumers.cli.options import prefix, serving_set
+from consumers.cli.options import prefix, seconds_arg, serving_set
 from consumers.cli.pg_options import (
     config_of,
     consumer_options,
@@ -141,6 +141,9 @@ def register(sub: Sub) -> None:
     p = sub.add_parser("phase-monitor", help="track performance and emit phase events")
     consumer_options(p, env_int("RISKGATE_PHASE_BATCH", 500))
     p.add_argument(
-        "--evaluate-every", type=float, default=30.0, help="seconds between phase evaluations"
+        "--evaluate-every",
+        type=seconds_arg(inclusive=False),
+        default=30.0,
+        help="seconds between phase evaluations",
     )
     p.set_defaults(handler=cmd_phase_monitor)

@@ -7,21 +7,32 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from redis.exceptions import ResponseError
 
 from consumers.bus.redis_errors import explain, is_redis_error
+from consumers.bus.runtime import configure_logging
+from consumers.bus.urls import database_out_of_range
 from consumers.cli import (
     commands,
+    contract_commands,
     db_commands,
     feed_commands,
     market_commands,
     ops_commands,
     phase_commands,
     security_commands,
+    which_server,
 )
+from consumers.cli.parser import Parser, global_options, spread_global_options
 from consumers.errors import UsageError
 from consumers.servers import embedded
 from gate.assets import AssetManager, default_config_path
 from schemas.config import AssetsConfig, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from consumers.cli.options import Sub
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -71,21 +82,10 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="riskgate", description="Pre-trade risk gate on Redis Streams."
-    )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="asset config file (default: $RISKGATE_CONFIG or the packaged one)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="embedded servers' directory when no URL is set (default: $RISKGATE_DATA_DIR "
-        "or .riskgate)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = Parser(prog="riskgate", description="Pre-trade risk gate on Redis Streams.")
+    global_options(parser)  # and after the command too: spread_global_options below
+    # every command's parser is a Parser (one-line errors); typed as the modules take it
+    sub = cast("Sub", parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     p = sub.add_parser("assets", help="summary of configured and enabled assets")
     p.set_defaults(handler=cmd_assets)
@@ -102,34 +102,54 @@ def build_parser() -> argparse.ArgumentParser:
     market_commands.register(sub)
     feed_commands.register(sub)
     security_commands.register(sub)
+    contract_commands.register(sub)
     ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
+    spread_global_options(parser)  # last: every command, whoever registered it
     return parser
+
+
+def _short_command_logging() -> None:
+    """Logging for the process (workers configure their own when they start): JSON
+    records on stderr when it is not a terminal (for whatever collects them); on a
+    terminal, errors only, so an operator command's record of what it did does not
+    trail the line it printed."""
+    level = os.environ.get("RISKGATE_LOG_LEVEL") or ("ERROR" if sys.stderr.isatty() else "INFO")
+    configure_logging(level=level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     embedded.use_data_dir(args.data_dir)
+    _short_command_logging()
     handler: Handler = args.handler
     try:
+        which_server.prepare(args)
         return handler(args)
     except ConfigError as exc:
         print(f"riskgate: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        return _report_failure(exc, getattr(args, "redis_url", None))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # e.g. `riskgate assets | head`
+    except BrokenPipeError:  # e.g. `riskgate assets | head` (before Exception: it is one)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        return _report_failure(exc, args)
+    except KeyboardInterrupt:
+        return 130
 
 
-def _report_failure(exc: Exception, redis_url: str | None = None) -> int:
+def _report_failure(exc: Exception, args: argparse.Namespace) -> int:
     """Known failures as one line and a non-zero exit; anything else propagates.
 
-    Any Redis error (a cluster's too) is one line naming the server and the problem:
+    A URL naming a database the server does not have is a bad argument (exit 2). Any
+    other Redis error (a cluster's too) is one line naming the server and the problem:
     exit 3 when Redis is unreachable or unavailable (down, loading, failing over, a
     slot nobody serves), 1 when it refused the command (permissions, wrong type)."""
+    redis_url = getattr(args, "redis_url", None)
+    if isinstance(exc, ResponseError) and str(exc).startswith("DB index is out of range"):
+        exc = database_out_of_range(
+            redis_url or os.environ.get("REDIS_URL", ""),
+            "--redis-url" if redis_url else "REDIS_URL",
+        )
     if isinstance(exc, UsageError):
         print(f"riskgate: {exc}", file=sys.stderr)
         return 2

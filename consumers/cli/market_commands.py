@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from redis import Redis
 
 from consumers.bus.runtime import connect
+from consumers.cli.options import seconds_arg
 from consumers.cli.pg_options import (
     config_of,
     database_option,
@@ -122,5 +123,7 @@ def register(sub: Sub) -> None:
     startup_options(p)
     p.add_argument("--window", type=int, default=60, help="days of returns (default 60)")
     p.add_argument("--min-observations", type=int, help="common days needed (default window/2)")
-    p.add_argument("--every", type=float, help="run every SECONDS until stopped")
+    p.add_argument(
+        "--every", type=seconds_arg(inclusive=False), help="run every SECONDS until stopped"
+    )
     p.set_defaults(handler=cmd_correlations)

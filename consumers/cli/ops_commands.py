@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from consumers.cli.options import PORT, whole_arg
 from consumers.demo.run import DemoOptions, run_demo
 from consumers.errors import UsageError
 from consumers.ops.telemetry import PORT_ENV
@@ -94,7 +95,7 @@ def register(sub: Sub) -> None:
         p = sub.choices[name]
         p.add_argument(
             "--metrics-port",
-            type=int,
+            type=PORT,
             default=None,
             help=f"serve /metrics and /healthz on this port (default: ${PORT_ENV} or 0: off)",
         )
@@ -104,11 +105,11 @@ def register(sub: Sub) -> None:
     p.add_argument("--duration", type=_positive(float), help="seconds of trading (default 60)")
     p.add_argument("--rate", type=_positive(int), help="intents per second (default 200)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.add_argument("--workers", type=int, default=2, help="gate workers (default 2)")
+    p.add_argument("--workers", type=whole_arg(1, 64), default=2, help="gate workers (default 2)")
     p.add_argument("--report", metavar="DIR", help="report directory (default: in the data dir)")
     p.add_argument("--portfolio", help="portfolio name (default: demo-<time>, a fresh one)")
     p.add_argument(
-        "--metrics-port", type=int, default=0, help="first of the workers' metrics ports (0: off)"
+        "--metrics-port", type=PORT, default=0, help="first of the workers' metrics ports (0: off)"
     )
     p.add_argument("--plain", action="store_true", help="progress lines, not a live table")
     p.add_argument("--quick", action="store_true", help="15 s at 100 intents/s (< 60 s in all)")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import psycopg
 
 from consumers.bus.keys import Keys
-from consumers.cli.options import add_redis_options, add_serving_options
+from consumers.cli.options import add_redis_options, add_serving_options, seconds_arg, whole_arg
 from consumers.db import connection as db
 from consumers.db.migrate import MigrationError
 from gate.assets import AssetManager
@@ -80,24 +80,35 @@ def consumer_options(p: argparse.ArgumentParser, batch: int) -> None:
     add_serving_options(p)
     database_option(p)
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
-    p.add_argument("--batch", type=int, default=batch, help="entries per transaction")
+    p.add_argument(
+        "--batch", type=whole_arg(1, 100_000), default=batch, help="entries per transaction"
+    )
     # a string default (argparse converts it): a bad RISKGATE_BLOCK_MS, which the gate
     # reads too, is reported by the command that uses it, not at every command's start
-    p.add_argument("--block-ms", type=int, default=os.environ.get("RISKGATE_BLOCK_MS") or "1000")
+    p.add_argument(
+        "--block-ms",
+        type=whole_arg(1, 600_000),
+        default=os.environ.get("RISKGATE_BLOCK_MS") or "1000",
+    )
     p.add_argument(
         "--min-idle-ms",
-        type=int,
+        type=whole_arg(1),
         default=env_int("RISKGATE_PG_MIN_IDLE_MS", 30_000),
         help="reclaim entries pending this long on other consumers",
     )
-    p.add_argument("--reclaim-every", type=float, default=5.0, help="seconds between sweeps")
+    p.add_argument(
+        "--reclaim-every",
+        type=seconds_arg(inclusive=False),
+        default=5.0,
+        help="seconds between sweeps",
+    )
     startup_options(p)
 
 
 def startup_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-backoff",
-        type=float,
+        type=seconds_arg(inclusive=False),
         default=float(os.environ.get("RISKGATE_MAX_BACKOFF_S", "5")),
         help="longest wait between retries while PostgreSQL or Redis is down (seconds)",
     )

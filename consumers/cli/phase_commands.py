@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from consumers.bus.runtime import connect
+from consumers.cli.options import writes
 from consumers.cli.pg_options import config_of, guarded, keys_of, redis_options
 from consumers.cli.status_text import print_phase_report
 from consumers.db import connection as db
@@ -81,6 +82,7 @@ def register(sub: Sub) -> None:
     s.set_defaults(handler=cmd_phase_status)
     a = actions.add_parser("activate", help="activate a phase (refused while unmet)")
     redis_options(a)
+    writes(a)
     a.add_argument("phase", metavar="NAME")
     a.add_argument("--force", action="store_true", help="activate although requirements fail")
     a.add_argument("--reason", help="why (required with --force; logged)")

@@ -11,7 +11,7 @@ from consumers.bus import portfolios as registry
 from consumers.bus.keys import Keys, registry_key
 from consumers.bus.lease import holder
 from consumers.bus.runtime import connect
-from consumers.cli.options import prefix
+from consumers.cli.options import prefix, writes
 from consumers.cli.owner_text import owner_json
 from consumers.errors import UsageError
 
@@ -64,4 +64,5 @@ def register(sub: Sub) -> None:
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--redis-url", default=None, help="default: $REDIS_URL, else the embedded")
     p.add_argument("--json", action="store_true")
+    writes(p, when=lambda a: a.action != "list")
     p.set_defaults(handler=cmd_portfolios)

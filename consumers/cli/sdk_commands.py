@@ -15,7 +15,15 @@ from redis.exceptions import NoPermissionError
 
 from consumers.bus import portfolios
 from consumers.bus.signing import KeyConfigError
-from consumers.cli.options import add_redis_options, config_of, decimal_arg
+from consumers.cli import render
+from consumers.cli.options import (
+    add_redis_options,
+    config_of,
+    configured_symbol,
+    decimal_arg,
+    seconds_arg,
+    writes,
+)
 from consumers.errors import UsageError
 from consumers.gate_worker.intake import describe
 from consumers.sdk.client import GateClient, fill_event_id, token
@@ -26,6 +34,10 @@ if TYPE_CHECKING:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    symbol = args.symbol
+    if symbol not in config.assets:  # the gate would reject it unknown_symbol: say so now
+        configured_symbol(config, symbol)
     try:  # signs with RISKGATE_AGENT_KEY (or RISKGATE_AGENT_KEY_FILE) when set
         client = GateClient(args.redis_url, args.portfolio)
     except KeyConfigError as exc:
@@ -53,11 +65,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     decision = client.wait_decision(intent_id, args.timeout)
     if decision is None:
         print(
-            f"{intent_id}: no decision within {args.timeout}s (is a gate worker running?)",
+            f"{intent_id}: no decision within {args.timeout:g}s (is a gate worker running?)",
             file=sys.stderr,
         )
         return 3
-    print(decision.model_dump_json(indent=2))
+    if args.json:
+        print(decision.model_dump_json(indent=2))
+    else:
+        print(render.decision_line(decision, config))
     return 0 if decision.status.value != "rejected" else 1
 
 
@@ -73,11 +88,9 @@ def cmd_event(args: argparse.Namespace) -> int:
             if not symbol:
                 raise UsageError(f"expected SYMBOL=PRICE, got {pair!r}")
             prices[symbol] = decimal_arg(price)
-        unknown = sorted(set(prices) - set(config_of(args).assets))
-        if unknown:
-            raise UsageError(
-                f"not configured symbols: {', '.join(unknown)} (the gate ignores them)"
-            )
+        config = config_of(args)
+        for symbol in prices:
+            configured_symbol(config, symbol, "mark:")
         Mark.model_validate(
             {"type": "mark", "event_id": "cli", "prices": prices, "at": datetime.now(UTC)}
         )
@@ -144,8 +157,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
         f = Fill.model_validate(payload)
     except ValidationError as exc:
         raise UsageError(f"invalid fill: {describe(exc)}") from exc
-    if f.symbol not in config_of(args).assets:
-        raise UsageError(f"symbol: {f.symbol!r} is not configured (the gate would refuse it)")
+    configured_symbol(config_of(args), f.symbol, "symbol:")
     try:
         event_id = args.event_id or fill_event_id(f.intent_id, args.fill_id)
     except ValueError as exc:  # an unusable --fill-id, named
@@ -169,6 +181,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
 def register(sub: Sub) -> None:
     p = sub.add_parser("submit", help="publish a trade intent (and wait for its decision)")
     add_redis_options(p)
+    writes(p)
     p.add_argument("symbol")
     p.add_argument("side", choices=("buy", "sell"))
     p.add_argument("quantity", type=decimal_arg)
@@ -180,14 +193,26 @@ def register(sub: Sub) -> None:
         "--agent", help="agent id (default: $RISKGATE_AGENT, else the key's agent, else cli)"
     )
     p.add_argument("--intent-id")
-    p.add_argument("--wait", action="store_true", help="print the decision (exit 1 if rejected)")
-    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="print the decision in one line (exit 1 if rejected, 3 if none in time)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds_arg(),
+        default=10.0,
+        metavar="SECONDS",
+        help="how long --wait waits (default 10)",
+    )
+    p.add_argument("--json", action="store_true", help="with --wait: the whole decision as JSON")
     p.set_defaults(handler=cmd_submit)
 
     p = sub.add_parser(
         "deposit", help="publish a deposit (negative: withdrawal), an operator event"
     )
     add_redis_options(p)
+    writes(p)
     p.add_argument("amount", type=decimal_arg)
     p.add_argument(
         "--reference",
@@ -197,6 +222,7 @@ def register(sub: Sub) -> None:
     p.set_defaults(handler=cmd_event, event="deposit")
     p = sub.add_parser("fill", help="publish an executor's fill (a manual fill)")
     add_redis_options(p)
+    writes(p)
     p.add_argument("intent_id", help="the approved intent it fills")
     p.add_argument("symbol")
     p.add_argument("side", help="buy | sell")
@@ -213,5 +239,6 @@ def register(sub: Sub) -> None:
     p.set_defaults(handler=cmd_fill)
     p = sub.add_parser("mark", help="publish a mark-to-market event")
     add_redis_options(p)
+    writes(p)
     p.add_argument("prices", nargs="+", metavar="SYMBOL=PRICE")
     p.set_defaults(handler=cmd_event, event="mark")

@@ -18,6 +18,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from consumers.bus.urls import masked
+from consumers.errors import UsageError
 from schemas.messages import decimal_text
 
 MAINTENANCE_DB = "postgres"
@@ -43,21 +45,47 @@ _CONNECT_OPTIONS = {
 def database_url(url: str | None = None) -> str:
     """The database to use: ``url``, else ``$DATABASE_URL``, else the embedded PostgreSQL
     of the data directory (:mod:`consumers.servers.embedded`)."""
-    if url or os.environ.get("DATABASE_URL"):
-        return url or os.environ["DATABASE_URL"]
+    if url:
+        return check_database_url(url)
+    if os.environ.get("DATABASE_URL"):
+        return check_database_url(os.environ["DATABASE_URL"], "DATABASE_URL")
     from consumers.servers import embedded  # noqa: PLC0415 - only when no URL is set
 
     return embedded.database_url()
 
 
+PG_FORM = "postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DBNAME or libpq key=value pairs"
+
+
+def check_database_url(url: str, source: str = "database URL") -> str:
+    """``url`` if libpq can read it as a PostgreSQL URL, else one line naming ``source``
+    and the form expected (a UsageError: exit 2)."""
+    scheme = url.split("://", 1)[0] if "://" in url else None
+    problem = None
+    if scheme is not None and scheme not in ("postgresql", "postgres"):
+        problem = f"scheme {scheme}:// is not a PostgreSQL one"
+    else:
+        try:
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            problem = str(exc).strip().splitlines()[0]
+    if problem is not None:
+        raise UsageError(f"{source} {masked(url)}: {problem} (expected {PG_FORM})")
+    return url
+
+
 def describe_url(url: str) -> str:
-    """``host:port/dbname`` without credentials, for messages and logs."""
+    """``host:port/dbname`` without credentials, for messages and logs; a Unix socket
+    (the embedded server's) as ``dbname on socket directory`` (no port: it has none)."""
     try:
         info = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "(unparseable database URL)"
-    host = info.get("host") or "localhost"
-    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or '?'}"
+    host = str(info.get("host") or "localhost")
+    name = info.get("dbname") or info.get("user") or "?"
+    if host.startswith("/"):
+        return f"{name} on socket {host}"
+    return f"{host}:{info.get('port') or 5432}/{name}"
 
 
 def connect(url: str | None = None, *, application_name: str = "riskgate") -> Connection:

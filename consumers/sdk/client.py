@@ -20,12 +20,10 @@ Here: the client and the agent's side (submit, decisions). The executor's side i
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
+from typing import Any
 
 from redis import Redis
 
@@ -33,6 +31,7 @@ from consumers.bus.agent_signing import AgentSigner, agent_signer
 from consumers.bus.keys import DATA, Keys
 from consumers.bus.runtime import connect
 from consumers.bus.signing import Signer, operator_signer, order_signer
+from consumers.sdk.decisions import check_timeout, decision_of, decision_ref
 from consumers.sdk.event_ids import (
     MAX_EVENT_ID,
     cancel_event_id,
@@ -51,7 +50,8 @@ from consumers.sdk.orders import (
     OrderTaker,
     log,
 )
-from schemas.messages import Decision, TradeIntent, parse_json
+from consumers.sdk.payloads import InvalidField, intent_data
+from schemas.messages import Decision
 
 __all__ = [
     "CANCELLED",
@@ -59,6 +59,7 @@ __all__ = [
     "HANDED_TTL_S",
     "MAX_EVENT_ID",
     "GateClient",
+    "InvalidField",
     "Number",
     "OrderDelivery",
     "cancel_event_id",
@@ -111,28 +112,29 @@ class GateClient(OrderTaker):
         intent_id: str | None = None,
         created_at: datetime | None = None,
     ) -> str:
-        """Validate and publish one trade intent; returns its intent_id."""
-        intent = TradeIntent.model_validate(
-            {
-                "intent_id": intent_id or f"{agent_id}-{uuid.uuid4().hex}"[:128],
-                "agent_id": agent_id,
-                "symbol": symbol,
-                "side": side,
-                "quantity": Decimal(str(quantity)),
-                "price": Decimal(str(price)),
-                "stop_price": None if stop_price is None else Decimal(str(stop_price)),
-                "take_profit": None if take_profit is None else Decimal(str(take_profit)),
-                "reduce_only": reduce_only,
-                "created_at": created_at or datetime.now(UTC),
-            }
+        """Validate and publish one trade intent; returns its ``intent_id``.
+
+        Decimals are ``Decimal``, ``int`` or decimal strings (never through a float). A
+        value the gate would refuse raises :class:`InvalidField` (a ValueError) naming
+        the field and the value, before anything is sent; an intent signed with another
+        agent's key raises ValueError. The decision comes later: :meth:`decision`,
+        :meth:`wait_decision`.
+        """
+        intent_id, data = intent_data(
+            self.agent,
+            symbol,
+            side,
+            quantity,
+            price=price,
+            stop_price=stop_price,
+            take_profit=take_profit,
+            reduce_only=reduce_only,
+            agent_id=agent_id,
+            intent_id=intent_id,
+            created_at=created_at,
         )
-        if self.agent.enabled:
-            body = self.agent.sign(intent.model_dump(mode="json", exclude_none=True))
-            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-        else:
-            data = intent.model_dump_json(exclude_none=True)
         self.redis.xadd(self.keys.intents, {DATA: data})
-        return intent.intent_id
+        return intent_id
 
     def decided(self, intent_id: str) -> bool:
         """Whether ``intent_id`` was decided within the dedupe window (its decided marker
@@ -148,20 +150,14 @@ class GateClient(OrderTaker):
         (60 s) after it was written and until the audit writer has it; then from
         PostgreSQL (``trading_decisions``). None also once trimmed: :meth:`decided` tells
         the two apart."""
-        mark = self.redis.get(self.keys.decided(intent_id))
-        if mark is None:
+        ref = decision_ref(self.redis.get(self.keys.decided(intent_id)))
+        if ref is None:
             return None
-        text = mark.decode() if isinstance(mark, bytes) else str(mark)
-        ref = text.split(" ", 1)[0]  # "<stream id> <digest>", or a bare id (older markers)
-        rows = self.redis.xrange(self.keys.decisions, ref, ref)
-        fields = rows[0][1] if rows else None
-        if not fields:  # trimmed by retention: the marker outlives the stream entry
-            return None
-        return Decision.model_validate(parse_json(fields[DATA]))
+        return decision_of(self.redis.xrange(self.keys.decisions, ref, ref))
 
     def wait_decision(self, intent_id: str, timeout: float = 10.0) -> Decision | None:
         """Poll until the decision exists or ``timeout`` seconds pass (then None)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + check_timeout(timeout)
         delay = 0.002
         while True:
             found = self.decision(intent_id)
@@ -169,3 +165,10 @@ class GateClient(OrderTaker):
                 return found
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.1)
+
+    def submit_and_wait(
+        self, symbol: str, side: str, quantity: Number, *, timeout: float = 10.0, **intent: Any
+    ) -> Decision | None:
+        """:meth:`submit`, then :meth:`wait_decision` (None when none came in ``timeout``)."""
+        check_timeout(timeout)
+        return self.wait_decision(self.submit(symbol, side, quantity, **intent), timeout)

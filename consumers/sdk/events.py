@@ -1,34 +1,28 @@
 """What executors and operators publish on the events stream through the SDK: fills,
 cancels, expiries, releases, deposits, resumes and marks, each under an event id derived
-from what it is (``event_ids``), operator events signed with the operator key."""
+from what it is (``event_ids``), operator events signed with the operator key. The
+payloads are built and checked in ``payloads`` (shared with the asyncio client); a value
+the gate would refuse raises :class:`~consumers.sdk.payloads.InvalidField` here."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from redis import Redis
 
 from consumers.bus.keys import DATA, Keys
 from consumers.bus.signing import Signer
-from consumers.sdk.event_ids import (
-    _intent_part,
-    _stamp,
-    cancel_event_id,
-    derived_event_id,
-    fill_event_id,
-    mark_event_id,
-    token,
-)
+from consumers.sdk import payloads as build
+from consumers.sdk.payloads import Number
 
-Number = Decimal | int | str
+__all__ = ["EventPublisher", "Number", "event_json"]
 
 
-def _json(model_data: Mapping[str, Any]) -> str:
-    return json.dumps(model_data, separators=(",", ":"), default=str)
+def event_json(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), default=str)
 
 
 class EventPublisher:
@@ -38,16 +32,13 @@ class EventPublisher:
     keys: Keys
     operators: Signer
 
-    def _event(
-        self, payload: dict[str, Any], event_id: str | None = None, *, operator: bool = False
-    ) -> str:
-        """Publish one event under ``event_id`` (else ``payload["event_id"]``): always one
-        the caller derived or was given, never a random one (a retry must repeat it)."""
-        event_id = token("event_id", event_id or payload.get("event_id"))
-        payload = {"type": payload["type"], **payload, "event_id": event_id}
+    def _event(self, event: build.Event, *, operator: bool = False) -> str:
+        """Publish one checked event under its event id: always one the caller derived or
+        was given, never a random one (a retry must repeat it)."""
+        payload, event_id = event
         if operator:
             payload = self.operators.sign(payload)
-        self.redis.xadd(self.keys.events, {DATA: _json(payload)})
+        self.redis.xadd(self.keys.events, {DATA: event_json(payload)})
         return event_id
 
     def fill(
@@ -70,33 +61,26 @@ class EventPublisher:
         again (a retried call, a restarted executor) is applied once. Required unless
         ``event_id`` is given.
         """
-        if event_id is None:
-            if fill_id is None:
-                raise ValueError(
-                    "fill_id is required: the venue's id of this execution, so a retried "
-                    "report is applied once (or pass event_id=)"
-                )
-            event_id = fill_event_id(intent_id, fill_id)
-        payload: dict[str, Any] = {
-            "type": "fill",
-            "intent_id": intent_id,
-            "symbol": symbol,
-            "side": side,
-            "quantity": str(quantity),
-            "price": str(price),
-            "at": _stamp(at),
-        }
-        if fee is not None:
-            payload["fee"] = str(fee)
-        return self._event(payload, event_id)
+        return self._event(
+            build.fill_event(
+                intent_id,
+                symbol,
+                side,
+                quantity,
+                price,
+                fill_id=fill_id,
+                event_id=event_id,
+                at=at,
+                fee=fee,
+            )
+        )
 
     def cancel(
         self, intent_id: str, *, event_id: str | None = None, at: datetime | None = None
     ) -> str:
         """Release what is left of ``intent_id``'s reservation: event id ``cancel:<intent_id>``
         (an order is cancelled once)."""
-        payload: dict[str, Any] = {"type": "cancel", "intent_id": intent_id, "at": _stamp(at)}
-        return self._event(payload, event_id or cancel_event_id(intent_id))
+        return self._event(build.cancel_event(intent_id, event_id=event_id, at=at))
 
     def expired(
         self, intent_id: str, *, event_id: str | None = None, at: datetime | None = None
@@ -104,14 +88,7 @@ class EventPublisher:
         """Confirm the order for ``intent_id`` ended unfilled at its ``good_till`` (or
         was never placed): what was not filled of it is released. Event id
         ``expired:<intent_id>``."""
-        payload: dict[str, Any] = {
-            "type": "expired",
-            "intent_id": intent_id,
-            "at": _stamp(at),
-        }
-        return self._event(
-            payload, event_id or derived_event_id("expired", _intent_part(intent_id))
-        )
+        return self._event(build.expired_event(intent_id, event_id=event_id, at=at))
 
     def release(
         self, intent_id: str, operator: str, reason: str, *, event_id: str | None = None
@@ -119,18 +96,8 @@ class EventPublisher:
         """An operator releases the reservation of ``intent_id`` (an operator event):
         for an order known to be dead that no executor will confirm. Event id
         ``release:<intent_id>`` (a reservation is released once)."""
-        payload: dict[str, Any] = {
-            "type": "release",
-            "intent_id": intent_id,
-            "operator": operator,
-            "reason": reason,
-            "at": _stamp(None),
-        }
-        return self._event(
-            payload,
-            event_id or derived_event_id("release", _intent_part(intent_id)),
-            operator=True,
-        )
+        event = build.release_event(intent_id, operator, reason, event_id=event_id)
+        return self._event(event, operator=True)
 
     def deposit(
         self,
@@ -147,15 +114,8 @@ class EventPublisher:
         id is ``deposit:<reference>``, so the same deposit sent twice is applied once.
         Required unless ``event_id`` is given; one reference, one deposit.
         """
-        if event_id is None:
-            if reference is None:
-                raise ValueError(
-                    "reference is required: the transfer's id, so a retried deposit is "
-                    "applied once (or pass event_id=)"
-                )
-            event_id = derived_event_id("deposit", token("reference", reference))
-        payload: dict[str, Any] = {"type": "deposit", "amount": str(amount), "at": _stamp(at)}
-        return self._event(payload, event_id, operator=True)
+        event = build.deposit_event(amount, reference=reference, event_id=event_id, at=at)
+        return self._event(event, operator=True)
 
     def resume(
         self,
@@ -174,20 +134,8 @@ class EventPublisher:
         a stop that latched after it. ``riskgate resume`` uses a digest of the latches it
         read (:func:`resume_reference`). Required unless ``event_id`` is given.
         """
-        if event_id is None:
-            if reference is None:
-                raise ValueError(
-                    "reference is required: what this resume clears (resume_reference() "
-                    "of the latches), so a retried resume is applied once (or pass event_id=)"
-                )
-            event_id = derived_event_id("resume", token("reference", reference))
-        payload: dict[str, Any] = {
-            "type": "resume",
-            "operator": operator,
-            "reason": reason,
-            "at": _stamp(at),
-        }
-        return self._event(payload, event_id, operator=True)
+        event = build.resume_event(operator, reason, reference=reference, event_id=event_id, at=at)
+        return self._event(event, operator=True)
 
     def mark(
         self,
@@ -199,14 +147,4 @@ class EventPublisher:
     ) -> str:
         """Mark prices (and fx rates) at ``at`` (default now): event id
         ``mark:<at>:<digest of prices and fx>``, so the same observation is applied once."""
-        when = _stamp(at)
-        payload: dict[str, Any] = {
-            "type": "mark",
-            "prices": {s: str(p) for s, p in prices.items()},
-            "at": when,
-        }
-        if fx:
-            payload["fx"] = {c: str(r) for c, r in fx.items()}
-        if event_id is None:
-            event_id = mark_event_id(when, payload["prices"], payload.get("fx", {}))
-        return self._event(payload, event_id)
+        return self._event(build.mark_event(prices, at=at, fx=fx, event_id=event_id))

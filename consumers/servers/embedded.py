@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from consumers.servers.binaries import postgres_bin_dir, redis_server_binary
@@ -74,6 +75,7 @@ __all__ = [  # the servers' public face: what the rest of riskgate (and its test
     "database_url_for",
     "live_leases",
     "locked",
+    "on_first_use",
     "pin",
     "redis_url",
     "redis_url_for",
@@ -90,6 +92,17 @@ __all__ = [  # the servers' public face: what the rest of riskgate (and its test
 
 _STARTERS = {"redis": start_redis, "postgres": start_postgres}
 _STOPPERS = {"redis": stop_redis, "postgres": stop_postgres}
+
+#: told ``(kind, directory)`` when this process first uses an embedded server
+Listener = Callable[[Kind, Path], None]
+_listeners: list[Listener] = []
+
+
+def on_first_use(listener: Listener) -> None:
+    """Call ``listener(kind, directory)`` whenever this process starts using an embedded
+    server (the CLI says so on stderr: nobody mistakes it for the server a URL names)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 class Embedded:
@@ -109,6 +122,9 @@ class Embedded:
             _STARTERS[kind](self.layout)
             _add_lease(self.layout, _lease_name(kind, self.pid))
         self.held.add(kind)
+        where = self.layout.redis_dir if kind == "redis" else self.layout.pgdata
+        for listener in _listeners:
+            listener(kind, where)
 
     def release_all(self) -> None:
         """At exit: drop our leases; the last user stops the server."""

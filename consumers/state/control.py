@@ -187,6 +187,9 @@ def status(
         }
     return {
         "portfolio": keys.portfolio,
+        # never seen an event: no state written, nothing on any stream (a wrong server,
+        # prefix or portfolio name looks exactly like this; `riskgate status` exits 1)
+        "empty": snap.version == 0 and not any(s["length"] for s in streams.values()),
         "version": snap.version,
         "config_hash": cfg.config_hash,
         "halted": snap.flags.halted,

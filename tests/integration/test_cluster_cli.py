@@ -81,5 +81,9 @@ def test_cli_when_another_shard_failed_then_portfolios_on_live_masters_work(
     failing: Failing,
 ) -> None:
     """The failed shard does not stop the others (the client needs no full coverage)."""
+    # an event first: status of a portfolio that never saw one exits 1 (issue 15)
+    funded = cli("deposit", "100", "--reference", "r1", "--portfolio", failing.alive,
+                 url=failing.live_url)  # fmt: skip
+    assert funded.returncode == 0, funded.stderr
     done = cli("status", "--json", "--portfolio", failing.alive, url=failing.live_url)
     assert done.returncode == 0, done.stderr

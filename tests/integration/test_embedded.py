@@ -43,7 +43,9 @@ def test_processes_when_same_data_dir_then_share_servers_and_last_one_out_stops_
             assert gate.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         assert (
-            _riskgate(data, "deposit", "2500", "--reference", "d1", "--portfolio", "p1").returncode
+            _riskgate(
+                data, "deposit", "2500", "--reference", "d1", "--portfolio", "p1", "--embedded"
+            ).returncode
             == 0
         )
         info = embedded.status(data)["redis"]
@@ -74,7 +76,15 @@ def test_servers_command_when_started_then_pinned_until_stopped(tmp_path: Path) 
         assert started.returncode == 0, started.stderr
         info = json.loads(_riskgate(data, "servers", "--json").stdout)
         assert info["redis"]["running"] and info["postgres"]["running"]
-        assert _riskgate(data, "migrate").returncode == 0  # joins; leaves them running
+        migrated = _riskgate(data, "migrate")  # joins; leaves them running
+        assert migrated.returncode == 0, migrated.stderr
+        # says which server, and names the socket's database, not ".../postgres:5432/riskgate"
+        assert migrated.stderr.splitlines() == [
+            f"riskgate: using the embedded PostgreSQL in {data}/postgres (DATABASE_URL is not set)"
+        ]
+        assert (
+            migrated.stdout.startswith("riskgate on socket /") and ":5432/" not in migrated.stdout
+        )
         assert embedded.status(data)["postgres"]["running"]  # type: ignore[index]
     finally:
         stopped = _riskgate(data, "servers", "stop")

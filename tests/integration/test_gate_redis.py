@@ -238,8 +238,20 @@ def test_readme_flow_when_gate_and_submit_wait_then_decision_printed(
         check=False,
     )
     assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()  # one line by default; --json for the whole object
+    assert ": approved buy 0.01000 BTC/USDT @ 100,000.00 stop 94,000.00" in line, line
+    out = subprocess.run(
+        [*run, "submit", "BTC/USDT", "buy", "0.02", "--price", "100000", "--wait", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
     decision = json.loads(out.stdout)
-    assert (decision["status"], decision["approved_quantity"]) == ("approved", "0.01")
+    assert (decision["status"], decision["approved_quantity"]) == ("approved", "0.02")
     status = subprocess.run(
         [*run, "status", "--json"],
         env=env,
@@ -250,7 +262,7 @@ def test_readme_flow_when_gate_and_submit_wait_then_decision_printed(
         check=True,
     )
     report = json.loads(status.stdout)
-    assert report["equity"] == "100000" and len(report["reservations"]) == 1
+    assert report["equity"] == "100000" and len(report["reservations"]) == 2
     assert report["streams"]["intents"]["groups"][0]["pending"] == 0
 
 

