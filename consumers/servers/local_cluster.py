@@ -230,8 +230,16 @@ class LocalCluster:
     def master_for_slot(self, slot: int) -> Node:
         return next(n for n in self.nodes() if n.master and n.holds(slot))
 
-    def replica_of(self, master: Node) -> Node:
-        return next(n for n in self.nodes() if n.master_id == master.node_id)
+    def replica_of(self, master: Node, timeout: float = 30) -> Node:
+        """``master``'s replica, once the node asked has heard of it (gossip)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [n for n in self.nodes() if n.master_id == master.node_id]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no replica of :{master.port} in the cluster's view")
+            time.sleep(0.1)
 
     # -- health --------------------------------------------------------------------------
 
