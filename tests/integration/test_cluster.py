@@ -97,7 +97,7 @@ def test_cluster_when_portfolios_on_all_three_masters_then_every_intent_decided_
             assert status.returncode == 0, status.stderr
             assert json.loads(status.stdout)["portfolio"] == p
             done = cli("submit", "BTC/USDT", "buy", "0.002", "--price", "100000", "--wait",
-                       "--portfolio", p, url=url)  # fmt: skip
+                       "--json", "--portfolio", p, url=url)  # fmt: skip
             assert done.returncode == 0, done.stderr
             assert json.loads(done.stdout)["status"] == "approved"
         codes = procs.stop_all()

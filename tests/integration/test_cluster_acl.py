@@ -70,6 +70,7 @@ def test_acl_when_applied_through_one_cluster_node_then_every_node_has_the_users
     decision = agent.decision(intent_id)
     assert decision is not None and decision.status.value == "approved"
 
+    capsys.readouterr()  # the in-process worker's decision log lines
     assert main(["status", "--portfolio", portfolio, "--redis-url", agent_url]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
