@@ -42,6 +42,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     settings = GateSettings(
         consumer=args.consumer or default_consumer_name(),
         batch=args.batch,
+        pipeline=args.pipeline,
         block_ms=args.block_ms,
         min_idle_ms=args.min_idle_ms,
         max_deliveries=args.max_deliveries,
@@ -148,6 +149,13 @@ def register(sub: Sub) -> None:
     p.add_argument("--consumer", help="consumer name (default: host-pid)")
     # string defaults: argparse converts them, so a bad variable is reported like a flag
     p.add_argument("--batch", type=int, default=env_text("RISKGATE_BATCH", "256"))
+    p.add_argument(
+        "--pipeline",
+        type=int,
+        default=env_text("RISKGATE_PIPELINE", "4"),
+        help="decide the next batch while Redis commits this one, up to this many batches "
+        "in a row (1: one batch at a time)",
+    )
     p.add_argument("--block-ms", type=int, default=env_text("RISKGATE_BLOCK_MS", "1000"))
     p.add_argument(
         "--min-idle-ms",

@@ -21,6 +21,7 @@ from consumers.gate_worker.intake import Intake, PortfolioEvent
 from consumers.gate_worker.plan_events import HALTING_EVENTS, EventSteps, _follow, _halted
 from consumers.gate_worker.plan_intents import IntentSteps
 from consumers.gate_worker.planned import UNSIGNED, Planned, log, order_json
+from consumers.gate_worker.stages import NO_STAGES, Stages
 from consumers.state.changes import approvals_touched, changes
 from consumers.state.store import Loaded
 from gate.decide import BatchResult, decide_batch
@@ -58,8 +59,10 @@ class Planner(EventSteps, IntentSteps):
         event_window: timedelta | None = None,
         marker_ttl_s: int = 900,
         intent_window: timedelta | None = None,
+        stages: Stages = NO_STAGES,
     ) -> None:
         self.worker = worker
+        self.stages = stages  # where the time goes: deciding within planning
         self.max_deliveries = max_deliveries
         self.signer = signer
         self.operators = operators  # verifies deposits and resumes (off: accept all)
@@ -206,7 +209,8 @@ class Planner(EventSteps, IntentSteps):
     ) -> BatchResult:
         cfg = loaded.config
         try:
-            result = decide_batch([i for _, i in intents], snapshot, cfg, now, exposure=book)
+            with self.stages.time("decide"):
+                result = decide_batch([i for _, i in intents], snapshot, cfg, now, exposure=book)
             decided = list(zip(intents, result.decisions, strict=True))
         except Exception:
             log.exception("intent batch failed; deciding one by one")

@@ -40,6 +40,13 @@ unless the lease still holds that value, and :meth:`Committer.commit` raises
 once a standby took over; exactly-once never depended on it (the markers and the version
 check give that), but one owner at a time now holds for commits too.
 
+**Sent now, answered later** (:meth:`Committer.send`): the same EVALSHA, written to a
+connection of its own whose reply is read when the worker asks for it, so the worker
+decides the next batch while Redis reads and runs this one (handle.py, "pipelined
+commits"). A reply never read (the worker stopped or gave up) closes that connection:
+the commit happened or it did not, and the markers and the version check make either
+safe.
+
 The script is in ``commit_lua.py``, the plan and the outcome in ``commit_plan.py``.
 """
 
@@ -48,9 +55,11 @@ from __future__ import annotations
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 from consumers.bus.keys import Keys
 from consumers.bus.lease import Lease, LeaseLost
+from consumers.bus.nodes import node_client, refresh
 from consumers.gate_worker.commit_lua import COMMIT_LUA
 from consumers.gate_worker.commit_plan import (
     AppliedEntry,
@@ -68,6 +77,7 @@ __all__ = [
     "Committer",
     "DeadEntry",
     "DecidedEntry",
+    "InFlight",
     "LeaseLost",
     "Outcome",
 ]
@@ -151,7 +161,29 @@ class Committer:
 
     def commit(self, plan: CommitPlan) -> Outcome:
         keys, args = self.encode(plan)
-        reply = self.script(keys=keys, args=args)
+        return self.outcome(plan, self.script(keys=keys, args=args))
+
+    def send(self, plan: CommitPlan) -> InFlight:
+        """Send ``plan``'s commit on a connection of its own and return at once; the
+        outcome is :meth:`InFlight.outcome`'s (which raises what :meth:`commit` would).
+        (A loopback or LAN socket's send buffer, autotuned to megabytes, takes a whole
+        batch without waiting for Redis to read it.)"""
+        keys, args = self.encode(plan)
+        client = node_client(self.redis, self.keys.state)  # the portfolio's primary
+        pool = client.connection_pool
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            if client is not self.redis:
+                refresh(self.redis)
+            raise
+        return InFlight(self, plan, client, conn)
+
+    def outcome(self, plan: CommitPlan, reply: Any) -> Outcome:
+        """What the script's ``reply`` says of ``plan`` (raises CommitError, LeaseLost)."""
         kind = _text(reply[0])
         if kind == "invalid":
             raise CommitError(f"commit refused, nothing written: {_text(reply[1])}")
@@ -188,6 +220,40 @@ class Committer:
                 for j in range(0, len(pairs), 2)
             ),
         )
+
+
+class InFlight:
+    """A commit sent and not yet answered (:meth:`Committer.send`). Exactly one of
+    :meth:`outcome` and :meth:`abandon` is called, once."""
+
+    def __init__(self, committer: Committer, plan: CommitPlan, client: Redis, conn: Any) -> None:
+        self.committer = committer
+        self.plan = plan
+        self.client = client
+        self.conn = conn
+
+    def outcome(self) -> Outcome:
+        """Wait for the reply. A server that lost the script (restarted, flushed) ran
+        nothing: the commit is made again the ordinary way, which loads it."""
+        pool = self.client.connection_pool
+        try:
+            reply = self.conn.read_response()
+        except NoScriptError:
+            pool.release(self.conn)
+            return self.committer.commit(self.plan)
+        except BaseException:  # the reply may be half read: the connection is not reused
+            self.abandon()
+            if self.client is not self.committer.redis:
+                refresh(self.committer.redis)
+            raise
+        pool.release(self.conn)
+        return self.committer.outcome(self.plan, reply)
+
+    def abandon(self) -> None:
+        """Never read the reply: close the connection (the commit ran or it did not;
+        the markers and the version check make either safe)."""
+        self.conn.disconnect()
+        self.client.connection_pool.release(self.conn)
 
 
 def _text(value: bytes | str | int) -> str:

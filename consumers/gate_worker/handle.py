@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +17,25 @@ from consumers.bus.streams import Entry
 from consumers.gate_worker.batch import Planned, Planner
 from consumers.gate_worker.commit import Committer, Outcome
 from consumers.gate_worker.housekeeping import Housekeeping
-from consumers.gate_worker.intake import sort_entries
+from consumers.gate_worker.intake import Intake, sort_entries
 from consumers.gate_worker.phases import PhaseEvents
 from consumers.gate_worker.settings import GateSettings
+from consumers.gate_worker.stages import Stages
 from consumers.ops.telemetry import GateTelemetry
 from consumers.state.store import Loaded, Store
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
 from schemas.messages import Status
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch planned to commit on ``loaded``."""
+
+    planned: Planned
+    loaded: Loaded
+    entries: list[Entry]
+    intake: Intake
 
 
 class BatchHandling(PhaseEvents, Housekeeping):
@@ -43,6 +54,11 @@ class BatchHandling(PhaseEvents, Housekeeping):
     log: Any
     clock: Callable[[], datetime]
     telemetry: GateTelemetry | None
+    stages: Stages
+    _drain: bool
+
+    def _read(self, *, pending: bool, block_ms: int | None = None) -> list[Entry]:
+        raise NotImplementedError  # the worker's
 
     def process(self, entries: list[Entry]) -> None:
         """Handle one batch; entries that reuse an intent id of an earlier entry of the
@@ -51,7 +67,8 @@ class BatchHandling(PhaseEvents, Housekeeping):
         while rest:
             rest = self._process_once(rest)
 
-    def _process_once(self, entries: list[Entry]) -> list[Entry]:
+    def _intake(self, entries: list[Entry]) -> Intake:
+        """Phase events applied; the rest sorted into intents and events."""
         phase_entries = [e for e in entries if e.stream == self.keys.phases]
         if phase_entries:
             self.apply_phase_events(phase_entries)
@@ -61,38 +78,46 @@ class BatchHandling(PhaseEvents, Housekeeping):
             self.settings.max_deliveries,
         )
         self.stats["oversize"] += intake.oversize
+        return intake
+
+    def _process_once(self, entries: list[Entry]) -> list[Entry]:
+        with self.stages.time("parse"):
+            intake = self._intake(entries)
+        return self._until_committed(intake, entries)
+
+    def _until_committed(
+        self,
+        intake: Intake,
+        entries: list[Entry],
+        tried: tuple[Loaded, Planned, Outcome] | None = None,
+    ) -> list[Entry]:
+        """Plan and commit ``intake`` until a commit takes it; on a lost race or entries
+        already decided, plan again from a fresh snapshot. ``tried``: a first attempt
+        already made (a pipelined commit that did not go through)."""
         done_intents: set[str] = set()
         done_events: set[str] = set()
         reused: dict[str, str] = {}
         conflicts = 0
         while True:
-            loaded = self.loaded
-            if loaded is None:
-                loaded = self._reload()
-            planned = self.planner.plan(
-                intake,
-                loaded,
-                self.clock(),
-                done_intents=done_intents,
-                done_events=done_events,
-                exposure=self.exposure,
-                reused=reused,
-            )
-            if planned.plan.empty():
-                return intake.later
-            outcome = self.committer.commit(planned.plan)
-            if outcome.kind == "ok":
-                self._unproven(outcome)
-                self.loaded = Loaded(
-                    replace(planned.snapshot, version=outcome.version), loaded.config
+            if tried is not None:
+                loaded, planned, outcome = tried
+                tried = None
+            else:
+                loaded = self.loaded or self._reload()
+                planned = self._plan(
+                    intake,
+                    loaded,
+                    done_intents=done_intents,
+                    done_events=done_events,
+                    exposure=self.exposure,
+                    reused=reused,
                 )
-                self.exposure = planned.exposure
-                if self.settings.verify_exposure:
-                    self._verify(planned, loaded.config)
-                self._report(planned, entries)
-                if self.settings.durable:
-                    self.publish()
-                self.stats["intent_id_reused"] += planned.reused
+                if planned.plan.empty():
+                    return intake.later
+                with self.stages.time("commit"):
+                    outcome = self.committer.commit(planned.plan)
+            if outcome.kind == "ok":
+                self._committed(planned, loaded, outcome, entries)
                 return intake.later
             self._stale = self.loaded
             self.loaded = None
@@ -114,6 +139,144 @@ class BatchHandling(PhaseEvents, Housekeeping):
             # another worker committed first: let it keep going for a moment rather than
             # racing it again (each lost race costs a full reload and re-decision)
             time.sleep(random.uniform(0.001, min(0.05, 0.004 * 2**conflicts)))
+
+    def _plan(
+        self,
+        intake: Intake,
+        loaded: Loaded,
+        *,
+        exposure: Exposure | None,
+        done_intents: Collection[str] = (),
+        done_events: Collection[str] = (),
+        reused: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> Planned:
+        with self.stages.time("encode"):
+            return self.planner.plan(
+                intake,
+                loaded,
+                self.clock() if now is None else now,
+                done_intents=done_intents,
+                done_events=done_events,
+                exposure=exposure,
+                reused=reused,
+            )
+
+    def _committed(
+        self, planned: Planned, loaded: Loaded, outcome: Outcome, entries: list[Entry]
+    ) -> None:
+        """A commit went through: the snapshot it wrote is ours; count and log it."""
+        with self.stages.time("report"):
+            self._unproven(outcome)
+            self.loaded = Loaded(replace(planned.snapshot, version=outcome.version), loaded.config)
+            self.exposure = planned.exposure
+            if self.settings.verify_exposure:
+                self._verify(planned, loaded.config)
+            self._report(planned, entries)
+            if self.settings.durable:
+                self.publish()
+            self.stats["intent_id_reused"] += planned.reused
+
+    # -- pipelined commits ---------------------------------------------------------------
+    #
+    # While Redis runs batch N's commit script the worker decides batch N+1 on top of the
+    # snapshot N's commit will write: N+1's entries (and Redis's clock) are read before N
+    # is sent, N+1 is planned while N runs, and N+1 is sent once N's reply says it went
+    # through, with the version N produced as its expected version. N+1 is therefore
+    # never committed on a state other than the one it was decided on: if N conflicted,
+    # met entries already decided, or failed, the plan of N+1 is dropped unsent, N is
+    # finished the ordinary way (fresh snapshot, plan again) and N+1 after it. One
+    # commit is in flight at a time, and none once the step returns; the version check
+    # and the markers keep exactly-once as before.
+
+    def pipelined(self, entries: list[Entry]) -> int:
+        """Handle ``entries`` and up to ``settings.pipeline - 1`` batches more read
+        after them, each decided while the one before is committed. Returns how many
+        entries were handled in all."""
+        if not self._pipelinable(entries):
+            self.process(entries)
+            return len(entries)
+        with self.stages.time("parse"):
+            intake = self._intake(entries)
+        if intake.later:
+            rest = self._until_committed(intake, entries)
+            while rest:
+                rest = self._process_once(rest)
+            return len(entries)
+        loaded = self.loaded or self._reload()
+        current: _Batch | None = _Batch(
+            self._plan(intake, loaded, exposure=self.exposure), loaded, entries, intake
+        )
+        handled = len(entries)
+        rounds = 1
+        while current is not None and not current.planned.plan.empty():
+            ahead: list[Entry] = []
+            at: datetime | None = None
+            if rounds < self.settings.pipeline:
+                # before the commit, not behind it: the next entries, and the clock to
+                # decide them by (Redis runs one command at a time: asked later, TIME
+                # would wait for the commit script to end)
+                with self.stages.time("read"):
+                    ahead = self._read(pending=False, block_ms=0)
+                    at = self.clock() if ahead else None
+            if not ahead:
+                with self.stages.time("commit"):
+                    outcome = self.committer.commit(current.planned.plan)
+                self._finish(current, outcome)
+                return handled
+            rounds += 1
+            handled += len(ahead)
+            try:
+                with self.stages.time("send"):
+                    inflight = self.committer.send(current.planned.plan)
+                following = self._plan_ahead(current, ahead, at)
+                with self.stages.time("commit"):
+                    outcome = inflight.outcome()
+                if not self._finish(current, outcome):
+                    following = None
+            except BaseException:
+                self._drain = True  # what was read ahead is ours and pending: read again
+                raise
+            if following is None:
+                self.process(ahead)
+                return handled
+            assert self.loaded is not None
+            following.planned.plan.expected_version = outcome.version
+            following.loaded = self.loaded
+            current = following
+        return handled
+
+    def _finish(self, batch: _Batch, outcome: Outcome) -> bool:
+        """The commit of ``batch`` answered: True if it went through as planned; else the
+        batch is committed the ordinary way (what was planned on top of it is void)."""
+        if outcome.kind == "ok":
+            self._committed(batch.planned, batch.loaded, outcome, batch.entries)
+            return True
+        self.stats["pipeline_replans"] += 1
+        self._until_committed(batch.intake, batch.entries, (batch.loaded, batch.planned, outcome))
+        return False
+
+    def _plan_ahead(self, sent: _Batch, ahead: list[Entry], at: datetime | None) -> _Batch | None:
+        """Plan ``ahead`` on the snapshot ``sent`` will write; None: it goes the ordinary
+        way once ``sent`` is done (phase events, reused ids in the batch, a planning error)."""
+        if not self._pipelinable(ahead):
+            return None
+        try:
+            with self.stages.time("parse"):
+                intake = sort_entries(ahead, self.keys.intents, self.settings.max_deliveries)
+            if intake.later:
+                return None
+            base = Loaded(sent.planned.snapshot, sent.loaded.config)
+            planned = self._plan(intake, base, exposure=sent.planned.exposure, now=at)
+        except Exception as exc:  # decided again the ordinary way, which reports it
+            self.log.warning("planning ahead failed; deciding the batch again", error=repr(exc))
+            return None
+        self.stats["oversize"] += intake.oversize
+        return _Batch(planned, base, ahead, intake)
+
+    def _pipelinable(self, entries: list[Entry]) -> bool:
+        """Phase events change the configuration between batches: not planned ahead."""
+        return all(e.stream != self.keys.phases for e in entries)
 
     def _unproven(self, outcome: Outcome) -> None:
         """Markers whose commit never wrote its state: not proof, so decided again."""

@@ -19,6 +19,8 @@ from consumers.bus.streams import MAX_BATCH_BYTES
 from gate.ledger import event_window
 from schemas.config import AssetsConfig
 
+MAX_PIPELINE = 64  # batches one step may pipeline: the lease is renewed between steps
+
 
 @dataclass(frozen=True, slots=True)
 class GateSettings:
@@ -45,6 +47,9 @@ class GateSettings:
     # before enrichment; while most of a batch is, the next read takes flood_read_factor
     # times as many entries, so a flood drains fast and other agents' intents with it
     agent_quota: bool = True
+    # pipelined commits (handle.py): a step decides the next batch while Redis commits
+    # this one, up to this many batches in a row (1: one batch a step, nothing overlapped)
+    pipeline: int = 4
     flood_read_factor: int = 4
     # durable approvals (consumers/state/outbox.py): decisions and orders are published only
     # once this many replicas (and, with aof, the append-only files) hold the commit
@@ -208,6 +213,7 @@ def settings_problems(s: GateSettings, config: AssetsConfig) -> list[str]:
     whole("deadletter_max", 1)
     whole("max_batch_bytes", 1)
     whole("flood_read_factor", 1, 1000)
+    whole("pipeline", 1, MAX_PIPELINE, why=" (batches decided while the one before commits)")
     whole("replicas", 0, MAX_REPLICAS)
     whole("wait_timeout_ms", 1, MAX_WAIT_MS, why=" (0 would wait forever)")
     _serving_problems(s, whole, seconds, out)

@@ -59,6 +59,7 @@ from consumers.gate_worker.settings import (
     intent_window,
     settings_problems,
 )
+from consumers.gate_worker.stages import Stages
 from consumers.ops.telemetry import GateTelemetry, serve_gate, serving
 from consumers.state.codec import StateError
 from consumers.state.outbox import DurabilityError, Outbox
@@ -110,6 +111,7 @@ class GateWorker(BatchHandling, Ownership):
         self.settings = settings
         self.clock = clock or redis_clock(redis, keys.state)
         self.store = Store(redis, keys, config)
+        self.stages = Stages()  # where the loop's time goes (stages.py)
         self.committer = Committer(
             redis,
             keys,
@@ -144,6 +146,7 @@ class GateWorker(BatchHandling, Ownership):
             # older intents may have outlived their decided marker: refused, not decided
             marker_ttl_s=settings.marker_ttl_s,
             intent_window=intent_window(settings.marker_ttl_s, config),
+            stages=self.stages,
         )
         self._flooded = False  # most of the last batch was past an agent's quota
         self.loaded: Loaded | None = None  # the last committed snapshot, if still ours
@@ -283,9 +286,13 @@ class GateWorker(BatchHandling, Ownership):
         """Read one batch of new entries (blocking up to ``block_ms``, default the
         setting's; 0: not at all) and handle it."""
         block = self.settings.block_ms if block_ms is None else block_ms
-        entries = self._read(pending=False, block_ms=block)
-        if entries:
-            self.process(entries)
+        with self.stages.time("read"):
+            entries = self._read(pending=False, block_ms=block)
+        if not entries:
+            return 0
+        if self.settings.pipeline > 1:
+            return self.pipelined(entries)  # and up to pipeline - 1 batches more
+        self.process(entries)
         return len(entries)
 
     def drain_pending(self) -> bool:
