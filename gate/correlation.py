@@ -15,7 +15,7 @@ Either way the cost follows the number of known pairs of S, not the number of as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import chain
@@ -92,20 +92,21 @@ class Correlated:
         Within a batch exposure only grows, so the list changes only when a symbol gains
         exposure from none: cached on the exposure's revision.
         """
-        cls = self._class(symbol)
-        if self.unknown_counts:  # every exposed symbol may count
-            same_class = dict.fromkeys(self.exposure.symbol_class)
-        else:
-            same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
         key = (self.exposure.revision, limit)
         cached = self._members.get(symbol)
         if cached is not None and cached[0] == key:
             return cached[1]
+        cls = self._class(symbol)
+        same_class: Iterable[str]
+        if self.unknown_counts:  # every exposed symbol may count
+            same_class = self.exposure.symbol_class
+        else:
+            same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
         out = self._collect(symbol, same_class, limit)
         self._members[symbol] = (key, out)
         return out
 
-    def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:
+    def _collect(self, symbol: str, same_class: Iterable[str], limit: int) -> list[str]:
         out: list[str] = []
         known = (o for o, correlated in self._known(symbol) if correlated)
         for other in chain(same_class, known):

@@ -554,7 +554,11 @@ class _Book:
 def apply_events(
     snapshot: Snapshot, events: Iterable[PortfolioEvent], config: AssetsConfig, now: datetime
 ) -> Applied:
-    """Apply events in order at the gate's clock ``now``; implausible ones are refused."""
+    """Apply events in order at the gate's clock ``now``; implausible ones are refused.
+    No events: the snapshot itself (a batch of intents alone copies nothing)."""
+    events = list(events)
+    if not events:
+        return Applied(snapshot, ())
     book = _Book(snapshot, config, now)
     for ev in events:
         why = refusal(ev, book.account.cash, config, now)

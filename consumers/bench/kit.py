@@ -96,7 +96,8 @@ def prepare(redis: Redis, keys: Keys, cfg: AssetsConfig, equity: str) -> None:
 
 
 def intents(cfg: AssetsConfig, n: int, symbols: Sequence[str], tag: str) -> list[bytes]:
-    """n small opening intents spread over ``symbols`` and over n/50 agents."""
+    """n small opening intents spread over ``symbols`` and over n/50 agents, $50 to $549
+    each: no two of an agent's alike, so none is a duplicate order (a cheap rejection)."""
     now = datetime.now(UTC)
     agents = max(1, n // 50)
     out = []
@@ -105,7 +106,8 @@ def intents(cfg: AssetsConfig, n: int, symbols: Sequence[str], tag: str) -> list
         asset = cfg.assets[sym]
         price = asset.reference_price
         fx = cfg.risk_management.fx_rates.get(asset.trading.quote_currency, D(1))
-        qty = max(asset.risk.min_size, floor_to_lot(D(50) / (price * fx), asset.risk.lot_size))
+        notional = D(50 + i % 500)
+        qty = max(asset.risk.min_size, floor_to_lot(notional / (price * fx), asset.risk.lot_size))
         intent = TradeIntent.model_validate(
             {
                 "intent_id": f"{tag}-{i}",

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis
 
-from consumers.bench import kit
+from consumers.bench import kit, stages
 from consumers.bus.keys import DATA, Keys
 from consumers.bus.streams import ensure_group
 from schemas.config import AssetsConfig
@@ -41,6 +41,7 @@ class Plan:
     batch: int = 256
     portfolios: int = 8  # one process serving this many, the intents spread over them
     repeats: int = 2  # the 1/2/4-process runs, interleaved; the best of each is kept
+    reservations: int = 100_000  # the state-size row: live reservations (and positions[-1])
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
@@ -215,6 +216,14 @@ class Bench:
             cfg = self.base if n == len(self.base.assets) else kit.synthetic_config(self.base, n)
             out["assets_scaling"][str(n)] = round(self.throughput(1, cfg, list(cfg.assets)))
         out["peak_rss_mb"] = max(self.rss) if self.rss else None
+        out["one_worker"] = stages.run(
+            self.redis,
+            self.base,
+            intents=p.intents,
+            reservations=p.reservations,
+            positions=p.positions[-1],
+            say=self.say,
+        )
         return out
 
 
@@ -240,6 +249,8 @@ def table(r: dict[str, Any]) -> str:
     for n, v in r["assets_scaling"].items():
         lines.append(f"{n:>5} configured assets  {v:>8} intents/s")
     lines.append(f"peak RSS per worker     {r['peak_rss_mb']} MB")
+    if "one_worker" in r:
+        lines += stages.table(r["one_worker"])
     return "\n".join(lines)
 
 
