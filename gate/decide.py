@@ -20,6 +20,7 @@ from gate.checks import pct, reason
 from gate.correlation import Correlated
 from gate.enrich import Context, enrich
 from gate.exposure import Exposure
+from gate.layered import changed
 from gate.limits import (
     ORDER_CAPS,
     Limit,
@@ -120,8 +121,9 @@ class _Batch:
         self._gates_after: dict[str, tuple[checks.Gate, ...]] = {}
 
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
-        reservations = dict(self.snapshot.reservations)
-        reservations.update((r.intent_id, r) for r in self.reserved)
+        reservations = changed(
+            self.snapshot.reservations, ((r.intent_id, r) for r in self.reserved)
+        )
         snap = replace(
             self.snapshot, reservations=reservations, rates=self.rates, approvals=self.approvals
         )

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from gate.layered import Draft
 from gate.money import ONE, ZERO
 from gate.portfolio import (
     Halt,
@@ -211,7 +212,7 @@ class _Book:
         self.now = now
         self.account = snapshot.account
         self.positions = dict(snapshot.positions)
-        self.reservations = dict(snapshot.reservations)
+        self.reservations = Draft(snapshot.reservations)  # copies nothing
         self.marks = dict(snapshot.marks)
         self.notes: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str]] = []
@@ -227,7 +228,7 @@ class _Book:
             self.base,
             account=self.account,
             positions=self.positions,
-            reservations=self.reservations,
+            reservations=self.reservations.done(),
             marks=self.marks,
         )
 
