@@ -20,7 +20,7 @@ their mark. When a mark moves under reserved quantity the reserved part is rebui
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -113,22 +113,35 @@ class Exposure:
             exp.reserve(r, snapshot.account, config)
         return exp
 
-    def rebase(self, old: Snapshot, new: Snapshot, config: AssetsConfig) -> Exposure:
+    def rebase(
+        self,
+        old: Snapshot,
+        new: Snapshot,
+        config: AssetsConfig,
+        touched: Collection[str] | None = None,
+    ) -> Exposure:
         """This exposure (of every reservation in ``old``) moved to ``new``, by identity.
 
         Entries that are the same objects in both are not touched, so a reload that
-        reuses decoded objects costs what changed. Rates moved: built from scratch.
+        reuses decoded objects costs what changed; with ``touched`` (the only
+        reservation ids that may differ) it looks at those alone. Rates moved: built
+        from scratch.
         """
         if dict(new.account.fx) != dict(old.account.fx) or self.repriced(new):
             return Exposure.of(new, config)
         out = self.copy()
         out.refs = reference_prices(new)  # equal for every symbol with reserved quantity
-        for key, r in old.reservations.items():
-            if new.reservations.get(key) is not r:
-                out.release(r, old.account, config)
-        for key, r in new.reservations.items():
-            if old.reservations.get(key) is not r:
-                out.reserve(r, new.account, config)
+        if touched is None:
+            keys: Iterable[str] = old.reservations.keys() | new.reservations.keys()
+        else:
+            keys = touched
+        for key in keys:
+            was, now = old.reservations.get(key), new.reservations.get(key)
+            if was is not now:
+                if was is not None:
+                    out.release(was, old.account, config)
+                if now is not None:
+                    out.reserve(now, new.account, config)
         positions_moved = len(old.positions) != len(new.positions) or any(
             new.positions.get(s) is not p for s, p in old.positions.items()
         )

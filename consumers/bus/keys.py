@@ -112,6 +112,13 @@ class Keys:
         return self.base + "state"
 
     @property
+    def changes(self) -> str:
+        """Stream: the state's change log, one entry per version bump: ``v`` (the version
+        made, on a commit's entries) and ``f`` (a JSON array of the state fields it set or
+        deleted); a reload reads what changed since its version (consumers/state/changelog.py)."""
+        return self.base + "changes"
+
+    @property
     def control(self) -> str:
         """Hash: halted, asset:<symbol>, class:<class>, earnings:<symbol>, regime:<symbol>."""
         return self.base + "control"

@@ -68,6 +68,7 @@ from consumers.gate_worker.commit_plan import (
     DecidedEntry,
     Outcome,
 )
+from consumers.state.changelog import CHANGES_KEEP
 
 __all__ = [
     "COMMIT_LUA",
@@ -124,7 +125,7 @@ class Committer:
         """The script's KEYS and ARGV for ``plan`` (the layout is in COMMIT_LUA)."""
         k = self.keys
         outputs = [k.outbox, k.outbox] if self.outbox else [k.decisions, k.orders]
-        keys = [k.state, k.intents, k.events, *outputs, k.deadletter]
+        keys = [k.state, k.intents, k.events, *outputs, k.deadletter, k.changes]
         keys += [k.decided(d.intent_id) for d in plan.decided]
         keys += [k.applied(a.event_id) for a in plan.applied]
         args: list[Any] = [
@@ -140,6 +141,7 @@ class Committer:
             len(plan.ack_events),
             len(plan.notices),
             1 if self.outbox else 0,
+            CHANGES_KEEP,
         ]
         for d in plan.decided:
             args += (d.msg_id, d.decision, d.order, d.digest, d.ttl_s or self.marker_ttl_s)

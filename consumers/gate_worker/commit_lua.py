@@ -5,9 +5,10 @@ the outputs and the acks last. The phases and the markers are explained in
 from __future__ import annotations
 
 COMMIT_LUA = r"""
--- KEYS: 1 state, 2 intents, 3 events, 4 decisions, 5 orders, 6 dead letters; then one
---   decided marker per decided intent and one applied marker per applied event; then,
---   for a fenced commit (a gate holding the portfolio's lease), the lease key.
+-- KEYS: 1 state, 2 intents, 3 events, 4 decisions, 5 orders, 6 dead letters, 7 the
+--   state's change log; then one decided marker per decided intent and one applied
+--   marker per applied event; then, for a fenced commit (a gate holding the
+--   portfolio's lease), the lease key.
 --   A durable gate (ARGV[12] = 1) names its outbox as both 4 and 5.
 -- ARGV: 1 expected version, 2 group, 3 decided, 4 applied, 5 dead letters,
 --   6 fields to set, 7 fields to delete, 8 marker TTL, 9 intents to ack, 10 events to
@@ -17,6 +18,10 @@ COMMIT_LUA = r"""
 --   notices, the (field, value) pairs to set, the fields to delete, the ack ids; last,
 --   for a fenced commit, the lease value the committer holds: the batch is refused
 --   ('fenced', nothing written) unless the lease still holds exactly that value.
+--   ARGV[13]: how many entries the change log keeps (about).
+-- Every commit adds one entry to the change log: v (the version it made) and f (a JSON
+-- array of the state fields it set or deleted), so a reload reads what changed since
+-- the version it holds instead of the whole state (consumers/state/store.py).
 
 -- unpack() has a stack limit: call variadic commands 1000 arguments at a time
 local function chunked(cmd, key, head, items)
@@ -62,7 +67,7 @@ local function get_string(key, what)  -- value or false; nil, problem when not a
 end
 
 local function check()  -- nil, or what is wrong; reads only
-  if #ARGV < 12 then return 'ARGV has ' .. #ARGV .. ' entries, fewer than its 12 counts' end
+  if #ARGV < 13 then return 'ARGV has ' .. #ARGV .. ' entries, fewer than its 13 counts' end
   local names = {[3] = 'decided intents', [4] = 'applied events', [5] = 'dead letters',
     [6] = 'fields to set', [7] = 'fields to delete', [9] = 'intents to ack',
     [10] = 'events to ack', [11] = 'notices'}
@@ -75,11 +80,11 @@ local function check()  -- nil, or what is wrong; reads only
     end
   end
   local ni, ne, nd, nnotice = n[3], n[4], n[5], n[11]
-  local fence = (#KEYS == 7 + ni + ne) and 1 or 0  -- the lease key and value, last
-  local want = 12 + 5 * ni + ne + 3 * nd + nnotice + 2 * n[6] + n[7] + n[9] + n[10] + fence
+  local fence = (#KEYS == 8 + ni + ne) and 1 or 0  -- the lease key and value, last
+  local want = 13 + 5 * ni + ne + 3 * nd + nnotice + 2 * n[6] + n[7] + n[9] + n[10] + fence
   if #ARGV ~= want then return 'ARGV has ' .. #ARGV .. ' entries, its counts say ' .. want end
-  if #KEYS ~= 6 + ni + ne + fence then
-    return 'KEYS has ' .. #KEYS .. ' keys, the counts say ' .. (6 + ni + ne)
+  if #KEYS ~= 7 + ni + ne + fence then
+    return 'KEYS has ' .. #KEYS .. ' keys, the counts say ' .. (7 + ni + ne)
   end
   if #ARGV[1] > 15 or not string.match(ARGV[1], '^%d+$') then
     return 'the expected version ' .. shown(ARGV[1]) .. ' is not a non-negative integer'
@@ -91,12 +96,15 @@ local function check()  -- nil, or what is wrong; reads only
   if ARGV[12] == '1' and KEYS[4] ~= KEYS[5] then
     return 'a durable commit names one outbox, not ' .. KEYS[4] .. ' and ' .. KEYS[5]
   end
+  if count(ARGV[13]) == nil or tonumber(ARGV[13]) < 1 then
+    return 'ARGV[13] (change log length) is ' .. shown(ARGV[13]) .. ', not a positive integer'
+  end
   if not seconds(ARGV[8]) then
     return 'the marker TTL ' .. shown(ARGV[8]) .. ' is not a positive whole number of seconds'
   end
   -- which of KEYS[1..6] this batch writes: only those must be usable
-  local writes = {true, ni + n[9] > 0, ne + n[10] > 0, ni + nnotice > 0, false, nd > 0}
-  local p = 13
+  local writes = {true, ni + n[9] > 0, ne + n[10] > 0, ni + nnotice > 0, false, nd > 0, true}
+  local p = 14
   for i = 1, ni do
     if ARGV[p + 2] ~= '' then writes[5] = true end
     if not stream_id(ARGV[p]) then
@@ -141,11 +149,12 @@ local function check()  -- nil, or what is wrong; reads only
     if not stream_id(ARGV[p]) then return 'ack id ' .. shown(ARGV[p]) .. ' is not a stream id' end
     p = p + 1
   end
-  local kinds = {'hash', 'stream', 'stream', 'stream', 'stream', 'stream'}
+  local kinds = {'hash', 'stream', 'stream', 'stream', 'stream', 'stream', 'stream'}
   local roles = {'the state', 'the intents stream', 'the events stream',
-    'the decisions stream', 'the orders stream', 'the dead-letter stream'}
+    'the decisions stream', 'the orders stream', 'the dead-letter stream',
+    "the state's change log"}
   if ARGV[12] == '1' then roles[4], roles[5] = 'the outbox', 'the outbox' end
-  for i = 1, 6 do
+  for i = 1, 7 do
     local t = writes[i] and redis.call('TYPE', KEYS[i]).ok or 'none'
     if t ~= 'none' and t ~= kinds[i] then
       return roles[i] .. ' ' .. KEYS[i] .. ' is a ' .. t .. ', not a ' .. kinds[i]
@@ -167,7 +176,7 @@ local bad = check()
 if bad then return {'invalid', bad} end
 
 -- fencing: only the lease's holder commits (consumers/bus/lease.py)
-if #KEYS == 7 + tonumber(ARGV[3]) + tonumber(ARGV[4]) then
+if #KEYS == 8 + tonumber(ARGV[3]) + tonumber(ARGV[4]) then
   local holder, problem = get_string(KEYS[#KEYS], 'the lease')
   if problem then return {'invalid', problem} end
   if holder ~= ARGV[#ARGV] then return {'fenced', holder or ''} end
@@ -186,7 +195,7 @@ local group = ARGV[2]
 local ni, ne, nd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local nset, ndel, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local nacki, nacke, nnotice = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local first_marker = 7
+local first_marker = 8
 local current = tonumber(version)
 
 -- markers: a proven one is a duplicate (or a reuse); an unproven one is overwritten
@@ -204,7 +213,7 @@ for m = 1, ni do
     if made ~= nil and tonumber(made) > current then
       unproven[#unproven + 1] = tostring(m)
     else
-      local ours = ARGV[13 + (m - 1) * 5 + 3]
+      local ours = ARGV[14 + (m - 1) * 5 + 3]
       if digest == nil or ours == '' or digest == ours then dup[#dup + 1] = tostring(m)
       else reused[#reused + 1] = tostring(m); reused[#reused + 1] = sid end
     end
@@ -228,7 +237,7 @@ if #dup + #reused > 0 then return {'duplicate', version, dup, reused} end
 
 -- every check passed: nothing below can fail. The state first.
 local outbox = ARGV[12] == '1'
-local p = 13
+local p = 14
 local decided = p
 p = p + 5 * ni
 local applied = p
@@ -244,6 +253,11 @@ local acks = p
 chunked('HSET', state, nil, sets)
 chunked('HDEL', state, nil, dels)
 local new_version = tostring(redis.call('HINCRBY', state, 'version', 1))
+local changed = {}
+for s = 1, nset * 2, 2 do changed[#changed + 1] = sets[s] end
+for s = 1, ndel do changed[#changed + 1] = dels[s] end
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[13], '*', 'v', new_version,
+  'f', #changed > 0 and cjson.encode(changed) or '[]')
 
 -- then the outputs, each carried by the state just written
 local ack_intents, ack_events, marks = {}, {}, {}

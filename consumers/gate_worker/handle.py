@@ -290,13 +290,17 @@ class BatchHandling(PhaseEvents, Housekeeping):
             )
 
     def _reload(self) -> Loaded:
-        """A fresh snapshot; the exposure rebased from the last one when we have it."""
-        loaded = self.store.load()
+        """A fresh snapshot; with the last one we had (a lost race), built from it and
+        the change log, the exposure rebased by what changed (both cost what changed)."""
         stale, self._stale = self._stale, None
-        if stale is not None and self.exposure is not None:
-            self.exposure = self.exposure.rebase(stale.snapshot, loaded.snapshot, loaded.config)
-        else:
+        if stale is None or self.exposure is None:
             self.exposure = None
+            return self.store.load()
+        loaded, touched = self.store.load_since(stale.snapshot)
+        self.stats["reloads_incremental" if touched is not None else "reloads_whole"] += 1
+        self.exposure = self.exposure.rebase(
+            stale.snapshot, loaded.snapshot, loaded.config, touched
+        )
         return loaded
 
     def _verify(self, planned: Planned, config: AssetsConfig) -> None:

@@ -15,6 +15,7 @@ from consumers.bus.keys import Keys
 from consumers.bus.streams import Entry
 from consumers.gate_worker.intake import dead_letter, describe
 from consumers.gate_worker.settings import GateSettings
+from consumers.state.changelog import note_bump
 from consumers.state.store import Loaded, Store
 from schemas.messages import MAX_ENTRY_BYTES, MessageError, parse_json
 
@@ -65,6 +66,7 @@ class PhaseEvents:
         if enable:
             pipe.hset(self.keys.control, mapping=enable)
             pipe.hincrby(self.keys.state, k.F_VERSION, 1)
+            note_bump(pipe, self.keys)
         for payload in dead:
             pipe.xadd(self.keys.deadletter, {k.DATA: payload})
         pipe.xack(self.keys.phases, k.GROUP_GATE, *[e.msg_id for e in entries])

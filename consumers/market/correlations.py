@@ -37,6 +37,7 @@ from consumers.bus import keys as k
 from consumers.bus.keys import Keys
 from consumers.db.connection import Connection, ensure_partitions
 from consumers.db.daily_closes import daily_closes
+from consumers.state.changelog import note_bump
 from consumers.state.snapshot_codec import encode_correlations
 from gate.portfolio import Correlations
 from gate.stats import correlation
@@ -131,6 +132,7 @@ def publish(redis: Redis, keys: Keys, pairs: Sequence[Pair], as_of: datetime) ->
     pipe = redis.pipeline(transaction=True)
     pipe.set(keys.correlations, encode_correlations(corr))
     pipe.hincrby(keys.state, k.F_VERSION, 1)
+    note_bump(pipe, keys)
     pipe.execute()
 
 

@@ -206,6 +206,7 @@ def grants(role: str, keys: Keys) -> tuple[Grant, ...]:
             Grant(("+hgetall", "+hget"), read=(keys.control,)),
             Grant(("+hset",), write=(keys.control,)),
             Grant(("+hincrby",), read_write=(keys.state,)),
+            Grant(("+xadd",), write=(keys.changes,)),  # a bump's change-log entry
             Grant(("+xadd", "+xrange", "+xrevrange"), read_write=(keys.phases,)),
         )
     if role == "operator":

@@ -19,6 +19,7 @@ from consumers.bus.keys import Keys
 from consumers.bus.nodes import server_time
 from consumers.bus.signing import Signer, signed_order_json
 from consumers.bus.streams import group_lag
+from consumers.state.changelog import note_bump
 from consumers.state.codec import encode_regime
 from consumers.state.outbox import held as outbox_held
 from consumers.state.store import Store
@@ -45,7 +46,8 @@ def set_control(
     if gone:
         pipe.hdel(keys.control, *gone)
     pipe.hincrby(keys.state, k.F_VERSION, 1)
-    return int(pipe.execute()[-1])
+    note_bump(pipe, keys)
+    return int(pipe.execute()[-2])
 
 
 def halt(redis: Redis, keys: Keys) -> int:

@@ -23,6 +23,7 @@ from consumers.state.codec import (
     decode_regime,
     decode_reservation,
 )
+from gate.layered import changed
 from gate.portfolio import (
     Account,
     Approval,
@@ -121,6 +122,74 @@ def decode_state(
         marks=marks,
         approvals=approvals,
     )
+
+
+def apply_fields(
+    held: Snapshot,
+    version: int,
+    fields: Mapping[str, bytes | str | None],
+    cache: DecodeCache,
+) -> tuple[Snapshot, frozenset[str]]:
+    """``held`` with the state ``fields`` that changed since its version (a value of None:
+    deleted) and the ``version`` they make; with the reservation ids they touched.
+
+    Decodes only those fields (updating ``cache`` as :func:`decode_state` would) and
+    shares everything else with ``held`` (gate.layered): it costs what changed.
+    """
+    account = held.account
+    maps: dict[str, tuple[dict[Any, Any], list[Any]]] = {
+        k.P_POSITION: ({}, []),
+        k.P_RESERVATION: ({}, []),
+        k.P_RATE: ({}, []),
+        k.P_MARK: ({}, []),
+        k.P_APPROVAL: ({}, []),
+    }
+    for name, raw in fields.items():
+        if name == k.F_VERSION:
+            continue
+        prefix = next((p for p in maps if name.startswith(p)), None)
+        if raw is None:
+            cache.pop(name, None)
+            cache.pop(name.encode(), None)
+            if name == k.F_ACCOUNT:
+                account = Account()
+            elif prefix == k.P_APPROVAL:
+                maps[prefix][1].append(_approval_key(name))
+            elif prefix is not None:
+                maps[prefix][1].append(name[len(prefix) :])
+            continue
+        key: bytes | str = name.encode()
+        hit = cache.get(key)
+        if hit is not None and hit[0] == raw:
+            obj = hit[1]
+        else:
+            try:
+                obj = _decode_field(name, _text(raw))
+            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+                raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
+            cache[key] = (raw, obj)
+        if name == k.F_ACCOUNT:
+            account = obj
+        elif prefix == k.P_APPROVAL:
+            maps[prefix][0][obj[0]] = obj[1]
+        elif prefix is not None:
+            maps[prefix][0][name[len(prefix) :]] = obj
+    touched = maps[k.P_RESERVATION]
+    snapshot = Snapshot(
+        version=version,
+        account=account,
+        positions=changed(held.positions, *maps[k.P_POSITION]),
+        reservations=changed(held.reservations, *touched),
+        rates=changed(held.rates, *maps[k.P_RATE]),
+        marks=changed(held.marks, *maps[k.P_MARK]),
+        approvals=changed(held.approvals, *maps[k.P_APPROVAL]),
+    )
+    return snapshot, frozenset(touched[0]) | frozenset(touched[1])
+
+
+def _approval_key(name: str) -> tuple[str, str]:
+    agent, symbol = json.loads(name[len(k.P_APPROVAL) :])
+    return str(agent), str(symbol)
 
 
 def decode_control(

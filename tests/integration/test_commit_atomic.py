@@ -201,16 +201,19 @@ def edit(change: Callable[[list[str], list[Any]], None]) -> Fault:
     return plant
 
 
+HEADER = 13  # ARGV entries before the decided intents (counts, version, group, ...)
+
+
 def decided_at(i: int, field: int) -> Callable[[CommitPlan], int]:
-    return lambda plan: 12 + 5 * i + field
+    return lambda plan: HEADER + 5 * i + field
 
 
 def applied_at(plan: CommitPlan) -> int:
-    return 12 + 5 * len(plan.decided)
+    return HEADER + 5 * len(plan.decided)
 
 
 def dead_at(field: int) -> Callable[[CommitPlan], int]:
-    return lambda plan: 12 + 5 * len(plan.decided) + len(plan.applied) + field
+    return lambda plan: HEADER + 5 * len(plan.decided) + len(plan.applied) + field
 
 
 def first_set(plan: CommitPlan) -> int:
@@ -246,6 +249,7 @@ FAULTS: list[tuple[str, Fault, str]] = [
     ("decisions stream is a string", in_place("decisions", string), "is a string, not a stream"),
     ("orders stream is a hash", in_place("orders", hash_), "is a hash, not a stream"),
     ("dead-letter stream is a set", in_place("deadletter", set_), "is a set, not a stream"),
+    ("change log is a string", in_place("changes", string), "is a string, not a stream"),
     ("decided marker is a hash", marker("decided", hash_), "is a hash, not a string"),
     ("applied marker is a list", marker("applied", list_), "is a list, not a string"),
     # keys of the right type that a write would still fail on
@@ -257,6 +261,11 @@ FAULTS: list[tuple[str, Fault, str]] = [
     (
         "orders stream has used up its ids",
         in_place("orders", restored_then(lambda r, k: r.xadd(k, {"x": "1"}, id=MAX_ID))),
+        "has used up its stream ids",
+    ),
+    (
+        "change log has used up its ids",
+        in_place("changes", restored_then(lambda r, k: r.xadd(k, {"x": "1"}, id=MAX_ID))),
         "has used up its stream ids",
     ),
     (
@@ -283,6 +292,7 @@ FAULTS: list[tuple[str, Fault, str]] = [
     ("intent ack count not a number", _header(8, "x"), "ARGV[9] (intents to ack) is 'x'"),
     ("event ack count not a number", _header(9, "x"), "ARGV[10] (events to ack) is 'x'"),
     ("notice count not a number", _header(10, "x"), "ARGV[11] (notices) is 'x'"),
+    ("change log length 0", _header(12, 0), "ARGV[13] (change log length) is '0'"),
     ("counts and ARGV disagree", edit(_more_args), "entries, its counts say"),
     ("a count too high", edit(_ack_count_up), "entries, its counts say"),
     ("counts and KEYS disagree", edit(_fewer_keys), "keys, the counts say"),
