@@ -203,6 +203,30 @@ class GateTelemetry(WorkerTelemetry):
         yield self._counter(
             "riskgate_events_applied_total", "Portfolio events applied.", stats.get("events", 0)
         )
+        stages = CounterMetricFamily(
+            "riskgate_gate_stage_seconds",
+            "Seconds the gate loop spent in each stage (consumers/gate_worker/stages.py): "
+            "read, parse, decide, encode, send, commit (waiting for its reply), report.",
+            labels=[*self.labels, "stage"],
+        )
+        for stage, seconds in self.worker.stages.seconds.items():
+            stages.add_metric([*self.labels.values(), stage], seconds)
+        yield stages
+        reloads = CounterMetricFamily(
+            "riskgate_state_reloads",
+            "Snapshots read again after a lost race: from the change log (what changed), "
+            "or whole (the log could not account for every version since).",
+            labels=[*self.labels, "kind"],
+        )
+        for kind in ("incremental", "whole"):
+            reloads.add_metric([*self.labels.values(), kind], stats.get(f"reloads_{kind}", 0))
+        yield reloads
+        yield self._counter(
+            "riskgate_pipeline_replans_total",
+            "Pipelined commits that did not go through as planned (a lost race, entries "
+            "already decided): the batch planned on top of them was decided again.",
+            stats.get("pipeline_replans", 0),
+        )
         yield self.latency.family(
             "riskgate_decision_latency_seconds",
             "From the intent's stream id time to the commit of its decision.",

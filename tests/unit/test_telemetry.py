@@ -89,6 +89,11 @@ def test_gate_metrics_when_decisions_committed_then_counters_match_decisions_str
         assert _value(samples, "riskgate_decision_reasons_total", reason=reason) == n
     assert _value(samples, "riskgate_decision_latency_seconds_count") == len(decisions)
     assert _value(samples, "riskgate_dead_letters_total") == h.redis.xlen(h.keys.deadletter)
+    # where the loop's time went: every stage that ran has its seconds, and they are the
+    # worker's own clock
+    for stage in ("read", "parse", "decide", "encode", "commit", "report"):
+        seconds = _value(samples, "riskgate_gate_stage_seconds_total", stage=stage)
+        assert seconds == h.worker.stages.seconds[stage] and seconds > 0, stage
 
 
 def test_gate_sample_when_portfolio_funded_then_vitals_and_lag_exported(h: Harness) -> None:
