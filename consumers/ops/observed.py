@@ -25,8 +25,15 @@ class NamedConsumer(Protocol):
     def consumer(self) -> str: ...
 
 
+class StageClock(Protocol):
+    """Seconds spent in each stage of a gate's loop (consumers/gate_worker/stages.py)."""
+
+    seconds: dict[str, float]
+
+
 class ObservedGate(Protocol):
-    """A gate worker: its connection, keys, loop counters, settings and state store."""
+    """A gate worker: its connection, keys, loop counters, settings, state store and
+    stage clock."""
 
     telemetry: Any  # set by ``serve_gate``; the worker calls its hooks
 
@@ -40,6 +47,8 @@ class ObservedGate(Protocol):
     def settings(self) -> NamedConsumer: ...
     @property
     def store(self) -> Store: ...
+    @property
+    def stages(self) -> StageClock: ...
 
 
 class ObservedConsumer(Protocol):
