@@ -596,6 +596,9 @@ def _canonical_decimal(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
+_DIGEST_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
 def intent_digest(intent: TradeIntent) -> str:
     """What an intent says, as 32 hex chars: ``c`` + sha256 of its canonical JSON.
 
@@ -616,7 +619,7 @@ def intent_digest(intent: TradeIntent) -> str:
         _canonical_decimal(intent.take_profit),
         intent.reduce_only,
     ]
-    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    text = _DIGEST_JSON(fields)
     return "c" + hashlib.sha256(text.encode()).hexdigest()[:31]
 
 

@@ -152,7 +152,11 @@ def canonical(order: Mapping[str, Any]) -> bytes:
     problem = _check_canonical(body, "order")
     if problem:
         raise TypeError(problem)
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL(body).encode()
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 class Signer:
@@ -242,7 +246,7 @@ def order_signer(keys: Keys, environ: Mapping[str, str] | None = None) -> Signer
 
 def signed_order_json(signer: Signer, order: Mapping[str, Any]) -> str:
     """The ApprovedOrder's ``data``: compact JSON, signed when the signer has keys."""
-    return json.dumps(signer.sign(order), separators=(",", ":"))
+    return _COMPACT(signer.sign(order))
 
 
 def verified_order(signer: Signer, raw: bytes | str) -> dict[str, Any]:

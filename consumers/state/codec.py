@@ -30,6 +30,9 @@ from gate.portfolio import (
 )
 from schemas.messages import Side
 
+#: ``json.dumps(value, separators=(",", ":"))``, without making an encoder per call
+compact = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class StateError(RuntimeError):
     """The portfolio state in Redis cannot be read; nothing may be decided on it."""
@@ -66,7 +69,7 @@ def _unhalt(raw: Any) -> Halt | None:
 
 
 def encode_account(a: Account) -> str:
-    return json.dumps(
+    return compact(
         {
             "cash": _dec(a.cash),
             "peak_equity": _dec(a.peak_equity),
@@ -82,8 +85,7 @@ def encode_account(a: Account) -> str:
             "day_stopped": _latch(a.day_stopped),
             "fees": _dec(a.fees),
             "halted_by": _halt(a.halted_by),
-        },
-        separators=(",", ":"),
+        }
     )
 
 
@@ -135,7 +137,7 @@ def decode_regime(raw: str) -> Regime:
 
 
 def encode_position(p: Position) -> str:
-    return json.dumps(
+    return compact(
         {
             "symbol": p.symbol,
             "asset_class": p.asset_class,
@@ -147,8 +149,7 @@ def encode_position(p: Position) -> str:
             "opened_at": p.opened_at.isoformat(),
             "stop_price": _opt_dec(p.stop_price),
             "changed_at": p.changed_at.isoformat() if p.changed_at else None,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
@@ -190,7 +191,7 @@ RESERVATION_FIELDS = (
 
 
 def encode_reservation(r: Reservation) -> str:
-    return json.dumps(
+    return compact(
         [
             r.intent_id,
             r.agent_id,
@@ -203,8 +204,7 @@ def encode_reservation(r: Reservation) -> str:
             _opt_dec(r.stop_price),
             r.reduce_only,
             iso(r.expires_at),
-        ],
-        separators=(",", ":"),
+        ]
     )
 
 
@@ -248,13 +248,11 @@ def decode_rate(raw: str) -> RateCount:
 
 def approval_field(key: tuple[str, str]) -> str:
     """``dup:["agent","symbol"]``: JSON, since agent ids and symbols may hold any separator."""
-    return k.P_APPROVAL + json.dumps(list(key), separators=(",", ":"))
+    return k.P_APPROVAL + compact(list(key))
 
 
 def encode_approvals(entries: tuple[Approval, ...]) -> str:
-    return json.dumps(
-        [[side.value, _dec(qty), iso(at)] for side, qty, at in entries], separators=(",", ":")
-    )
+    return compact([[side.value, _dec(qty), iso(at)] for side, qty, at in entries])
 
 
 def decode_approvals(name: str, raw: str) -> tuple[tuple[str, str], tuple[Approval, ...]]:
