@@ -83,6 +83,34 @@ def reservation_amounts(
 
 
 @dataclass(slots=True)
+class Openings:
+    """Which opening reservations each symbol has had: ids by symbol, so a mark that
+    moves one symbol revalues that symbol's reservations, not every one.
+
+    Only ever added to, and shared by an exposure and every copy made of it (a copy
+    per batch must not cost the index): it may name ids that a snapshot no longer has
+    (released, or reserved by a plan that was never committed) but never misses one
+    that a snapshot counted here has. Readers look each id up in the snapshot; the
+    index is rebuilt from one once stale ids outnumber live ones.
+    """
+
+    by_symbol: dict[str, dict[str, None]] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, r: Reservation) -> None:
+        ids = self.by_symbol.setdefault(r.symbol, {})
+        if r.intent_id not in ids:
+            ids[r.intent_id] = None
+            self.size += 1
+
+    def rebuild(self, reservations: Iterable[Reservation]) -> None:
+        self.by_symbol, self.size = {}, 0
+        for r in reservations:
+            if not r.reduce_only:
+                self.add(r)
+
+
+@dataclass(slots=True)
 class Exposure:
     equity: Decimal
     positions: Part
@@ -94,6 +122,7 @@ class Exposure:
     refs: Mapping[str, Decimal]  # the marks reservations were valued at
     class_symbols: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
     revision: int = 0  # bumped when a symbol gains exposure from none (see Correlated)
+    openings: Openings = field(default_factory=Openings)  # shared by copies: see Openings
 
     def _seen(self, symbol: str, asset_class: str | None) -> None:
         if symbol not in self.symbol_class:
@@ -160,8 +189,8 @@ class Exposure:
         """Revalue the reserved part at ``snapshot``'s marks for ``symbols`` whose mark
         moved; ``snapshot.reservations`` must be exactly the reservations counted here.
 
-        Costs one pass over the reservations when a reserved symbol's mark moved (a
-        difference per reservation: exact, no division), nothing otherwise.
+        Costs the moved symbols' reservations (a difference per reservation: exact, no
+        division), found through :class:`Openings`; nothing when no reserved mark moved.
         """
         refs = reference_prices(snapshot)
         held = self.reserved.symbol_quantity
@@ -169,9 +198,23 @@ class Exposure:
         old, self.refs = self.refs, refs
         if not moved:
             return
+        live = snapshot.reservations
+        if self.openings.size > 2 * len(live) + 1024:  # mostly stale ids: start afresh
+            self.openings.rebuild(live.values())
         acc = snapshot.account
-        for r in snapshot.reservations.values():
-            if r.symbol in moved and not r.reduce_only:
+        index = self.openings.by_symbol
+        if sum(len(index.get(s, ())) for s in moved) * 2 > len(live):  # most of them: scan
+            found: Iterable[Reservation] = (r for r in live.values() if r.symbol in moved)
+        else:
+            found = (
+                r
+                for s in moved
+                for intent_id in index.get(s, ())
+                # released, or reserved by a plan never committed: not in the snapshot
+                if (r := live.get(intent_id)) is not None and r.symbol == s
+            )
+        for r in found:
+            if not r.reduce_only:
                 n0, k0 = reservation_amounts(r, acc, config, old.get(r.symbol))
                 n1, k1 = reservation_amounts(r, acc, config, refs.get(r.symbol))
                 self.reserved.add(r.symbol, r.asset_class, ZERO, n1 - n0, k1 - k0)
@@ -188,6 +231,7 @@ class Exposure:
             self.refs,
             {c: dict(s) for c, s in self.class_symbols.items()},
             self.revision,
+            self.openings,  # shared, not copied
         )
 
     # -- changes -------------------------------------------------------------------------
@@ -216,6 +260,7 @@ class Exposure:
             self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) + r.quantity
             return
         notional, risk = reservation_amounts(r, account, config, self.refs.get(r.symbol))
+        self.openings.add(r)
         if self.symbol_notional(r.symbol) <= 0:
             self.revision += 1
         self.reserved.add(r.symbol, r.asset_class, r.quantity, notional, risk)

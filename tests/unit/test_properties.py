@@ -331,6 +331,9 @@ def test_exposure_when_followed_incrementally_then_equals_from_scratch(data: st.
     book = Exposure.of(snap, CFG)
     now = NOW
     for _ in range(3):
+        # a plan never committed (a lost race, a pipelined batch dropped): its copy of
+        # the exposure shares what the real one shares, and must leave it exact
+        decide_batch(data.draw(st.lists(intents(snap), max_size=4)), snap, CFG, now, exposure=book)
         result = decide_batch(
             data.draw(st.lists(intents(snap), max_size=6)), snap, CFG, now, exposure=book
         )
@@ -359,3 +362,32 @@ def test_fraction6_when_formatting_then_same_text_as_show_ratio(
     with localcontext() as ctx:
         ctx.prec = 60
         assert fraction6(value, scale) == show(ratio(value, scale))
+
+
+def test_reprice_when_marks_move_after_plans_never_committed_then_exact() -> None:
+    """A mark revalues its symbol's reservations through the exposure's index of
+    openings, which plans never committed also wrote to: what the snapshot holds is
+    revalued exactly, what it does not hold is ignored, other symbols untouched."""
+    from consumers.gate_worker.batch import _follow
+    from gate.exposure import Exposure
+    from gate.ledger import apply_events
+    from schemas.messages import Mark
+
+    snap = snapshot("10000000")
+    book = Exposure.of(snap, CFG)
+    orders = [intent("BTC/USDT", quantity="0.01", agent_id=f"a{i}") for i in range(6)]
+    orders += [intent("ETH/USDT", quantity="0.2", price="3900", agent_id=f"b{i}") for i in range(4)]
+    # a plan that was never committed: its reservations are in the index, not the snapshot
+    ghost = [intent("BTC/USDT", quantity="0.03", agent_id=f"g{i}") for i in range(3)]
+    decide_batch(ghost, snap, CFG, NOW, exposure=book)
+    result = decide_batch(orders, snap, CFG, NOW, exposure=book)
+    assert sum(d.status is not Status.REJECTED for d in result.decisions) == 10
+    snap, book = result.snapshot, result.exposure
+    for price in ("101000", "99000", "120000"):  # up past the orders' price, down, up
+        book = book.copy()
+        mark = Mark(type="mark", event_id=f"m{price}", at=NOW, prices={"BTC/USDT": D(price)})
+        applied = apply_events(snap, [mark], CFG, NOW)
+        book = _follow(book, snap, applied, CFG, NOW)
+        snap = applied.snapshot
+        assert book.same(Exposure.of(snap, CFG)), price
+    assert book.openings.size == 13  # the ghosts are indexed, and ignored
