@@ -170,7 +170,7 @@ def decode_position(raw: Mapping[str, Any]) -> Position:
 
 @lru_cache(maxsize=256)
 def iso(moment: datetime) -> str:
-    """isoformat, cached: a batch stamps many records with the same few moments."""
+    """isoformat (not cached: equal moments in other offsets would share a text)."""
     return moment.isoformat()
 
 
