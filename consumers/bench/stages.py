@@ -18,11 +18,13 @@ worker loads them once and then decides on top of them.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from redis import Redis
 
 from consumers.bench import kit
@@ -37,6 +39,9 @@ from schemas.config import AssetsConfig
 from schemas.messages import Side
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+QUIET = structlog.wrap_logger(
+    None, wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL)
+)
 
 
 def fill_reservations(
@@ -78,7 +83,6 @@ def one_worker(
     batch: int = 256,
     reservations: int = 0,
     positions: int = 0,
-    say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """One in-process worker over ``intents`` queued intents: intents/s, CPU and each
     stage's µs per intent."""
@@ -94,6 +98,7 @@ def one_worker(
             consumer="bench-stages", batch=batch, pipeline=pipeline, log_decisions=False
         )
         worker = GateWorker(redis, keys, cfg, settings)
+        worker.log = QUIET  # the bench's unknown fills (positions opened outside) are expected
         started = time.perf_counter()
         while not kit.lag_zero(redis, keys, keys.events):  # funded, marked, positions open
             worker.turn(0)
@@ -127,21 +132,33 @@ def run(
     reservations: int,
     positions: int,
     say: Callable[[str], None],
+    repeats: int = 2,
 ) -> dict[str, Any]:
-    say("one worker's stages, pipelined ...")
-    pipelined = one_worker(redis, base, intents)
-    say("one worker's stages, one batch at a time ...")
-    serial = one_worker(redis, base, intents, pipeline=1)
-    say(f"{reservations} live reservations and {positions} open positions ...")
-    big = one_worker(redis, base, intents, reservations=reservations, positions=positions)
+    """The three rows, interleaved ``repeats`` times, the best run of each kept (on a
+    shared machine, the least disturbed); the state-size ratio compares like with like
+    (pipelined both), by rate and by CPU per intent."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in range(repeats):
+        rows: tuple[tuple[str, dict[str, int]], ...] = (
+            ("pipelined", {}),
+            ("one_at_a_time", {"pipeline": 1}),
+            ("state_size", {"reservations": reservations, "positions": positions}),
+        )
+        for name, kw in rows:
+            say(f"one worker's stages: {name.replace('_', ' ')}, run {r + 1} of {repeats} ...")
+            got = one_worker(redis, base, intents, **kw)
+            if name not in best or got["per_s"] > best[name]["per_s"]:
+                best[name] = got
+    big, empty = best["state_size"], best["pipelined"]
     return {
-        "pipelined": pipelined,
-        "one_at_a_time": serial,
+        "pipelined": empty,
+        "one_at_a_time": best["one_at_a_time"],
         "state_size": {
             "reservations": reservations,
             "positions": positions,
             **big,
-            "ratio": round(big["per_s"] / pipelined["per_s"], 3),
+            "ratio": round(big["per_s"] / empty["per_s"], 3),
+            "cpu_ratio": round(empty["cpu_us"] / big["cpu_us"], 3),
         },
     }
 
@@ -163,6 +180,7 @@ def table(r: dict[str, Any]) -> list[str]:
     s = r["state_size"]
     lines.append(
         f"state size: {s['reservations']} live reservations, {s['positions']} open positions "
-        f"{s['per_s']} intents/s = {s['ratio']} x empty   (target >= 0.8)"
+        f"{s['per_s']} intents/s = {s['ratio']} x empty (by CPU per intent {s['cpu_ratio']})"
+        "   (target >= 0.8)"
     )
     return lines
