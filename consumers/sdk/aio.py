@@ -20,37 +20,22 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
 from consumers.bus.agent_signing import AgentSigner, agent_signer
 from consumers.bus.keys import DATA, Keys
-from consumers.bus.runtime import redis_url as resolve_redis_url
 from consumers.bus.signing import Signer, operator_signer, order_signer
-from consumers.bus.tls import tls_options
 from consumers.sdk import payloads as build
+from consumers.sdk.aio_connect import close_async, connect_async, open_async
 from consumers.sdk.aio_orders import AsyncOrderDelivery, AsyncOrderTaker
 from consumers.sdk.decisions import check_timeout, decision_of, decision_ref
 from consumers.sdk.events import event_json
 from consumers.sdk.payloads import InvalidField, Number
 from schemas.messages import Decision
 
-__all__ = ["AsyncGateClient", "AsyncOrderDelivery", "InvalidField", "connect_async"]
-
-
-def connect_async(url: str | None = None, *, socket_timeout: float | None = 10.0) -> Redis:
-    """An asyncio Redis client for ``url`` (else ``$REDIS_URL``, else the embedded one),
-    checked and with TLS options as :func:`consumers.bus.runtime.connect` makes them."""
-    url = resolve_redis_url(url)
-    return Redis.from_url(
-        url,
-        **cast(dict[str, Any], tls_options(url)),
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=5.0,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
+__all__ = ["AsyncGateClient", "AsyncOrderDelivery", "InvalidField", "connect_async", "open_async"]
 
 
 class AsyncGateClient(AsyncOrderTaker):
@@ -78,10 +63,20 @@ class AsyncGateClient(AsyncOrderTaker):
             self.agent = agent_signer(self.keys, agent_key)
         self._handed: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
+    @classmethod
+    async def open(
+        cls, redis_url: str | None = None, portfolio: str = "main", **kw: Any
+    ) -> AsyncGateClient:
+        """The client for ``redis_url``, asking the server what it is (a cluster node, or
+        not) on the event loop instead of with one blocking call (aio_connect.py)."""
+        client = cls(redis_url, portfolio, redis=await open_async(redis_url), **kw)
+        client._owned = True
+        return client
+
     async def aclose(self) -> None:
         """Close the connection pool (only the one this client opened)."""
         if self._owned:
-            await self.redis.aclose()
+            await close_async(self.redis)
 
     async def __aenter__(self) -> AsyncGateClient:
         return self

@@ -5,6 +5,7 @@ confirmed here when their order was never handed out."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from consumers.bus.keys import Keys
+from consumers.bus.runtime import REDIS_TRANSIENT, Backoff
 from consumers.bus.signing import OrderSignatureError, Signer, verified_order
 from consumers.bus.streams import to_entries
+from consumers.sdk.aio_connect import server_time_async
 from consumers.sdk.orders import CANCELLED, HANDED_IN_MEMORY, HANDED_TTL_S, log
 from schemas.messages import ApprovedOrder, CancelRequest, MessageError
 
@@ -75,7 +78,35 @@ class AsyncOrderTaker:
         stop: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[AsyncOrderDelivery]:
         """Orders and cancel requests for this executor group: its own unacked entries
-        first, then new ones (:meth:`GateClient.orders`)."""
+        first, then new ones (:meth:`GateClient.orders`). Redis unavailable (down, a
+        Sentinel or cluster failover) is waited out with backoff, never raised: the
+        loop resumes with its own unacked entries, and what it handed out already is
+        skipped, as the synchronous client does."""
+        backoff = Backoff(base=0.05, cap=2.0)
+        while not stop():
+            try:
+                deliveries = self._deliveries(
+                    group, consumer, start=start, count=count, block_ms=block_ms, stop=stop
+                )
+                async for delivery in deliveries:
+                    backoff.reset()
+                    yield delivery
+                return
+            except REDIS_TRANSIENT as exc:
+                delay = backoff.next_delay()
+                log.warning("redis unavailable; retrying", error=str(exc), delay=round(delay, 3))
+                await asyncio.sleep(delay)
+
+    async def _deliveries(
+        self,
+        group: str,
+        consumer: str,
+        *,
+        start: str,
+        count: int,
+        block_ms: int,
+        stop: Callable[[], bool],
+    ) -> AsyncIterator[AsyncOrderDelivery]:
         stream = self.keys.orders
         try:
             await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
@@ -138,8 +169,8 @@ class AsyncOrderTaker:
 
     async def _withheld(self, order: ApprovedOrder, group: str, msg_id: bytes) -> bool:
         """Whether ``order`` must not reach the executor (the synchronous rules)."""
-        seconds, micros = await self.redis.time()
-        now = datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC)
+        seconds, micros = await server_time_async(self.redis, self.keys.orders)
+        now = datetime.fromtimestamp(seconds + micros / 1e6, UTC)
         iid = order.intent_id
         if order.deadline <= now:
             log.warning("order past good_till: not placed, reported expired", intent_id=iid)
