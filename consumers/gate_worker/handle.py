@@ -4,6 +4,7 @@ already decided plan again from a fresh snapshot; then count and log what was do
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections import Counter
@@ -26,6 +27,8 @@ from consumers.state.store import Loaded, Store
 from gate.exposure import Exposure
 from schemas.config import AssetsConfig
 from schemas.messages import Status
+
+FREEZE_AT = 10_000  # reservations and positions: a state this big is frozen once read whole
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class BatchHandling(PhaseEvents, Housekeeping):
     telemetry: GateTelemetry | None
     stages: Stages
     _drain: bool
+    _frozen_at: int  # the state's size when the heap was last frozen
 
     def _read(self, *, pending: bool, block_ms: int | None = None) -> list[Entry]:
         raise NotImplementedError  # the worker's
@@ -169,6 +173,7 @@ class BatchHandling(PhaseEvents, Housekeeping):
         with self.stages.time("report"):
             self._unproven(outcome)
             self.loaded = Loaded(replace(planned.snapshot, version=outcome.version), loaded.config)
+            self._settle_heap(self.loaded, grown=True)
             self.exposure = planned.exposure
             if self.settings.verify_exposure:
                 self._verify(planned, loaded.config)
@@ -295,13 +300,33 @@ class BatchHandling(PhaseEvents, Housekeeping):
         stale, self._stale = self._stale, None
         if stale is None or self.exposure is None:
             self.exposure = None
-            return self.store.load()
+            return self._load_whole()
         loaded, touched = self.store.load_since(stale.snapshot)
         self.stats["reloads_incremental" if touched is not None else "reloads_whole"] += 1
+        if touched is None:
+            self._settle_heap(loaded)
         self.exposure = self.exposure.rebase(
             stale.snapshot, loaded.snapshot, loaded.config, touched
         )
         return loaded
+
+    def _load_whole(self) -> Loaded:
+        loaded = self.store.load()
+        self._settle_heap(loaded)
+        return loaded
+
+    def _settle_heap(self, loaded: Loaded, *, grown: bool = False) -> None:
+        """A big state is long-lived: collected once and frozen (gc.freeze), so the
+        collector stops walking it at every full collection (which grew with the state:
+        100,000 reservations cost every batch several µs an intent). Done when a big
+        state is read whole, and (``grown``) each time the state doubled since."""
+        size = len(loaded.snapshot.reservations) + len(loaded.snapshot.positions)
+        if size < FREEZE_AT or (grown and size < 2 * self._frozen_at):
+            return
+        gc.collect()
+        gc.freeze()
+        self._frozen_at = size
+        self.stats["heap_frozen"] += 1
 
     def _verify(self, planned: Planned, config: AssetsConfig) -> None:
         assert planned.exposure is not None

@@ -112,6 +112,7 @@ class GateWorker(BatchHandling, Ownership):
         self.clock = clock or redis_clock(redis, keys.state)
         self.store = Store(redis, keys, config)
         self.stages = Stages()  # where the loop's time goes (stages.py)
+        self._frozen_at = 0  # the state's size when the heap was last frozen (handle.py)
         self.committer = Committer(
             redis,
             keys,

@@ -4,10 +4,12 @@ every version since falls back to the full read."""
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from redis import Redis
 
 from consumers.gate_worker.worker import GateSettings, GateWorker
@@ -129,3 +131,31 @@ def test_racing_gates_when_they_lose_races_then_reloads_from_the_log_and_stay_ex
         ):
             same(replace(worker.loaded, config=h.state().config), h.state())
     assert len(h.decisions()) == 24
+
+
+def test_big_state_when_read_whole_or_doubled_then_heap_frozen_once_each(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big state is collected and frozen when read whole, and again each time it
+    doubles: the collector stops walking what lives long (gc.freeze)."""
+    from consumers.gate_worker import handle
+
+    monkeypatch.setattr(handle, "FREEZE_AT", 4)
+    gc.unfreeze()
+    try:
+        buy(h, 4, agent="x")
+        h.pump()  # 4 reservations: at the mark, grown from nothing: frozen
+        assert h.worker.stats["heap_frozen"] == 1 and gc.get_freeze_count() > 0
+        buy(h, 2, agent="y")
+        h.pump()  # 6 < 2 x 4: not again
+        assert h.worker.stats["heap_frozen"] == 1
+        buy(h, 2, agent="z")
+        h.pump()  # 8: doubled
+        assert h.worker.stats["heap_frozen"] == 2
+        h.worker._forget()
+        h.worker.step()  # read whole
+        buy(h, 1, agent="w")
+        h.pump()
+        assert h.worker.stats["heap_frozen"] == 3
+    finally:
+        gc.unfreeze()
