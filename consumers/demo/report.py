@@ -67,7 +67,7 @@ h1{{margin-bottom:.2rem}} h2{{margin-top:2rem;border-bottom:1px solid #ddd}}
 table{{border-collapse:collapse}} td,th{{border-bottom:1px solid #eee;padding:.25rem .6rem;
 text-align:left;vertical-align:top}} td.n{{text-align:right}}
 code{{background:#f4f4f4;padding:0 .2rem}} pre{{background:#f6f6f6;padding:1rem;
-overflow-x:auto}} figure{{margin:0}} figcaption{{color:#555;font-size:.9rem}}
+white-space:pre-wrap}} figure{{margin:0}} figcaption{{color:#555;font-size:.9rem}}
 </style></head>
 <body><h1>{escape(title)}</h1>
 <p class="intro">Seed {summary["seed"]}, {summary["ticks"]} ticks ({summary["seconds"]} s).
@@ -161,7 +161,7 @@ def _exposure(s: dict[str, Any], samples: list[Sample]) -> str:
             series,
             x_label="tick",
             y_label="of equity",
-            fmt=_pct,
+            percent=True,
             width=460,
             height=200,
             name=f"class:{c}",
@@ -181,7 +181,7 @@ def _exposure(s: dict[str, Any], samples: list[Sample]) -> str:
         ],
         x_label="tick",
         y_label="of equity",
-        fmt=_pct,
+        percent=True,
         name="correlated",
     )
     intro = (
@@ -206,7 +206,7 @@ def _risk(s: dict[str, Any], samples: list[Sample]) -> str:
         ],
         x_label="tick",
         y_label="risk to stop / equity",
-        fmt=_pct,
+        percent=True,
         name="heat",
     )
     equity = line_chart(
@@ -221,7 +221,7 @@ def _risk(s: dict[str, Any], samples: list[Sample]) -> str:
         [Series("drawdown", [(x.tick, x.drawdown) for x in samples], REJECT_RED)],
         x_label="tick",
         y_label="from peak",
-        fmt=_pct,
+        percent=True,
         name="drawdown",
     )
     intro = (
@@ -262,7 +262,7 @@ def _mix(s: dict[str, Any]) -> str:
         "take_profit": "reduce-only sells at the trader's profit target",
         "cut_loss": "reduce-only sells at the trader's loss limit",
         "close": "reduce-only sells after the trader's holding period",
-        "oversized": "offender: five times its fit (resized or rejected)",
+        "oversized": "offender: five times the full risk per trade (resized or rejected)",
         "no_stop": "offender: no stop (the asset's stop rule sets one)",
         "bad_stop": "offender: a buy's stop above its price (invalid_stop)",
         "wrong_side": "offender: a reduce-only sell of what is not held (reduce_only)",

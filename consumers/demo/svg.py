@@ -5,6 +5,7 @@ and ``data-`` attributes so a test can read them back."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -45,9 +46,12 @@ def line_chart(
     height: int = 230,
     y_min: float | None = 0.0,
     name: str = "",
+    percent: bool = False,
 ) -> str:
+    """Lines over a shared x axis (``percent``: values are fractions, the y axis shows
+    percent with as many decimals as its step needs)."""
     pts = [p for s in series for p in s.points]
-    left, right, top, bottom = 64, 16, 12, 40
+    left, right, top, bottom = 80, 16, 12, 40
     w, h = width - left - right, height - top - bottom
     if not pts:
         return f'<svg width="{width}" height="40" {FONT}><text x="8" y="24">no data</text></svg>'
@@ -69,6 +73,11 @@ def line_chart(
         f'<svg class="chart" data-chart="{escape(name)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" {FONT} role="img">'
     ]
+    axis = fmt
+    if percent:
+        places = max(0, math.ceil(-math.log10((hi - lo) / 5 * 100)))
+        axis = lambda v: f"{v * 100:.{places}f}%"  # noqa: E731
+        fmt = lambda v: f"{v * 100:.2f}%"  # noqa: E731
     for i in range(6):  # grid and y ticks
         v = lo + (hi - lo) * i / 5
         y = sy(v)
@@ -76,7 +85,7 @@ def line_chart(
             f'<line x1="{left}" x2="{left + w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
         )
         out.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt(v))}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(axis(v))}</text>'
         )
     step = max(1, round((x1 - x0) / 6))
     for v in range(int(x0), int(x1) + 1, step):  # x ticks, whole numbers
