@@ -67,8 +67,8 @@ OWN_MODEL = 0.05
 #: UTC minute, and one burst is decided in one batch, on one reading of the clock)
 FLOOD_SIZE = 130
 FLOOD_EVERY = 70
-#: the gate's duplicate-order window is 10 s and ticks are at least 1 s apart: a
-#: trader never repeats an opening (symbol, side, quantity) within this many ticks
+#: the gate's duplicate-order window is 10 s and ticks are at least 1 s apart: no agent
+#: but the flooder repeats an opening (symbol, quantity) within this many ticks
 REPEAT_TICKS = 12
 #: reasons that will not change within a demo: a trader refused for them stops asking
 LASTING = frozenset({"earnings_blackout", "sideways_market", "asset_disabled", "class_disabled"})
@@ -190,7 +190,18 @@ class Trader:
     own_model: bool = False  # sizes by risk alone, not by the desk's room (gets resized)
     idle_until: int = 0  # after a refusal, the trader waits before asking again
     book: dict[str, Holding] = field(default_factory=dict)
-    opened: dict[tuple[str, D], int] = field(default_factory=dict)  # (symbol, qty) -> tick
+
+
+@dataclass
+class Order:
+    """An offender's intent before it is sent."""
+
+    symbol: str
+    side: str
+    qty: D
+    price: D
+    stop: D | None
+    reduce_only: bool = False
 
 
 @dataclass
@@ -246,6 +257,7 @@ class Agents:
         self.recent: list[bytes] = []  # payloads to re-send (decided once)
         self.sent: dict[str, Sent] = {}
         self.kinds: dict[str, str] = {}  # intent id -> what the agent meant
+        self.opened: dict[tuple[str, str, D], int] = {}  # (agent, symbol, qty) -> tick
         self.refused: set[str] = set()  # symbols a lasting rule refuses (see learn)
         self.created: dict[str, datetime] = {}  # intent id -> created_at (for latency)
         self.stats = AgentStats()
@@ -338,59 +350,69 @@ class Agents:
         else:
             qty = desk.fit(symbol, price, t.appetite)
         lot = self.config.assets[symbol].risk.lot_size
-        while qty > 0 and tick - t.opened.get((symbol, qty), -REPEAT_TICKS) < REPEAT_TICKS:
+        while qty > 0 and self._repeats(t.agent_id, symbol, qty, tick):
             qty -= lot  # never the same opening twice inside the duplicate-order window
         if qty < self.config.assets[symbol].risk.min_size:
             return None
         if not t.own_model:
             desk.take(symbol, qty, price)
-        t.opened[(symbol, qty)] = tick
+        self.opened[(t.agent_id, symbol, qty)] = tick
         stop = (price * (1 - self.manager.stop_fraction(symbol, price))).quantize(Q4)
         return self._intent(
             "sized", t.agent_id, symbol, side="buy", qty=qty, price=price, stop=stop
         )
 
     def _offend(self, kind: str, symbol: str, desk: Desk) -> bytes | None:
+        o = self._offence(kind, symbol, desk)
+        if o is None:
+            return None
+        agent = f"agent-{kind.replace('_', '-')}"
+        if not o.reduce_only:
+            if self._repeats(agent, o.symbol, o.qty, self.tick_no):
+                return None  # an identical opening inside the duplicate-order window: not now
+            self.opened[(agent, o.symbol, o.qty)] = self.tick_no
+            if kind == "no_stop":
+                desk.take(o.symbol, o.qty, o.price)
+        return self._intent(kind, agent, o.symbol, side=o.side, qty=o.qty, price=o.price,
+                            stop=o.stop, reduce_only=o.reduce_only)  # fmt: skip
+
+    def _offence(self, kind: str, symbol: str, desk: Desk) -> Order | None:
+        """What each offender sends (see the module's docstring)."""
         price = self.market.prices[symbol]
-        asset = self.config.assets[symbol]
+        asset = self.config.assets[symbol].risk
         fit = desk.fit(symbol, price, D("0.2"))
-        qty = max(fit, asset.risk.min_size)
-        stop: D | None = (price * (1 - self.manager.stop_fraction(symbol, price))).quantize(Q4)
-        side, reduce_only, agent = "buy", False, f"agent-{kind.replace('_', '-')}"
+        stop = (price * (1 - self.manager.stop_fraction(symbol, price))).quantize(Q4)
+        o = Order(symbol, "buy", max(fit, asset.min_size), price, stop)
         if kind == "oversized":  # five times the full risk per trade (past max_position)
             full = self.manager.calculate_position_quantity(symbol, desk.equity, price)
-            qty = max(floor_to_lot(full * 5, asset.risk.lot_size), asset.risk.min_size * 5)
-        elif kind == "no_stop":
-            stop = None
-            if fit > 0:
-                desk.take(symbol, fit, price)
+            o.qty = max(floor_to_lot(full * 5, asset.lot_size), asset.min_size * 5)
+        elif kind == "no_stop":  # the asset's stop rule sets one
+            o.stop = None
+            return o if fit > 0 else None
         elif kind == "bad_stop":
-            stop = (price * D("1.05")).quantize(Q4)
+            o.stop = (price * D("1.05")).quantize(Q4)
         elif kind == "wrong_side":
             unheld = [s for s in sorted(self.market.prices) if desk.held.get(s, ZERO) == 0]
             if not unheld:
                 return None
-            symbol = self.rng.choice(unheld)
-            price = self.market.prices[symbol]
-            qty, stop, side, reduce_only = (
-                self.config.assets[symbol].risk.min_size,
-                None,
-                "sell",
-                True,
-            )
+            s = self.rng.choice(unheld)
+            return Order(s, "sell", self.config.assets[s].risk.min_size, self.market.prices[s],
+                         None, reduce_only=True)  # fmt: skip
         elif kind == "fat_finger":
-            price = (price * D(self.rng.choice(("0.1", "10")))).quantize(Q4)
-            stop = (price * D("0.95")).quantize(Q4)
+            o.price = (price * D(self.rng.choice(("0.1", "10")))).quantize(Q4)
+            o.stop = (o.price * D("0.95")).quantize(Q4)
         elif kind == "disabled":
             if not self.disabled:
                 return None
-            symbol = self.rng.choice(self.disabled)
-            a = self.config.assets[symbol]
-            price, qty, stop = a.reference_price, a.risk.min_size, None
-        if kind == "no_stop" and fit == 0:
-            return None
-        return self._intent(kind, agent, symbol, side=side, qty=qty, price=price, stop=stop,
-                            reduce_only=reduce_only)  # fmt: skip
+            s = self.rng.choice(self.disabled)
+            a = self.config.assets[s]
+            return Order(s, "buy", a.risk.min_size, a.reference_price, None)
+        return o
+
+    def _repeats(self, agent: str, symbol: str, qty: D, tick: int) -> bool:
+        """The agent opened the same quantity of ``symbol`` fewer than REPEAT_TICKS ago
+        (the gate would judge it by its clock: refused or not, depending on the pace)."""
+        return tick - self.opened.get((agent, symbol, qty), -REPEAT_TICKS) < REPEAT_TICKS
 
     def _malformed(self) -> bytes:
         self.seq += 1
@@ -443,6 +465,11 @@ class Agents:
                 self.refused.add(symbol)
             if status == "rejected":
                 trader.idle_until = self.tick_no + IDLE_AFTER_REFUSAL
+
+    def forget(self) -> None:
+        """The tick is over: its intents are decided and their orders handled."""
+        self.sent.clear()
+        self.created.clear()
 
     # -- what the executor did -------------------------------------------------------------
 

@@ -260,6 +260,7 @@ class Demo:
                 progress.read_decisions(tick, agents.created)
                 agents.learn([(r.intent_id, r.symbol, r.status, tuple(c for c, _ in r.reasons))
                               for r in progress.records[seen:]])  # fmt: skip
+                agents.forget()  # every intent of the tick is decided and handled
                 if tick % 2 == 0 or tick == ticks - 1:
                     progress.audit_rows, _ = audit_rows(durl, keys.portfolio)
                 fills = executor.stats.fills

@@ -25,6 +25,14 @@ from schemas.config import AssetsConfig
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
 
 
+AGE = re.compile(r"\b\d+(\.\d+)?s ago\b")
+
+
+def _unclocked(message: str) -> str:
+    """A reason's message without the clock's readings: times and ages."""
+    return AGE.sub("<age> ago", TIMESTAMP.sub("<time>", message))
+
+
 @dataclass(slots=True)
 class Sample:
     """The portfolio at the start of a tick, and what the tick's decisions showed."""
@@ -58,12 +66,12 @@ class Record:
 
     def projection(self) -> dict[str, Any]:
         """What a seed reproduces: everything but the clock's readings (the times a
-        message quotes read ``<time>``)."""
+        message quotes read ``<time>``, the ages ``<age> ago``)."""
         return {
             "intent_id": self.intent_id, "agent_id": self.agent_id, "symbol": self.symbol,
             "side": self.side, "status": self.status, "requested_quantity": self.requested,
             "approved_quantity": self.approved,
-            "reasons": [[c, TIMESTAMP.sub("<time>", m)] for c, m in self.reasons],
+            "reasons": [[c, _unclocked(m)] for c, m in self.reasons],
         }  # fmt: skip
 
 
@@ -204,7 +212,7 @@ def live_table(p: Progress, sent: int, fills: int, cancels: int, title: str) -> 
     t.add_row("resized", f"[yellow]{p.statuses['resized']}[/yellow]")
     t.add_row("rejected", f"[red]{p.statuses['rejected']}[/red]")
     for code, n in p.reasons.most_common(8):
-        t.add_row(f"  reason {code}", str(n))
+        t.add_row(f"  decisions with {code}", str(n))
     t.add_row("fills / cancels", f"{fills} / {cancels}")
     t.add_row("audited rows (PostgreSQL)", str(p.audit_rows))
     cfg = p.config

@@ -130,7 +130,9 @@ def test_trader_when_its_exit_is_due_then_it_sells_what_it_holds_reduce_only(
     )  # fmt: skip
     agents.market.prices["ETH/USDT"] = entry * D(mark_factor)
     payloads = agents.tick(ticks_held, _status())
-    exits = [json.loads(p) for p in payloads if agents.kinds.get(json.loads(p)["intent_id"]) == kind]
+    exits = [
+        json.loads(p) for p in payloads if agents.kinds.get(json.loads(p)["intent_id"]) == kind
+    ]
     assert len(exits) == 1
     assert exits[0]["side"] == "sell" and exits[0]["reduce_only"] is True
     assert D(exits[0]["quantity"]) == D("1.5")

@@ -141,13 +141,15 @@ def test_progress_when_a_decision_has_two_reasons_then_it_counts_once_under_each
 
 
 def test_projection_when_a_message_quotes_a_time_then_the_time_is_masked() -> None:
-    """What a seed reproduces leaves out the clock's readings quoted in messages."""
+    """What a seed reproduces leaves out the clock's readings quoted in messages: the
+    times and the ages."""
     progress = Progress(cast(Any, None), cast(Any, None), base_config())
-    msg = "approved 0s ago (2026-12-02T15:47:31.771631+00:00); refused"
+    msg = "approved 7.993603s ago (2026-12-02T15:47:31.771631+00:00); refused"
+    reasons = [{"code": "duplicate_order", "message": msg}]
     progress._count({"intent_id": "x", "symbol": "BTC/USDT", "status": "rejected",
-                     "reasons": [{"code": "duplicate_order", "message": msg}]}, 0, None, {})  # fmt: skip
+                     "reasons": reasons}, 0, None, {})  # fmt: skip
     assert progress.records[0].projection()["reasons"] == [
-        ["duplicate_order", "approved 0s ago (<time>); refused"]
+        ["duplicate_order", "approved <age> ago (<time>); refused"]
     ]
 
 
