@@ -303,17 +303,21 @@ class Agents:
         for t in order:
             out += self._exits(t, tick)
         symbols = sorted(self.market.prices)
-        for t in order:  # one holding at a time: at most one intent a tick per trader
+        allowed = [s for s in symbols if s not in self.refused] or symbols
+        offenders = [k for k, p in OFFENDERS.items() if rng.random() < p and symbols]
+        # no_stop takes its room from the desk like a trader, before the traders do; the
+        # others come after them, as a desk's bad orders would
+        for kind in [k for k in offenders if k == "no_stop"]:
+            out += self._offend_list(kind, rng.choice(allowed), desk)
+        # one holding at a time: at most one intent a tick per trader; those sizing by
+        # their own model come last (the gate cuts them to what the desk left)
+        for t in sorted(order, key=lambda t: t.own_model):
             if not t.book and tick >= t.idle_until and rng.random() < 0.5 and symbols:
                 payload = self._open(t, tick, rng.choice(symbols), desk)
                 if payload is not None:
                     out.append(payload)
-        allowed = [s for s in symbols if s not in self.refused] or symbols
-        for kind, p in OFFENDERS.items():
-            if rng.random() < p and symbols:
-                payload = self._offend(kind, rng.choice(allowed), desk)
-                if payload is not None:
-                    out.append(payload)
+        for kind in [k for k in offenders if k != "no_stop"]:
+            out += self._offend_list(kind, rng.choice(allowed), desk)
         extra = []
         if self.recent and rng.random() < 0.5:  # an agent re-sends what it sent (decided once)
             self.stats.sent["resent"] += 1
@@ -361,6 +365,10 @@ class Agents:
         return self._intent(
             "sized", t.agent_id, symbol, side="buy", qty=qty, price=price, stop=stop
         )
+
+    def _offend_list(self, kind: str, symbol: str, desk: Desk) -> list[bytes]:
+        payload = self._offend(kind, symbol, desk)
+        return [] if payload is None else [payload]
 
     def _offend(self, kind: str, symbol: str, desk: Desk) -> bytes | None:
         o = self._offence(kind, symbol, desk)

@@ -114,7 +114,8 @@ def _status(s: dict[str, Any]) -> str:
     by_kind = stacked(kinds, STATUS_COLORS, name="status_by_kind")
     intro2 = (
         "The same decisions by what the agent meant: the traders' openings and exits "
-        "first, then each deliberate offender, refused (or cut) for what it did."
+        "first, then each deliberate offender, refused (or cut) for what it did; the "
+        "one without a stop is approved, with the asset's stop rule setting one."
     )
     return _section("status", "Decisions by status and asset class", intro, chart) + (
         f"<h3>By what the agent meant</h3><p class='intro'>{intro2}</p>{by_kind}"

@@ -336,7 +336,7 @@ class Demo:
         return {
             "portfolio": self.keys.portfolio,
             "seconds": round(p.elapsed, 1),
-            "ticks": len(p.samples),
+            "ticks": sum(x.tick >= 0 for x in p.samples),
             "seed": self.opts.seed,
             "rate": self.opts.rate,
             "intents_sent": agents.stats.total,

@@ -152,7 +152,7 @@ def stacked(
     rows: Sequence[tuple[str, dict[str, int]]],
     colors: dict[str, str],
     *,
-    width: int = 620,
+    width: int = 900,
     name: str = "",
 ) -> str:
     """One 100 % bar per row, split by key (the counts and shares written in each part)."""
@@ -178,10 +178,9 @@ def stacked(
                 f'x="{x:.1f}" y="{y}" width="{bw:.1f}" height="{bar_h}" fill="{color}">'
                 f"<title>{escape(label)} {key}: {n} ({n / total:.0%})</title></rect>"
             )
-            if bw > 40:
-                out.append(
-                    f'<text x="{x + 4:.1f}" y="{y + 17}" fill="#fff">{n} ({n / total:.0%})</text>'
-                )
+            text = f"{n} ({n / total:.0%})"
+            if bw >= 7 * len(text) + 8:  # the count where it fits (the tooltip always)
+                out.append(f'<text x="{x + 4:.1f}" y="{y + 17}" fill="#fff">{text}</text>')
             x += bw
         out.append(f'<text x="{label_w + span + 6}" y="{y + 17}">{total}</text>')
     y = len(rows) * (bar_h + gap) + 14

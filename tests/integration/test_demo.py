@@ -70,10 +70,11 @@ def test_demo_quick_when_no_urls_set_then_exits_0_and_summary_matches_streams(
     assert summary["traded"]["NVDA"] > 0 and summary["traded"]["TQQQ"] > 0
     assert "AMD" not in summary["traded"] and "SOXL" not in summary["traded"]
     assert summary["reasons"]["earnings_blackout"] > 0 and summary["reasons"]["sideways_market"] > 0
-    # every enabled class is mostly approved (the flooder's copies aside)
+    # every enabled class is approved when its rules allow: mostly (crypto holds the
+    # flooder's refused copies), and the traders' intents over 80 %
     for cls in ("crypto", "stocks", "leveraged_etfs"):
         n = summary["by_class"][cls]
-        assert n["approved"] + n["resized"] > 0
+        assert n["approved"] + n["resized"] > (n["rejected"] if cls != "crypto" else 0)
     traders = [summary["by_kind"][k] for k in ("sized", "take_profit", "cut_loss", "close")
                if k in summary["by_kind"]]  # fmt: skip
     passed = sum(n["approved"] + n["resized"] for n in traders)
