@@ -20,7 +20,6 @@ from schemas.messages import TradeIntent
 from tests.builders import market_prices, marks, snapshot
 
 D = Decimal
-NOW = datetime.now(UTC)  # intents are dated by the agents' clock
 
 
 def _manager() -> AssetManager:
@@ -54,16 +53,18 @@ def _agents(n: int = 50, seed: int = 7) -> Agents:
 
 
 def _decide(payloads: list[bytes]) -> dict[str, Any]:
-    """Each intent's decision by the pure gate: a fresh portfolio, uncorrelated assets."""
+    """Each intent's decision by the pure gate: a fresh portfolio, uncorrelated assets,
+    now (the agents date their intents by the wall clock)."""
+    now = datetime.now(UTC)
     intents = [TradeIntent.model_validate_json(p) for p in payloads]
-    corr = Correlations({Correlations.key(a, b): D(0) for a, b in combinations(SYMBOLS, 2)}, NOW)
+    corr = Correlations({Correlations.key(a, b): D(0) for a, b in combinations(SYMBOLS, 2)}, now)
     # as the feed's sim source has it: AMD reports in 2 days, SOXL moves sideways
     flags = Flags(
-        earnings={s: NOW.date() + timedelta(days=2 if s == "AMD" else 40) for s in SYMBOLS},
-        regimes={s: Regime("sideways" if s == "SOXL" else "trending", NOW) for s in SYMBOLS},
+        earnings={s: now.date() + timedelta(days=2 if s == "AMD" else 40) for s in SYMBOLS},
+        regimes={s: Regime("sideways" if s == "SOXL" else "trending", now) for s in SYMBOLS},
     )
-    snap = snapshot(quotes=marks(at=NOW), correlations=corr, flags=flags)
-    decisions = decide_batch(intents, snap, MANAGER.config, NOW).decisions
+    snap = snapshot(quotes=marks(at=now), correlations=corr, flags=flags)
+    decisions = decide_batch(intents, snap, MANAGER.config, now).decisions
     return {d.intent_id: d for d in decisions}
 
 
