@@ -5,17 +5,19 @@
 2. PostgreSQL migrated and the registries synced; a fresh portfolio (``demo-<time>``)
    with the first three phases enabled and 100,000 deposited.
 3. The process tree (:mod:`consumers.demo.procs`): ``--workers`` gate workers, the audit
-   writer, the phase monitor and the market feed on its simulated source (``riskgate
-   feed --source sim``: marks every second, bars, regimes and earnings dates from them,
-   the path a production feed takes), each ``python -m consumers.cli ...``. Trading
-   starts once every enabled symbol has a mark.
-4. For ``--duration`` seconds: intents at ``--rate`` per second from the agents (priced
-   at the latest marks), the executor filling approved orders
-   (:mod:`consumers.demo.agents`), progress shown live (:mod:`consumers.demo.view`).
-5. Drain: every intent decided, every order filled or cancelled, every event applied,
-   every decision audited; the tree stopped (SIGTERM); the summary printed and checked
-   (decisions == intents the gate had to decide == rows in ``trading_decisions``); the
-   report written (:mod:`consumers.demo.report`). Exit 0 when consistent, 1 otherwise.
+   writer and the phase monitor, each ``python -m consumers.cli ...``. In this process,
+   the market feed on its simulated source, seeded by ``--seed`` (one turn of every
+   job: marks, bars and the regimes from them, earnings dates, extras; then the
+   correlations of those bars, each through the path production takes).
+4. ``--duration`` ticks of at least ``TICK_S`` each, every step waiting for the last
+   (so a seed gives the same decisions): the feed steps the marks; the agents
+   (:mod:`consumers.demo.agents`) see the portfolio and send in one ``MULTI``; the gate
+   decides; the executor fills the approved orders in stream order; the gate applies
+   the fills; the agents learn from the decisions. Progress shown live
+   (:mod:`consumers.demo.view`).
+5. Drain: every intent decided, every event applied, every decision audited; the tree
+   stopped (SIGTERM); the summary printed and checked (decisions == intents the gate
+   had to decide == rows in ``trading_decisions``); the report written (:mod:`consumers.demo.report`). Exit 0 when consistent, 1 otherwise.
 
 Ctrl-C (or SIGTERM) ends the run early and still drains, stops and reports; a second
 one kills the tree at once.
