@@ -17,7 +17,8 @@
    (:mod:`consumers.demo.view`).
 5. Drain: every intent decided, every event applied, every decision audited; the tree
    stopped (SIGTERM); the summary printed and checked (decisions == intents the gate
-   had to decide == rows in ``trading_decisions``); the report written (:mod:`consumers.demo.report`). Exit 0 when consistent, 1 otherwise.
+   had to decide == rows in ``trading_decisions``); the report written
+   (:mod:`consumers.demo.report`). Exit 0 when consistent, 1 otherwise.
 
 Ctrl-C (or SIGTERM) ends the run early and still drains, stops and reports; a second
 one kills the tree at once.
