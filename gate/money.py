@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 RATIO_PLACES = Decimal("0.000001")
 MICRO = Decimal(1_000_000)
+CENT = Decimal("0.01")
 
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
@@ -80,3 +81,10 @@ def plain(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+def money_text(value: Decimal, currency: str = "") -> str:
+    """An account-currency amount as people read it: to the cent, thousands separated
+    (``100,000.00 USD``), rounded half-even."""
+    text = f"{value.quantize(CENT, rounding=ROUND_HALF_EVEN):,.2f}"
+    return f"{text} {currency}".rstrip()

@@ -38,7 +38,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    missing = [m for m in ("rich", "matplotlib") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("rich",) if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"riskgate demo needs {' and '.join(missing)}: pip install -e '.[demo]'")
     base = DemoOptions.quick() if args.quick else DemoOptions()
@@ -102,9 +102,22 @@ def register(sub: Sub) -> None:
         p.set_defaults(handler=_with_metrics_port(p.get_default("handler")))
 
     p = sub.add_parser("demo", help="run the whole system with simulated agents, then report")
-    p.add_argument("--duration", type=_positive(float), help="seconds of trading (default 60)")
-    p.add_argument("--rate", type=_positive(int), help="intents per second (default 200)")
-    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument(
+        "--duration",
+        type=_positive(float),
+        help="seconds of trading: one tick a second (default 60)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive(int),
+        help="the book's size: 2 x N traders, at most 900 (default 200)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        help="random seed: the same seed, the same decisions (default 7)",
+    )
     p.add_argument("--workers", type=whole_arg(1, 64), default=2, help="gate workers (default 2)")
     p.add_argument("--report", metavar="DIR", help="report directory (default: in the data dir)")
     p.add_argument("--portfolio", help="portfolio name (default: demo-<time>, a fresh one)")
@@ -112,7 +125,7 @@ def register(sub: Sub) -> None:
         "--metrics-port", type=PORT, default=0, help="first of the workers' metrics ports (0: off)"
     )
     p.add_argument("--plain", action="store_true", help="progress lines, not a live table")
-    p.add_argument("--quick", action="store_true", help="15 s at 100 intents/s (< 60 s in all)")
+    p.add_argument("--quick", action="store_true", help="15 ticks, 200 traders (< 60 s in all)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("servers", help="the embedded Redis and PostgreSQL of the data directory")

@@ -9,10 +9,9 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from consumers.cli.owner_text import owner_text
+from gate.money import money_text
 from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Decision
-
-CENT = Decimal("0.01")
 
 
 def _dec(value: object) -> Decimal | None:
@@ -33,10 +32,7 @@ def _step_places(step: Decimal) -> int:
 def money(value: object, currency: str = "") -> str:
     """An account-currency amount: 2 decimals, thousands separated (``100,000.00 USD``)."""
     d = _dec(value)
-    if d is None:
-        return str(value)
-    text = f"{d.quantize(CENT, rounding=ROUND_HALF_EVEN):,.2f}"
-    return f"{text} {currency}".rstrip()
+    return str(value) if d is None else money_text(d, currency)
 
 
 def quantity(value: object, asset: AssetConfig | None) -> str:

@@ -1,9 +1,8 @@
 """What the demo reads back to prove its run: a group caught up on its stream, the audit
-rows in PostgreSQL, the positions held."""
+rows in PostgreSQL."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from redis import Redis
@@ -32,12 +31,3 @@ def audit_rows(url: str, portfolio: str) -> tuple[int, int]:
             {"p": portfolio},
         ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def held_positions(status: dict[str, Any]) -> dict[str, Decimal]:
-    held = {}
-    for sym, pos in status.get("positions", {}).items():
-        q = Decimal(pos["quantity"])
-        if q > 0:
-            held[sym] = q
-    return held

@@ -5,17 +5,20 @@
 2. PostgreSQL migrated and the registries synced; a fresh portfolio (``demo-<time>``)
    with the first three phases enabled and 100,000 deposited.
 3. The process tree (:mod:`consumers.demo.procs`): ``--workers`` gate workers, the audit
-   writer, the phase monitor and the market feed on its simulated source (``riskgate
-   feed --source sim``: marks every second, bars, regimes and earnings dates from them,
-   the path a production feed takes), each ``python -m consumers.cli ...``. Trading
-   starts once every enabled symbol has a mark.
-4. For ``--duration`` seconds: intents at ``--rate`` per second from the agents (priced
-   at the latest marks), the executor filling approved orders
-   (:mod:`consumers.demo.agents`), progress shown live (:mod:`consumers.demo.view`).
-5. Drain: every intent decided, every order filled or cancelled, every event applied,
-   every decision audited; the tree stopped (SIGTERM); the summary printed and checked
-   (decisions == intents the gate had to decide == rows in ``trading_decisions``); the
-   report written (:mod:`consumers.demo.report`). Exit 0 when consistent, 1 otherwise.
+   writer and the phase monitor, each ``python -m consumers.cli ...``. In this process,
+   the market feed on its simulated source, seeded by ``--seed`` (one turn of every
+   job: marks, bars and the regimes from them, earnings dates, extras; then the
+   correlations of those bars, each through the path production takes).
+4. ``--duration`` ticks of at least ``TICK_S`` each, every step waiting for the last
+   (so a seed gives the same decisions): the feed steps the marks; the agents
+   (:mod:`consumers.demo.agents`) see the portfolio and send in one ``MULTI``; the gate
+   decides; the executor fills the approved orders in stream order; the gate applies
+   the fills; the agents learn from the decisions. Progress shown live
+   (:mod:`consumers.demo.view`).
+5. Drain: every intent decided, every event applied, every decision audited; the tree
+   stopped (SIGTERM); the summary printed and checked (decisions == intents the gate
+   had to decide == rows in ``trading_decisions``); the report written
+   (:mod:`consumers.demo.report`). Exit 0 when consistent, 1 otherwise.
 
 Ctrl-C (or SIGTERM) ends the run early and still drains, stops and reports; a second
 one kills the tree at once.
@@ -27,6 +30,7 @@ import os
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,22 +40,29 @@ from typing import Any
 import structlog
 from redis import Redis
 
-from consumers.bus.keys import GROUP_AUDIT, GROUP_GATE, GROUP_PHASE, Keys
+from consumers.bus.keys import DATA, GROUP_AUDIT, GROUP_GATE, GROUP_PHASE, Keys
 from consumers.bus.runtime import Shutdown, configure_logging, connect, redis_url
 from consumers.db import connection as db
 from consumers.db.services import prepare
 from consumers.demo.agents import Agents, Executor, Market, setup_portfolio
-from consumers.demo.checks import audit_rows, caught_up, held_positions
+from consumers.demo.checks import audit_rows, caught_up
 from consumers.demo.procs import Supervisor
 from consumers.demo.report import write_report
 from consumers.demo.view import Progress, live_display, live_table, plain_line, summary_text
+from consumers.market import correlations
+from consumers.market.feed import Feed, FeedSettings
+from consumers.market.feed_service import build as build_feed
 from consumers.sdk.client import GateClient
 from consumers.servers import embedded
 from gate.assets import AssetManager
+from gate.money import money_text
 
 log = structlog.get_logger("riskgate.demo")
-TICK_S = 0.1
+STATUSES = ("approved", "resized", "rejected")
+TICK_S = 1.0  # a tick lasts at least this long (the flooder and the quota rely on it)
 DRAIN_TIMEOUT_S = 90.0
+SETTLE_TIMEOUT_S = 60.0
+MAX_AGENTS = 900  # under the gate's 1,000 agents a minute (too_many_agents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,31 +143,29 @@ class Demo:
         self._wait(redis, [(keys.events, GROUP_GATE)], 60.0, "workers to start")
         market = Market(symbols)
         progress = Progress(redis, keys, self.config)
-        self._wait_market(progress, market, 60.0)
+        feed = self._market_data(redis, durl, progress, market)
         agents = Agents(
-            client, self.manager, market, disabled=disabled, rng=self.rng,
-            agents=max(10, opts.rate), equity=opts.equity,
+            self.manager, market, disabled=disabled, rng=self.rng,
+            agents=min(MAX_AGENTS, max(10, 2 * opts.rate)),
         )  # fmt: skip
         executor = Executor(
-            GateClient(redis=redis, portfolio=keys.portfolio, prefix=keys.prefix), self.rng
+            GateClient(redis=redis, portfolio=keys.portfolio, prefix=keys.prefix), opts.seed
         )
-        executor.start()
         try:
-            self._loop(
-                client, agents=agents, market=market, executor=executor, progress=progress,
-                durl=durl,
-            )  # fmt: skip
+            if feed is not None and not self.problems:
+                self._loop(redis, client, feed, agents=agents, market=market,
+                           executor=executor, progress=progress, durl=durl)  # fmt: skip
         finally:
-            self._drain(redis, executor)
+            self._drain(redis)
         codes = self.sup.stop()
         self.sup = None
         for name, code in codes.items():
             if code != 0:
                 self.problems.append(f"{name} exited with status {code}")
-        progress.poll()
+        progress.read_decisions()
         progress.audit_rows, progress.audit_rejects = audit_rows(durl, keys.portfolio)
         summary = self._summary(redis, progress, agents, executor)
-        page = write_report(report_dir, {**summary, "report": str(report_dir)}, progress.samples)
+        page = write_report(report_dir, {**summary, "report": str(report_dir)}, progress)
         summary["report"] = str(page)
         say(summary_text(summary))
         return 0 if summary["consistent"] else 1
@@ -172,21 +181,48 @@ class Demo:
                   metrics_port=port + opts.workers if port else 0)  # fmt: skip
         sup.start("phase", "phase-monitor", "--block-ms", "200", "--evaluate-every", "5",
                   metrics_port=port + opts.workers + 1 if port else 0)  # fmt: skip
-        sup.start("feed", "feed", "--source", "sim", "--seed", str(opts.seed), "--no-migrate",
-                  "--marks-every", "1", "--bars-every", "30", "--calendar-every", "60",
-                  "--extras-every", "30", metrics_port=port + opts.workers + 2 if port else 0,
-                  consumer=False)  # fmt: skip
         names = ", ".join(c.name for c in sup.children)
         say(f"started {names}; logs in {log_dir}")
         if port:
             say(
-                f"metrics on 127.0.0.1 ports {port}..{port + opts.workers + 2} (/metrics, /healthz)"
+                f"metrics on 127.0.0.1 ports {port}..{port + opts.workers + 1} (/metrics, /healthz)"
             )
         return sup
 
+    def _market_data(
+        self, redis: Redis, durl: str, progress: Progress, market: Market
+    ) -> Feed | None:
+        """The feed (its ``sim`` source, seeded) in this process: one turn of every job
+        (marks, daily bars and the regimes from them, earnings dates, extras), then the
+        correlations of those bars, each through the path production uses. During the
+        run the demo steps the marks itself, once a tick, so a seed gives the same prices."""
+        keys = self.keys
+        settings = FeedSettings(history_days=90)
+        feed = build_feed(redis, durl, keys, self.config, settings, only=("sim",),
+                          seed=self.opts.seed)  # fmt: skip
+        feed.turn(None)
+        with db.connect(durl, application_name="riskgate-demo") as conn:
+            corr = correlations.run_once(
+                conn, redis, keys, self.config, window_days=60, min_observations=30
+            )
+        self._settle(redis, keys.events, "the feed's marks to be applied")
+        progress.poll()
+        market.update(progress.status)
+        if not market.ready():
+            missing = sorted(set(market.symbols) - set(market.prices))
+            self.problems.append(f"no mark from the feed for {missing}")
+            return None
+        say(
+            f"market: {len(market.prices)} symbols marked by the feed (sim source, seed "
+            f"{self.opts.seed}), {len(corr.pairs)} correlations of its daily bars"
+        )
+        return feed
+
     def _loop(
         self,
+        redis: Redis,
         client: GateClient,
+        feed: Feed,
         *,
         agents: Agents,
         market: Market,
@@ -194,81 +230,81 @@ class Demo:
         progress: Progress,
         durl: str,
     ) -> None:
-        opts = self.opts
+        """One tick a second (or slower, never faster): the feed steps the marks; the
+        agents see the portfolio and send; the gate decides all of it; the executor
+        fills the approved orders; the gate applies the fills. Each step waits for the
+        last, so what the agents see, and so what they send, depends on the seed only."""
+        opts, keys = self.opts, self.keys
         live = live_display(opts.live)
-        title = f"riskgate demo - portfolio {self.keys.portfolio}"
-        end = time.monotonic() + opts.duration
-        owed, next_second, next_line = 0.0, 0.0, 0.0
+        title = f"riskgate demo - portfolio {keys.portfolio}"
+        ticks = max(1, round(opts.duration / TICK_S))
+        start = time.monotonic()
+        orders_done = lambda: caught_up(redis, keys.orders, Executor.GROUP)  # noqa: E731
         with live as view:
-            while time.monotonic() < end and not self.shutdown.requested:
-                self._check(executor)
-                if self.problems:
+            for tick in range(ticks):
+                self._check()
+                if self.problems or self.shutdown.requested:
                     return
-                owed += opts.rate * TICK_S
-                if int(owed):
-                    agents.publish(int(owed))
-                    owed -= int(owed)
-                if time.monotonic() >= next_second:
-                    next_second = time.monotonic() + 1.0
-                    progress.poll()
-                    market.update(progress.status)
-                    progress.audit_rows, _ = audit_rows(durl, self.keys.portfolio)
-                    agents.held = held_positions(progress.status)
-                    fills, cancels = executor.stats.fills, executor.stats.cancels
-                    if view is not None:
-                        view.update(live_table(progress, agents.stats.total, fills, cancels, title))
-                    elif time.monotonic() >= next_line:
-                        next_line = time.monotonic() + 2.0
-                        say(plain_line(progress, agents.stats.total, fills))
-                self.shutdown.wait(TICK_S)
+                if tick:
+                    feed.turn(["marks"])
+                    self._settle(redis, keys.events, "marks to be applied")
+                progress.poll(tick)
+                market.update(progress.status)
+                burst = agents.flood(tick, progress.status)
+                if burst:  # alone, so one batch holds it: one reading of the gate's clock
+                    self._publish(client, burst)
+                    self._settle(redis, keys.intents, "the flood to be decided")
+                self._publish(client, agents.tick(tick, progress.status))
+                self._settle(redis, keys.intents, "the intents to be decided")
+                for intent_id, qty, price in executor.drain(orders_done):
+                    agents.filled(intent_id, qty, price)
+                self._settle(redis, keys.events, "fills to be applied")
+                seen = len(progress.records)
+                progress.read_decisions(tick, agents.created)
+                agents.learn([(r.intent_id, r.symbol, r.status, tuple(c for c, _ in r.reasons))
+                              for r in progress.records[seen:]])  # fmt: skip
+                agents.forget()  # every intent of the tick is decided and handled
+                if tick % 2 == 0 or tick == ticks - 1:
+                    progress.audit_rows, _ = audit_rows(durl, keys.portfolio)
+                fills = executor.stats.fills
+                if view is not None:
+                    view.update(live_table(progress, agents.stats.total, fills,
+                                           executor.stats.cancels, title))  # fmt: skip
+                elif tick % 2 == 0 or tick == ticks - 1:
+                    say(plain_line(progress, agents.stats.total, fills, self.config))
+                self.shutdown.wait(max(0.0, start + (tick + 1) * TICK_S - time.monotonic()))
 
-    def _wait_market(self, progress: Progress, market: Market, timeout: float) -> None:
-        """Until the feed has marked every enabled symbol (its first turn)."""
-        deadline = time.monotonic() + timeout
-        while not self.problems and not self.shutdown.requested:
-            progress.poll()
-            market.update(progress.status)
-            if market.ready():
-                say(f"market: {len(market.prices)} symbols marked by the feed (sim source)")
-                return
-            if self.sup is not None and self.sup.exited():
-                self._check_tree()
-                return
-            if time.monotonic() > deadline:
-                missing = sorted(set(market.symbols) - set(market.prices))
-                self.problems.append(f"no mark from the feed after {timeout:.0f}s for {missing}")
-                return
-            time.sleep(0.2)
+    def _publish(self, client: GateClient, payloads: list[bytes]) -> None:
+        """One MULTI: the gate reads all of a tick's intents or none of them."""
+        if not payloads:
+            return
+        pipe = client.redis.pipeline(transaction=True)
+        for p in payloads:
+            pipe.xadd(client.keys.intents, {DATA: p})
+        pipe.execute()
 
-    def _check(self, executor: Executor) -> None:
+    def _settle(self, redis: Redis, stream: str, what: str) -> None:
+        self._wait(redis, [(stream, GROUP_GATE)], SETTLE_TIMEOUT_S, what)
+
+    def _check(self) -> None:
         assert self.sup is not None
         for child in self.sup.exited():
             self.problems.append(
                 f"{child.name} exited ({child.proc.returncode}):\n{self.sup.tail(child)}"
             )
-        if executor.error is not None:
-            self.problems.append(f"executor failed: {executor.error!r}")
 
-    def _drain(self, redis: Redis, executor: Executor) -> None:
-        """Everything in flight handled: intents, orders, events, decisions."""
+    def _drain(self, redis: Redis) -> None:
+        """Everything in flight handled: intents decided, events applied, decisions audited
+        (each tick settles its orders; a run cut short may leave some to the gate)."""
         keys = self.keys
-        say("draining: waiting for every intent, order, event and decision to be handled")
-        steps = [
-            ([(keys.intents, GROUP_GATE)], "the gate to decide every intent"),
-            ([(keys.orders, Executor.GROUP)], "the executor to handle every order"),
-        ]
-        for pairs, what in steps:
-            if not self.problems:
-                self._wait(redis, pairs, DRAIN_TIMEOUT_S, what)
-        executor.stopping.set()
-        executor.join(10)
+        say("draining: waiting for every intent, event and decision to be handled")
         if not self.problems:
             self._wait(
                 redis,
-                [(keys.events, GROUP_GATE), (keys.events, GROUP_PHASE),
-                 (keys.decisions, GROUP_AUDIT)],
+                [(keys.intents, GROUP_GATE), (keys.events, GROUP_GATE),
+                 (keys.events, GROUP_PHASE), (keys.decisions, GROUP_AUDIT)],
                 DRAIN_TIMEOUT_S,
-                "events applied and decisions audited",
+                "intents decided, events applied and decisions audited",
             )  # fmt: skip
 
     def _wait(self, redis: Redis, pairs: list[tuple[str, str]], timeout: float, what: str) -> None:
@@ -280,7 +316,7 @@ class Demo:
             if time.monotonic() > deadline:
                 self.problems.append(f"timed out after {timeout:.0f}s waiting for {what}")
                 return
-            time.sleep(0.1)
+            time.sleep(0.005)
 
     def _check_tree(self) -> None:
         assert self.sup is not None
@@ -303,6 +339,7 @@ class Demo:
         return {
             "portfolio": self.keys.portfolio,
             "seconds": round(p.elapsed, 1),
+            "ticks": sum(x.tick >= 0 for x in p.samples),
             "seed": self.opts.seed,
             "rate": self.opts.rate,
             "intents_sent": agents.stats.total,
@@ -310,7 +347,13 @@ class Demo:
             "intents_to_decide": expected,
             "decided": p.decided,
             "decisions": {k: p.statuses.get(k, 0) for k in ("approved", "resized", "rejected")},
-            "reasons": dict(p.reasons),
+            "by_class": {
+                c: {k: n.get(k, 0) for k in ("approved", "resized", "rejected")}
+                for c, n in sorted(p.by_class.items())
+            },
+            "by_kind": _by_kind(p, agents),
+            "reasons": dict(p.reasons),  # decisions carrying each reason
+            "examples": dict(sorted(p.examples.items())),
             "traded": dict(p.traded),
             "dead_letters": int(redis.xlen(self.keys.deadletter)),
             "fills": executor.stats.fills,
@@ -318,14 +361,31 @@ class Demo:
             "audit_rows": p.audit_rows,
             "audit_rejects": p.audit_rejects,
             "equity": s.get("equity"),
+            "equity_text": money_text(
+                Decimal(s.get("equity") or 0), self.config.risk_management.account_currency
+            ),
             "peak_equity": s.get("peak_equity"),
             "drawdown": s.get("drawdown"),
             "max_heat": round(max_heat, 4),
             "heat_limit": s.get("heat_limit"),
+            "class_caps": {
+                c: str(min(self.config.risk_management.max_single_asset_class, k.max_allocation))
+                for c, k in self.config.asset_classes.items()
+            },
+            "correlation_limit": str(self.config.risk_management.max_correlation_exposure),
             "active_phases": s.get("active_phases", []),
             "consistent": not problems,
             "problem": "; ".join(problems),
         }
+
+
+def _by_kind(p: Progress, agents: Agents) -> dict[str, dict[str, int]]:
+    """Decisions by what the agent meant (the kinds of :mod:`consumers.demo.agents`)."""
+    out: dict[str, Counter[str]] = {}
+    for r in p.records:
+        kind = agents.kinds.get(r.intent_id, "malformed")
+        out.setdefault(kind, Counter())[r.status] += 1
+    return {k: {s: n.get(s, 0) for s in STATUSES} for k, n in sorted(out.items())}
 
 
 def _set(name: str) -> bool:

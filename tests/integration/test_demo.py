@@ -36,8 +36,9 @@ def test_demo_quick_when_no_urls_set_then_exits_0_and_summary_matches_streams(
     assert "consistent        yes" in done.stdout
     assert "sent=" in done.stdout  # plain progress lines when not on a terminal
     summary = json.loads((report / "summary.json").read_text())
-    for name in ("index.html", "equity.png", "heat.png", "reasons.png"):
+    for name in ("index.html", "decisions.jsonl"):
         assert (report / name).stat().st_size > 1000
+    assert "equity=100,000.00 USD" in done.stdout  # money to the cent, not 7 decimals
     assert embedded.status(data)["redis"] == {
         "running": False, "url": embedded.redis_url_for(embedded.Layout(data)), "users": []
     }  # fmt: skip  # the last process out stopped the servers
@@ -64,8 +65,17 @@ def test_demo_quick_when_no_urls_set_then_exits_0_and_summary_matches_streams(
     assert summary["decisions"] == {s: statuses.get(s, 0) for s in summary["decisions"]}
     assert audited is not None and audited[0] == len(rows) == summary["audit_rows"]
     assert summary["dead_letters"] == dead > 0
-    assert summary["fills"] > 0 and summary["mix"]["duplicate"] > 0
+    assert summary["fills"] > 0 and summary["mix"]["resent"] > 0
     # no flag set by hand: the feed's sim source dates earnings and classifies regimes
     assert summary["traded"]["NVDA"] > 0 and summary["traded"]["TQQQ"] > 0
     assert "AMD" not in summary["traded"] and "SOXL" not in summary["traded"]
     assert summary["reasons"]["earnings_blackout"] > 0 and summary["reasons"]["sideways_market"] > 0
+    # every enabled class is approved when its rules allow: mostly (crypto holds the
+    # flooder's refused copies), and the traders' intents over 80 %
+    for cls in ("crypto", "stocks", "leveraged_etfs"):
+        n = summary["by_class"][cls]
+        assert n["approved"] + n["resized"] > (n["rejected"] if cls != "crypto" else 0)
+    traders = [summary["by_kind"][k] for k in ("sized", "take_profit", "cut_loss", "close")
+               if k in summary["by_kind"]]  # fmt: skip
+    passed = sum(n["approved"] + n["resized"] for n in traders)
+    assert passed > 0.8 * sum(sum(n.values()) for n in traders)
