@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -86,9 +87,9 @@ def intents(
     cfg: AssetsConfig, n: int, *, start: int = 0, value: int = 1000, tag: str = "i"
 ) -> list[TradeIntent]:
     """``n`` openings of about ``value`` (account currency) each, over every asset and
-    ``AGENTS`` agents; no (agent, symbol, side, quantity) repeats within 35,000."""
+    ``AGENTS`` agents; no (agent, symbol, side, quantity) repeats."""
     symbols = sorted(cfg.assets)
-    pairs = AGENTS * len(symbols)  # (agent, symbol) pairs before one repeats
+    pairs = math.lcm(AGENTS, len(symbols))  # intents before an (agent, symbol) repeats
     out = []
     for i in range(start, start + n):
         sym = symbols[i % len(symbols)]
