@@ -20,7 +20,6 @@ from decimal import Decimal
 
 from gate.enrich import Context
 from gate.money import plain, show
-from schemas.config import AssetConfig
 from schemas.messages import Reason, ReasonCode, Side, construct_unchecked
 
 PERCENT = Decimal("0.01")
@@ -314,6 +313,12 @@ GATES_AFTER: tuple[Gate, ...] = (
     agent_cap,
     duplicate_order,
 )
+#: Intent gates that read only the intent's symbol (its asset, class and mark), the
+#: snapshot and the time: their finding is the same for every intent of a symbol in a
+#: batch, so a batch evaluates them once per symbol (:func:`per_symbol`).
+SYMBOL_GATES = frozenset(
+    {asset_enabled, class_enabled, market_price, earnings_blackout, sideways_market, max_hold}
+)
 #: Reduce-only intents shrink risk: they skip everything but the intent's own age and,
 #: when a recent mark exists, the price collar (an exit at a fat-finger price is still an
 #: erroneous order). Without a mark they pass: an exit must always be possible. They are
@@ -322,12 +327,28 @@ GATES_AFTER: tuple[Gate, ...] = (
 REDUCING_GATES: tuple[Gate, ...] = (intent_age, price_collar)
 
 
-def gates_after_for(asset: AssetConfig) -> tuple[Gate, ...]:
-    """GATES_AFTER without the special-rule gates that cannot apply to ``asset``."""
-    rules = asset.special_rules
-    skip: dict[Gate, bool] = {
-        earnings_blackout: rules.earnings_blackout_days is None,
-        sideways_market: not rules.avoid_sideways_market,
-        max_hold: rules.max_hold_days is None,
-    }
-    return tuple(g for g in GATES_AFTER if not skip.get(g, False))
+class Found:
+    """A symbol gate's finding, evaluated once for the batch: returns it for any intent."""
+
+    __slots__ = ("finding",)
+
+    def __init__(self, finding: Reason) -> None:
+        self.finding = finding
+
+    def __call__(self, ctx: Context) -> Reason:
+        return self.finding
+
+
+def per_symbol(gates: tuple[Gate, ...], ctx: Context) -> tuple[Gate, ...]:
+    """``gates`` for the intents of ``ctx``'s symbol in this batch: each symbol gate
+    replaced by its finding for ``ctx`` (dropped when it finds nothing); the others kept,
+    in order."""
+    out: list[Gate] = []
+    for gate in gates:
+        if gate not in SYMBOL_GATES:
+            out.append(gate)
+            continue
+        finding = gate(ctx)
+        if finding is not None:
+            out.append(Found(finding))
+    return tuple(out)

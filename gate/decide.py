@@ -18,7 +18,7 @@ from typing import Any
 from gate import checks, duplicates
 from gate.checks import pct, reason
 from gate.correlation import Correlated
-from gate.enrich import Context, enrich
+from gate.enrich import Context, Listing, enrich, listing
 from gate.exposure import Exposure
 from gate.limits import (
     ORDER_CAPS,
@@ -85,6 +85,22 @@ def decide_batch(
         return batch.result(decisions)
 
 
+class _Symbol:
+    """One symbol within a batch: its listing, its intent gates with the symbol gates
+    already evaluated, and the skeleton of its decisions' reports (every key in order,
+    the per-batch values filled in)."""
+
+    __slots__ = ("listing", "opening", "opening_report", "reducing", "reducing_report")
+
+    def __init__(self, lst: Listing, ctx: Context, batch: _Batch) -> None:
+        self.listing = lst
+        gates_after = checks.per_symbol(checks.GATES_AFTER, ctx)
+        self.opening = (checks.per_symbol(checks.GATES_BEFORE, ctx), gates_after)
+        self.reducing = checks.per_symbol(checks.REDUCING_GATES, ctx)
+        self.opening_report = batch.report_skeleton(ctx, opening=True)
+        self.reducing_report = batch.report_skeleton(ctx, opening=False)
+
+
 class _Batch:
     """Working state of one batch: exposure grows with each approval."""
 
@@ -117,7 +133,10 @@ class _Batch:
             "agent_rate_limit": config.risk_management.max_intents_per_agent_per_minute,
             "agents_limit": config.risk_management.max_agents_per_portfolio,
         }
-        self._gates_after: dict[str, tuple[checks.Gate, ...]] = {}
+        self.symbols: dict[str, _Symbol | None] = {}
+        # every share limit is a fraction of equity: its text memoized by value
+        self.fractions: dict[Decimal, str] = {}
+        self.counts: dict[int, RateCount] = {}
 
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
         reservations = dict(self.snapshot.reservations)
@@ -127,50 +146,91 @@ class _Batch:
         )
         return BatchResult(decisions, snap, self.exposure, tuple(self.reserved))
 
-    def _count(self, agent: str) -> int:
-        seen = self.rates.get(agent)
-        return seen.count if seen is not None and seen.window == self.window else 0
+    def fraction(self, value: Decimal) -> str:
+        text = self.fractions.get(value)
+        if text is None:
+            text = self.fractions[value] = fraction6(value, self.vitals.equity)
+        return text
 
     def decide(self, intent: TradeIntent) -> Decision:
-        count = self._count(intent.agent_id)
-        decision, reservation = self._decide(intent, count)
-        if reservation is not None:
-            self.reserved.append(reservation)
-            self.exposure.reserve(reservation, self.snapshot.account, self.config)
-            if self.dup_window and not intent.reduce_only:
-                duplicates.remember_approval(self.approvals, intent, self.now)
-        if not intent.reduce_only and not any(r.code in checks.UNCOUNTED for r in decision.reasons):
-            self.rates[intent.agent_id] = RateCount(self.window, count + 1)
+        seen = self.rates.get(intent.agent_id)
+        count = seen.count if seen is not None and seen.window == self.window else 0
+        decision, ctx = self._decide(intent, count)
+        if decision.status is not Status.REJECTED:
+            assert ctx is not None
+            self._reserve(ctx, decision.approved_quantity)
+        if not intent.reduce_only and not (
+            decision.reasons and any(r.code in checks.UNCOUNTED for r in decision.reasons)
+        ):
+            rc = self.counts.get(count)
+            if rc is None:
+                rc = self.counts[count] = RateCount(self.window, count + 1)
+            self.rates[intent.agent_id] = rc
         return decision
 
-    def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Reservation | None]:
-        opening = not intent.reduce_only
-        ctx = enrich(
+    def _reserve(self, ctx: Context, qty: Decimal) -> None:
+        reservation = _reservation(ctx, qty, self.expires_at)
+        self.reserved.append(reservation)
+        amounts = None
+        if ctx.exposure.refs.get(ctx.symbol) == (ctx.quote.price if ctx.quote else None):
+            # the exposure values this symbol at the mark the limits used: the amounts
+            # reservation_amounts would compute, the same operations in the same order
+            distance = ctx.distance
+            notional = qty * ctx.reference * ctx.fx
+            amounts = (notional, notional if distance is None else qty * distance * ctx.fx)
+        self.exposure.reserve(reservation, self.snapshot.account, self.config, amounts)
+        if self.dup_window and not ctx.intent.reduce_only:
+            duplicates.remember_approval(self.approvals, ctx.intent, self.now)
+
+    def _symbol(self, intent: TradeIntent) -> tuple[_Symbol, Context] | None:
+        sym = self.symbols.get(intent.symbol, _MISSING)
+        if sym is None:
+            return None
+        if sym is _MISSING:
+            lst = listing(intent.symbol, self.snapshot, self.config, self.now)
+            if lst is None:
+                self.symbols[intent.symbol] = None
+                return None
+            ctx = self._enrich(intent, lst, 0, None)
+            self.symbols[intent.symbol] = _Symbol(lst, ctx, self)
+            return self.symbols[intent.symbol], ctx  # type: ignore[return-value]
+        assert isinstance(sym, _Symbol)
+        return sym, self._enrich(intent, sym.listing, 0, None)
+
+    def _enrich(
+        self, intent: TradeIntent, lst: Listing, count: int, duplicate_of: datetime | None
+    ) -> Context:
+        return enrich(
             intent,
+            lst,
             self.snapshot,
             self.exposure,
-            self.config,
-            self.now,
+            config=self.config,
+            now=self.now,
             agent_intents=count,
             agents=len(self.rates),
-            duplicate_of=duplicates.previous_approval(self.approvals, intent) if opening else None,
+            duplicate_of=duplicate_of,
         )
-        if ctx is None:
+
+    def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Context | None]:
+        found = self._symbol(intent)
+        if found is None:
             unknown = reason(
                 ReasonCode.UNKNOWN_SYMBOL, f"{intent.symbol} is not a configured asset"
             )
             return self._reject(intent, None, [unknown], dict(self.base_report)), None
-
+        sym, ctx = found
+        ctx.agent_intents = count
         if intent.reduce_only:
-            blocked = [r for r in (g(ctx) for g in checks.REDUCING_GATES) if r]
+            blocked = [r for r in (g(ctx) for g in sym.reducing) if r]
             limits = [reduce_limit(ctx), *order_caps(ctx)]
         else:
-            blocked = [r for r in (g(ctx) for g in checks.GATES_BEFORE) if r]
-            blocked += self.blockers
-            tail = self._gates_after.get(ctx.symbol)
-            if tail is None:
-                tail = self._gates_after[ctx.symbol] = checks.gates_after_for(ctx.asset)
-            blocked += [r for r in (g(ctx) for g in tail) if r]
+            ctx.duplicate_of = duplicates.previous_approval(self.approvals, intent)
+            before, after = sym.opening
+            blocked = [r for r in (g(ctx) for g in before) if r]
+            if self.blockers:
+                blocked += self.blockers
+            blocked += [r for r in (g(ctx) for g in after) if r]
             limits = [
                 position_limit(ctx, self.vitals),
                 heat_limit(ctx, self.vitals),
@@ -178,7 +238,7 @@ class _Batch:
                 correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
                 *order_caps(ctx),
             ]
-        report = self._checks(ctx, limits)
+        report = self._checks(ctx, sym, limits)
         if blocked:
             return self._reject(intent, ctx, blocked, report), None
 
@@ -215,8 +275,7 @@ class _Batch:
             qty = intent.quantity  # same number; keep the agent's own notation
         for lim in limits:
             if lim.code not in _NO_SHARE:
-                after = lim.used + qty * lim.per_unit
-                report[f"{_NAMES[lim.code]}_after"] = fraction6(after, lim.scale)
+                report[_AFTER[lim.code]] = self.fraction(lim.used + qty * lim.per_unit)
         decision = _decision(
             intent,
             self.config,
@@ -227,23 +286,47 @@ class _Batch:
             reasons=reasons,
             report=report,
         )
-        return decision, _reservation(ctx, qty, self.expires_at)
+        return decision, ctx
 
-    def _checks(self, ctx: Context, limits: list[Limit]) -> dict[str, Any]:
-        opening = not ctx.intent.reduce_only
+    def report_skeleton(self, ctx: Context, *, opening: bool) -> dict[str, Any]:
+        """The report's keys in order, with what is the same for every intent of the
+        symbol filled in (the limits' fractions and caps) and the rest left to fill."""
         report = dict(self.opening_report if opening else self.base_report)
-        report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
-        for lim in limits:
-            if lim.code is ReasonCode.REDUCE_ONLY:
-                report["reducible"] = plain(lim.cap)
-                continue
+        report["stop_price"] = None
+        if opening:
+            limits = [
+                position_limit(ctx, self.vitals),
+                heat_limit(ctx, self.vitals),
+                class_limit(ctx, self.vitals),
+                correlation_limit(ctx, self.vitals, ZERO),
+            ]
+        else:
+            report["reducible"] = None
+            limits = []
+        for lim in (*limits, *order_caps(ctx)):
             cap_key = _CAP_KEYS.get(lim.code)
             if cap_key is not None:
                 report[cap_key] = plain_constant(lim.cap)
                 continue
             name = _NAMES[lim.code]
-            report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
+            report[f"{name}_before"] = report[f"{name}_after"] = None
             report[f"{name}_limit"] = plain_constant(lim.limit)
+        if opening:
+            report["correlated_with"] = None
+            report["agent_intents_this_minute"] = None
+            report["agents_this_minute"] = None
+        return report
+
+    def _checks(self, ctx: Context, sym: _Symbol, limits: list[Limit]) -> dict[str, Any]:
+        opening = not ctx.intent.reduce_only
+        report = (sym.opening_report if opening else sym.reducing_report).copy()
+        report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
+        for lim in limits:
+            code = lim.code
+            if code is ReasonCode.REDUCE_ONLY:
+                report["reducible"] = plain(lim.cap)
+            elif code not in _CAP_KEYS:
+                report[_BEFORE[code]] = report[_AFTER[code]] = self.fraction(lim.used)
         if opening:
             report["correlated_with"] = self.correlated.members(ctx.symbol, LISTED_CORRELATED)
             report["agent_intents_this_minute"] = ctx.agent_intents
@@ -273,6 +356,9 @@ class _Batch:
             currency = self.config.risk_management.account_currency
             return _order_cap_reason(lim, ctx, sizing, currency)
         return _limit_reason(lim, ctx.intent.quantity, sizing)
+
+
+_MISSING: Any = object()
 
 
 def _order_cap_reason(lim: Limit, ctx: Context, sizing: Sizing, currency: str) -> Reason:
@@ -326,6 +412,8 @@ _NAMES = {
     ReasonCode.ASSET_CLASS_LIMIT: "class_share",
     ReasonCode.CORRELATED_EXPOSURE: "correlated_exposure",
 }
+_BEFORE = {code: f"{name}_before" for code, name in _NAMES.items()}
+_AFTER = {code: f"{name}_after" for code, name in _NAMES.items()}
 
 
 def _portfolio_checks(snapshot: Snapshot, v: Vitals, config: AssetsConfig) -> dict[str, Any]:
