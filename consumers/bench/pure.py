@@ -20,13 +20,14 @@ compares the first batches' cost with the last ones'.
 Run ``python -m consumers.bench.pure [--quick] [--callgrind] [--json PATH]``;
 ``measure_pure(quick)`` returns the same figures as a dict. Wall-clock figures on a
 shared machine swing; ``--callgrind`` also counts instructions per intent under
-``valgrind --tool=callgrind`` (a run with the scenario's repetitions minus a run
-with none, same hash seed: repeatable whatever else the machine is doing).
+``valgrind --tool=callgrind``, collected only inside the decisions (same hash seed:
+repeatable whatever else the machine is doing).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -346,11 +347,27 @@ def measure_pure(
 
 
 def _run_case(name: str, reps: int, batch: int) -> None:
-    """The body a callgrind run measures: build ``name``, then decide it ``reps`` times."""
+    """What a callgrind run measures: build ``name``, then decide it ``reps`` times inside
+    ``functools.reduce``, the one function whose calls callgrind counts (see
+    :func:`measure_callgrind`). ``drift``: the whole run to 20,000 reservations, once."""
     cfg = config()
+    if name == "drift":
+        snap, its = book(cfg), intents(cfg, LIVE, tag="d")
+        chunks = [its[k : k + batch] for k in range(0, LIVE, batch)]
+        state = (snap, Exposure.of(snap, cfg))
+
+        def step(state: tuple[Snapshot, Exposure], chunk: list[TradeIntent]) -> Any:
+            r = decide_batch(chunk, state[0], cfg, NOW, exposure=state[1])
+            return (r.snapshot, r.exposure)
+
+        functools.reduce(step, chunks, state)
+        return
     case = cases(cfg, batch)[name]()
-    for _ in range(reps):
+
+    def again(_: object, __: object) -> None:
         decide_batch(case.intents, case.snapshot, cfg, NOW, exposure=case.exposure)
+
+    functools.reduce(again, range(reps), None)
 
 
 def _instructions(name: str, reps: int, batch: int) -> int:
@@ -360,6 +377,8 @@ def _instructions(name: str, reps: int, batch: int) -> int:
             "valgrind",
             "--tool=callgrind",
             f"--callgrind-out-file={out}",
+            "--collect-atstart=no",
+            "--toggle-collect=functools_reduce",
             sys.executable,
             "-m",
             "consumers.bench.pure",
@@ -381,21 +400,21 @@ def _instructions(name: str, reps: int, batch: int) -> int:
 
 
 def measure_callgrind(
-    names: tuple[str, ...] = SCENARIOS,
+    names: tuple[str, ...] = (*SCENARIOS, "drift"),
     *,
     reps: int = 4,
     batch: int = BATCH,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, int]:
-    """Instructions per intent under callgrind: (run with ``reps`` decisions of the batch
-    minus the same run with none) / (reps x batch)."""
+    """Instructions per intent under callgrind, counted only inside the decisions (the
+    set-up is not collected): ``reps`` decisions of the scenario's batch, or for
+    ``drift`` the whole run to 20,000 reservations."""
     if shutil.which("valgrind") is None:
         raise RuntimeError("valgrind is not installed")
     out = {}
     for name in names:
-        base = _instructions(name, 0, batch)
-        full = _instructions(name, reps, batch)
-        out[f"{name}_instr"] = round((full - base) / (reps * batch))
+        n = LIVE if name == "drift" else reps * batch
+        out[f"{name}_instr"] = round(_instructions(name, reps, batch) / n)
         say(f"  {name:16} {out[f'{name}_instr']:>10,} instructions/intent")
     return out
 
@@ -413,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--only-callgrind", action="store_true", help="only the instruction counts")
     p.add_argument("--json", type=Path, help="write the figures here")
-    p.add_argument("--run", choices=SCENARIOS, help=argparse.SUPPRESS)
+    p.add_argument("--run", choices=(*SCENARIOS, "drift"), help=argparse.SUPPRESS)
     p.add_argument("--reps", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.run:
