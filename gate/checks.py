@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from gate.enrich import Context
 from gate.money import plain, show
@@ -29,14 +30,21 @@ def pct(fraction: Decimal) -> str:
     return f"{show(fraction * 100, PERCENT)}%"
 
 
-def reason(code: ReasonCode, message: str, value: object = None, limit: object = None) -> Reason:
-    def text(x: object) -> str | None:
-        if x is None:
-            return None
-        return plain(x) if isinstance(x, Decimal) else str(x)
+@lru_cache(maxsize=4096)
+def pct_constant(fraction: Decimal) -> str:
+    """:func:`pct` for the few values that repeat (configured limits): cached."""
+    return pct(fraction)
 
+
+def _text(x: object) -> str | None:
+    if x is None or type(x) is str:
+        return x
+    return plain(x) if isinstance(x, Decimal) else str(x)
+
+
+def reason(code: ReasonCode, message: str, value: object = None, limit: object = None) -> Reason:
     return construct_unchecked(
-        Reason, {"code": code, "message": message, "value": text(value), "limit": text(limit)}
+        Reason, {"code": code, "message": message, "value": _text(value), "limit": _text(limit)}
     )
 
 

@@ -16,23 +16,22 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from gate import checks, duplicates
-from gate.checks import pct, reason
+from gate.checks import pct, pct_constant, reason
 from gate.correlation import Correlated
 from gate.enrich import Context, Listing, enrich, listing
 from gate.exposure import Exposure
 from gate.limits import (
     ORDER_CAPS,
+    Caps,
     Limit,
-    class_limit,
-    correlation_limit,
-    heat_limit,
+    caps,
+    opening_limits,
     order_caps,
-    position_limit,
     reduce_limit,
 )
 from gate.money import ZERO, fraction6, plain, plain_constant, show
 from gate.portfolio import RateCount, Reservation, Snapshot, Vitals
-from gate.size import Sizing, size
+from gate.size import size
 from gate.standing import PORTFOLIO_GATES, Standing
 from schemas.config import AssetsConfig
 from schemas.messages import (
@@ -86,19 +85,36 @@ def decide_batch(
 
 
 class _Symbol:
-    """One symbol within a batch: its listing, its intent gates with the symbol gates
-    already evaluated, and the skeleton of its decisions' reports (every key in order,
-    the per-batch values filled in)."""
+    """One symbol within a batch: its listing and caps, its intent gates with the symbol
+    gates already evaluated, the skeleton of its decisions' reports (every key in order,
+    what is the same for all filled in) and where its share fractions are remembered."""
 
-    __slots__ = ("listing", "opening", "opening_report", "reducing", "reducing_report")
+    __slots__ = (
+        "caps",
+        "listing",
+        "memo",
+        "opening",
+        "opening_report",
+        "reducing",
+        "reducing_report",
+    )
 
     def __init__(self, lst: Listing, ctx: Context, batch: _Batch) -> None:
         self.listing = lst
+        self.caps = caps(ctx, batch.vitals)
         gates_after = checks.per_symbol(checks.GATES_AFTER, ctx)
         self.opening = (checks.per_symbol(checks.GATES_BEFORE, ctx), gates_after)
         self.reducing = checks.per_symbol(checks.REDUCING_GATES, ctx)
-        self.opening_report = batch.report_skeleton(ctx, opening=True)
-        self.reducing_report = batch.report_skeleton(ctx, opening=False)
+        self.opening_report = batch.report_skeleton(self.caps, opening=True)
+        self.reducing_report = batch.report_skeleton(self.caps, opening=False)
+        # the position is the symbol's own, the class share its class's; heat and (mostly)
+        # correlated exposure are the portfolio's: what one intent leaves, the next sees
+        self.memo = {
+            ReasonCode.MAX_POSITION: ("position", lst.symbol),
+            ReasonCode.PORTFOLIO_HEAT: ("heat", ""),
+            ReasonCode.ASSET_CLASS_LIMIT: ("class", lst.asset_class),
+            ReasonCode.CORRELATED_EXPOSURE: ("correlated", ""),
+        }
 
 
 class _Batch:
@@ -134,8 +150,8 @@ class _Batch:
             "agents_limit": config.risk_management.max_agents_per_portfolio,
         }
         self.symbols: dict[str, _Symbol | None] = {}
-        # every share limit is a fraction of equity: its text memoized by value
-        self.fractions: dict[Decimal, str] = {}
+        # every share limit is a fraction of equity: the last text of each, and its value
+        self.fractions: dict[tuple[str, str], tuple[Decimal, str]] = {}
         self.counts: dict[int, RateCount] = {}
 
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
@@ -146,10 +162,13 @@ class _Batch:
         )
         return BatchResult(decisions, snap, self.exposure, tuple(self.reserved))
 
-    def fraction(self, value: Decimal) -> str:
-        text = self.fractions.get(value)
-        if text is None:
-            text = self.fractions[value] = fraction6(value, self.vitals.equity)
+    def fraction(self, key: tuple[str, str], value: Decimal) -> str:
+        """``fraction6(value, equity)``, remembered under ``key`` until the value moves."""
+        last = self.fractions.get(key)
+        if last is not None and last[0] == value:
+            return last[1]
+        text = fraction6(value, self.vitals.equity)
+        self.fractions[key] = (value, text)
         return text
 
     def decide(self, intent: TradeIntent) -> Decision:
@@ -223,28 +242,25 @@ class _Batch:
         ctx.agent_intents = count
         if intent.reduce_only:
             blocked = [r for r in (g(ctx) for g in sym.reducing) if r]
-            limits = [reduce_limit(ctx), *order_caps(ctx)]
+            limits = [reduce_limit(ctx), *order_caps(ctx, sym.caps)]
         else:
             ctx.duplicate_of = duplicates.previous_approval(self.approvals, intent)
-            before, after = sym.opening
-            blocked = [r for r in (g(ctx) for g in before) if r]
+            gates_before, gates_after = sym.opening
+            blocked = [r for r in (g(ctx) for g in gates_before) if r]
             if self.blockers:
                 blocked += self.blockers
-            blocked += [r for r in (g(ctx) for g in after) if r]
-            limits = [
-                position_limit(ctx, self.vitals),
-                heat_limit(ctx, self.vitals),
-                class_limit(ctx, self.vitals),
-                correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
-                *order_caps(ctx),
-            ]
+            blocked += [r for r in (g(ctx) for g in gates_after) if r]
+            limits = opening_limits(ctx, sym.caps, self.correlated.used(ctx.symbol))
         report = self._checks(ctx, sym, limits)
         if blocked:
             return self._reject(intent, ctx, blocked, report), None
 
         whole = limits[0].cap if intent.reduce_only else None
         sizing = size(intent.quantity, limits, ctx.asset.risk.lot_size, whole)
-        reasons = [self._limit_reason(lim, ctx, sizing) for lim in sizing.binding]
+        reasons: list[Reason] = []
+        if sizing.binding:
+            fits = plain(sizing.quantity)
+            reasons = [self._limit_reason(lim, ctx, fits) for lim in sizing.binding]
         if sizing.rounded:
             lot = ctx.asset.risk.lot_size
             reasons.append(
@@ -273,9 +289,11 @@ class _Batch:
         status = Status.APPROVED if qty == intent.quantity else Status.RESIZED
         if status is Status.APPROVED:
             qty = intent.quantity  # same number; keep the agent's own notation
+        memo = sym.memo
         for lim in limits:
             if lim.code not in _NO_SHARE:
-                report[_AFTER[lim.code]] = self.fraction(lim.used + qty * lim.per_unit)
+                after = lim.used + qty * lim.per_unit
+                report[_AFTER[lim.code]] = self.fraction(memo[lim.code], after)
         decision = _decision(
             intent,
             self.config,
@@ -288,22 +306,18 @@ class _Batch:
         )
         return decision, ctx
 
-    def report_skeleton(self, ctx: Context, *, opening: bool) -> dict[str, Any]:
+    def report_skeleton(self, c: Caps, *, opening: bool) -> dict[str, Any]:
         """The report's keys in order, with what is the same for every intent of the
-        symbol filled in (the limits' fractions and caps) and the rest left to fill."""
+        symbol filled in (the limits and caps) and the rest left to fill."""
         report = dict(self.opening_report if opening else self.base_report)
         report["stop_price"] = None
         if opening:
-            limits = [
-                position_limit(ctx, self.vitals),
-                heat_limit(ctx, self.vitals),
-                class_limit(ctx, self.vitals),
-                correlation_limit(ctx, self.vitals, ZERO),
-            ]
+            limits = [c.position, c.heat, c.share, c.correlated]
         else:
             report["reducible"] = None
             limits = []
-        for lim in (*limits, *order_caps(ctx)):
+        orders = [c.order_value] if c.order_quantity is None else [c.order_value, c.order_quantity]
+        for lim in (*limits, *orders):
             cap_key = _CAP_KEYS.get(lim.code)
             if cap_key is not None:
                 report[cap_key] = plain_constant(lim.cap)
@@ -326,7 +340,8 @@ class _Batch:
             if code is ReasonCode.REDUCE_ONLY:
                 report["reducible"] = plain(lim.cap)
             elif code not in _CAP_KEYS:
-                report[_BEFORE[code]] = report[_AFTER[code]] = self.fraction(lim.used)
+                text = self.fraction(sym.memo[code], lim.used)
+                report[_BEFORE[code]] = report[_AFTER[code]] = text
         if opening:
             report["correlated_with"] = self.correlated.members(ctx.symbol, LISTED_CORRELATED)
             report["agent_intents_this_minute"] = ctx.agent_intents
@@ -351,18 +366,18 @@ class _Batch:
             report=report,
         )
 
-    def _limit_reason(self, lim: Limit, ctx: Context, sizing: Sizing) -> Reason:
+    def _limit_reason(self, lim: Limit, ctx: Context, fits: str) -> Reason:
         if lim.code in ORDER_CAPS:
             currency = self.config.risk_management.account_currency
-            return _order_cap_reason(lim, ctx, sizing, currency)
-        return _limit_reason(lim, ctx.intent.quantity, sizing)
+            return _order_cap_reason(lim, ctx, fits, currency)
+        return _limit_reason(lim, ctx.intent.quantity, fits)
 
 
 _MISSING: Any = object()
 
 
-def _order_cap_reason(lim: Limit, ctx: Context, sizing: Sizing, currency: str) -> Reason:
-    requested, fits, cap = ctx.intent.quantity, plain(sizing.quantity), plain(lim.cap)
+def _order_cap_reason(lim: Limit, ctx: Context, fits: str, currency: str) -> Reason:
+    requested, cap = ctx.intent.quantity, plain_constant(lim.cap)
     if lim.code is ReasonCode.MAX_ORDER_QUANTITY:
         return reason(
             lim.code,
@@ -382,8 +397,7 @@ def _order_cap_reason(lim: Limit, ctx: Context, sizing: Sizing, currency: str) -
     )
 
 
-def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
-    fits = plain(sizing.quantity)
+def _limit_reason(lim: Limit, requested: Decimal, fits: str) -> Reason:
     if lim.code is ReasonCode.REDUCE_ONLY:
         return reason(
             lim.code,
@@ -392,12 +406,13 @@ def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
             requested,
             lim.cap,
         )
+    share = lim.share(requested)
     return reason(
         lim.code,
-        f"{lim.label} would be {pct(lim.share(requested))} of equity, limit {pct(lim.limit)}; "
+        f"{lim.label} would be {pct(share)} of equity, limit {pct_constant(lim.limit)}; "
         f"at most {fits} fits",
-        show(lim.share(requested)),
-        plain(lim.limit),
+        show(share),
+        plain_constant(lim.limit),
     )
 
 

@@ -28,9 +28,13 @@ def size(
     ``whole`` is an off-lot quantity that may be taken exactly (closing a whole
     position that was filled in odd sizes); everything else is rounded down to ``lot``.
     """
+    for lim in limits:  # the common case first: it all fits (Limit.fits, inlined)
+        if lim.used + requested * lim.per_unit > lim.cap:
+            break
+    else:
+        if (whole is None or requested <= whole) and requested % lot == 0:
+            return Sizing(requested, (), rounded=False)
     binding = tuple(lim for lim in limits if not lim.fits(requested))
-    if not binding and (whole is None or requested <= whole) and requested % lot == 0:
-        return Sizing(requested, (), rounded=False)  # the common case: it all fits
     target = min([requested, *(lim.max_quantity() for lim in binding)])
     if whole is not None and target >= whole:
         return Sizing(whole, binding, rounded=False)
