@@ -36,6 +36,12 @@ def pct_constant(fraction: Decimal) -> str:
     return pct(fraction)
 
 
+@lru_cache(maxsize=64)
+def seconds(n: int) -> timedelta:
+    """``timedelta(seconds=n)`` for the configured ages, built once."""
+    return timedelta(seconds=n)
+
+
 def _text(x: object) -> str | None:
     if x is None or type(x) is str:
         return x
@@ -56,14 +62,14 @@ Gate = Callable[[Context], Reason | None]
 def intent_age(ctx: Context) -> Reason | None:
     rm = ctx.config.risk_management
     age = ctx.now - ctx.intent.created_at
-    if age > timedelta(seconds=rm.max_intent_age_seconds):
+    if age > seconds(rm.max_intent_age_seconds):
         return reason(
             ReasonCode.STALE_INTENT,
             f"intent is {int(age.total_seconds())}s old; its price is stale",
             int(age.total_seconds()),
             rm.max_intent_age_seconds,
         )
-    if -age > timedelta(seconds=rm.max_clock_skew_seconds):
+    if -age > seconds(rm.max_clock_skew_seconds):
         return reason(
             ReasonCode.STALE_INTENT,
             f"intent is dated {int(-age.total_seconds())}s in the future",

@@ -92,15 +92,15 @@ class Correlated:
         Within a batch exposure only grows, so the list changes only when a symbol gains
         exposure from none: cached on the exposure's revision.
         """
+        key = (self.exposure.revision, limit)
+        cached = self._members.get(symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         cls = self._class(symbol)
         if self.unknown_counts:  # every exposed symbol may count
             same_class = dict.fromkeys(self.exposure.symbol_class)
         else:
             same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
-        key = (self.exposure.revision, limit)
-        cached = self._members.get(symbol)
-        if cached is not None and cached[0] == key:
-            return cached[1]
         out = self._collect(symbol, same_class, limit)
         self._members[symbol] = (key, out)
         return out

@@ -241,15 +241,12 @@ class _Batch:
         sym, ctx = found
         ctx.agent_intents = count
         if intent.reduce_only:
-            blocked = [r for r in (g(ctx) for g in sym.reducing) if r]
+            blocked = _findings(sym.reducing, ctx, [])
             limits = [reduce_limit(ctx), *order_caps(ctx, sym.caps)]
         else:
             ctx.duplicate_of = duplicates.previous_approval(self.approvals, intent)
             gates_before, gates_after = sym.opening
-            blocked = [r for r in (g(ctx) for g in gates_before) if r]
-            if self.blockers:
-                blocked += self.blockers
-            blocked += [r for r in (g(ctx) for g in gates_after) if r]
+            blocked = _findings(gates_after, ctx, _findings(gates_before, ctx, []) + self.blockers)
             limits = opening_limits(ctx, sym.caps, self.correlated.used(ctx.symbol))
         report = self._checks(ctx, sym, limits)
         if blocked:
@@ -374,6 +371,15 @@ class _Batch:
 
 
 _MISSING: Any = object()
+
+
+def _findings(gates: tuple[checks.Gate, ...], ctx: Context, out: list[Reason]) -> list[Reason]:
+    """``out`` with what each of ``gates`` finds for ``ctx``, in order."""
+    for gate in gates:
+        finding = gate(ctx)
+        if finding is not None:
+            out.append(finding)
+    return out
 
 
 def _order_cap_reason(lim: Limit, ctx: Context, fits: str, currency: str) -> Reason:

@@ -205,7 +205,8 @@ def crowded(cfg: AssetsConfig, base: Snapshot, live: int = LIVE) -> Snapshot:
         approvals[key] = (*approvals.get(key, ()), (it.side, it.quantity, NOW))[-8:]
     window = int(NOW.timestamp()) // 60
     rates = {f"agent-{a}": RateCount(window, live // AGENTS) for a in range(AGENTS)}
-    return replace(base, reservations=res, rates=rates, approvals=approvals)
+    snap = replace(base, reservations=res, rates=rates, approvals=approvals)
+    return decide_batch([], snap, cfg, NOW).snapshot  # in the shape a batch leaves it
 
 
 @dataclass
