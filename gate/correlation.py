@@ -96,13 +96,27 @@ class Correlated:
         cached = self._members.get(symbol)
         if cached is not None and cached[0] == key:
             return cached[1]
-        cls = self._class(symbol)
-        if self.unknown_counts:  # every exposed symbol may count
-            same_class = dict.fromkeys(self.exposure.symbol_class)
+        if self.unknown_counts:
+            out = self._exposed_but_apart(symbol, limit)
         else:
+            cls = self._class(symbol)
             same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
-        out = self._collect(symbol, same_class, limit)
+            out = self._collect(symbol, same_class, limit)
         self._members[symbol] = (key, out)
+        return out
+
+    def _exposed_but_apart(self, symbol: str, limit: int) -> list[str]:
+        """:meth:`_collect` when unknown correlations count: every symbol with exposure
+        (every symbol with notional has been seen), but those known to be uncorrelated,
+        in the order they were first exposed."""
+        apart = {other for other, correlated in self._known(symbol) if not correlated}
+        notional = self.exposure.symbol_notional
+        out: list[str] = []
+        for other in self.exposure.symbol_class:
+            if other != symbol and other not in apart and notional(other) > 0:
+                out.append(other)
+                if len(out) >= limit:
+                    break
         return out
 
     def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -385,7 +385,7 @@ def run(name: str) -> dict[str, object]:
         "wire": [d.model_dump_json() for d in result.decisions],
         "reserved": [r.intent_id for r in result.reserved],
         "reservations": {
-            k: {f: _s(getattr(r, f)) for f in r.__slots__}
+            k: {f.name: _s(getattr(r, f.name)) for f in fields(r)}
             for k, r in sorted(snap.reservations.items())
         },
         "rates": {a: [rc.window, rc.count] for a, rc in sorted(snap.rates.items())},

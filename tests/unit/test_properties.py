@@ -359,3 +359,24 @@ def test_fraction6_when_formatting_then_same_text_as_show_ratio(
     with localcontext() as ctx:
         ctx.prec = 60
         assert fraction6(value, scale) == show(ratio(value, scale))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_correlated_members_when_unknown_counts_then_same_as_the_general_walk(
+    data: st.DataObject,
+) -> None:
+    """The one-pass listing of correlated symbols (unknown correlations count) names the
+    same symbols in the same order as the general walk over classes and known pairs."""
+    from gate.correlation import Correlated
+    from gate.exposure import Exposure
+
+    snap = data.draw(portfolios())
+    batch = data.draw(st.lists(intents(snap), max_size=6))
+    result = decide_batch(batch, snap, CFG, NOW)
+    exposure = Exposure.of(result.snapshot, CFG)
+    corr = Correlated(result.snapshot, exposure, CFG, NOW)
+    limit = data.draw(st.integers(min_value=1, max_value=25))
+    for symbol in SYMBOLS:
+        walk = corr._collect(symbol, dict.fromkeys(exposure.symbol_class), limit)
+        assert corr.members(symbol, limit) == walk, symbol
