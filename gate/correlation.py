@@ -44,6 +44,7 @@ class Correlated:
         self.exposure = exposure
         self.config = config
         self._members: dict[str, tuple[tuple[int, int], list[str]]] = {}
+        self._exposed: tuple[int, list[str]] = (-1, [])
 
     def _class(self, symbol: str) -> str | None:
         if symbol in self.exposure.symbol_class:
@@ -110,14 +111,21 @@ class Correlated:
         (every symbol with notional has been seen), but those known to be uncorrelated,
         in the order they were first exposed."""
         apart = {other for other, correlated in self._known(symbol) if not correlated}
-        notional = self.exposure.symbol_notional
         out: list[str] = []
-        for other in self.exposure.symbol_class:
-            if other != symbol and other not in apart and notional(other) > 0:
+        for other in self._with_notional():
+            if other != symbol and other not in apart:
                 out.append(other)
                 if len(out) >= limit:
                     break
         return out
+
+    def _with_notional(self) -> list[str]:
+        """Every symbol with notional, in the order first exposed (per revision)."""
+        exp = self.exposure
+        if self._exposed[0] != exp.revision:
+            notional = exp.symbol_notional
+            self._exposed = (exp.revision, [s for s in exp.symbol_class if notional(s) > 0])
+        return self._exposed[1]
 
     def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:
         out: list[str] = []
