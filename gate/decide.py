@@ -210,15 +210,14 @@ class _Batch:
             if lst is None:
                 self.symbols[intent.symbol] = None
                 return None
-            ctx = self._enrich(intent, lst, 0, None)
+            ctx = self._enrich(intent, lst)
             self.symbols[intent.symbol] = _Symbol(lst, ctx, self)
             return self.symbols[intent.symbol], ctx  # type: ignore[return-value]
         assert isinstance(sym, _Symbol)
-        return sym, self._enrich(intent, sym.listing, 0, None)
+        return sym, self._enrich(intent, sym.listing)
 
-    def _enrich(
-        self, intent: TradeIntent, lst: Listing, count: int, duplicate_of: datetime | None
-    ) -> Context:
+    def _enrich(self, intent: TradeIntent, lst: Listing) -> Context:
+        """Its context, counts and duplicate left to fill in."""
         return enrich(
             intent,
             lst,
@@ -226,9 +225,7 @@ class _Batch:
             self.exposure,
             config=self.config,
             now=self.now,
-            agent_intents=count,
             agents=len(self.rates),
-            duplicate_of=duplicate_of,
         )
 
     def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Context | None]:
