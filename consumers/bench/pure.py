@@ -352,6 +352,7 @@ def _run_case(name: str, reps: int, batch: int) -> None:
     ``functools.reduce``, the one function whose calls callgrind counts (see
     :func:`measure_callgrind`). ``drift``: the whole run to 20,000 reservations, once."""
     cfg = config()
+    assert cfg.config_hash  # computed once at load in a worker, not while deciding
     if name == "drift":
         snap, its = book(cfg), intents(cfg, LIVE, tag="d")
         chunks = [its[k : k + batch] for k in range(0, LIVE, batch)]
@@ -364,6 +365,7 @@ def _run_case(name: str, reps: int, batch: int) -> None:
         functools.reduce(step, chunks, state)
         return
     case = cases(cfg, batch)[name]()
+    check(case, cfg)  # and warm: caches filled (the config's hash), as in a running worker
 
     def again(_: object, __: object) -> None:
         decide_batch(case.intents, case.snapshot, cfg, NOW, exposure=case.exposure)
