@@ -48,6 +48,11 @@ PRECISION = 60
 #: Correlated symbols listed in a decision's checks (the count is always there).
 LISTED_CORRELATED = 20
 
+#: Enum members read on the hot path, bound once: in Python 3.11 reading a member through
+#: its class goes through ``EnumType.__getattr__`` (~140 ns); a module global costs ~2 ns.
+APPROVED, RESIZED, REJECTED = Status.APPROVED, Status.RESIZED, Status.REJECTED
+REDUCE_ONLY = ReasonCode.REDUCE_ONLY
+
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
@@ -175,7 +180,7 @@ class _Batch:
         seen = self.rates.get(intent.agent_id)
         count = seen.count if seen is not None and seen.window == self.window else 0
         decision, ctx = self._decide(intent, count)
-        if decision.status is not Status.REJECTED:
+        if decision.status is not REJECTED:
             assert ctx is not None
             self._reserve(ctx, decision.approved_quantity)
         if not intent.reduce_only and not (
@@ -280,8 +285,8 @@ class _Batch:
                 )
             return self._reject(intent, ctx, reasons, report), None
 
-        status = Status.APPROVED if qty == intent.quantity else Status.RESIZED
-        if status is Status.APPROVED:
+        status = APPROVED if qty == intent.quantity else RESIZED
+        if status is APPROVED:
             qty = intent.quantity  # same number; keep the agent's own notation
         memo = sym.memo
         for lim in limits:
@@ -331,7 +336,7 @@ class _Batch:
         report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
         for lim in limits:
             code = lim.code
-            if code is ReasonCode.REDUCE_ONLY:
+            if code is REDUCE_ONLY:
                 report["reducible"] = plain(lim.cap)
             elif code not in _CAP_KEYS:
                 text = self.fraction(sym.memo[code], lim.used)
@@ -353,7 +358,7 @@ class _Batch:
             intent,
             self.config,
             self.now,
-            status=Status.REJECTED,
+            status=REJECTED,
             qty=ZERO,
             ctx=ctx,
             reasons=reasons,

@@ -12,6 +12,9 @@ from schemas.config import AssetConfig, AssetsConfig
 from schemas.messages import Side, TradeIntent
 
 WIRE_PLACES = Decimal("1e-18")  # the finest decimal the protocol carries
+#: Enum members read on the hot path, bound once: in Python 3.11 reading a member through
+#: its class goes through ``EnumType.__getattr__`` (~140 ns); a module global costs ~2 ns.
+BUY = Side.BUY
 
 
 def on_grid(value: Decimal, rounding: str) -> Decimal:
@@ -100,7 +103,7 @@ class Context:
 def _take_profit(intent: TradeIntent, asset: AssetConfig) -> Decimal | None:
     if intent.take_profit is not None:
         return intent.take_profit
-    risk, sign = asset.risk, (1 if intent.side is Side.BUY else -1)
+    risk, sign = asset.risk, (1 if intent.side is BUY else -1)
     if risk.take_profit_pips is not None and asset.trading.pip_size is not None:
         return intent.price + sign * risk.take_profit_pips * asset.trading.pip_size
     if risk.take_profit_pct is not None:
@@ -112,7 +115,7 @@ def _default_stop(price: Decimal, side: Side, lst: Listing) -> Decimal:
     """:func:`gate.portfolio.default_stop` with the listing's constants, on the wire's grid
     (18 places), rounded away from the price: never tighter."""
     distance = lst.stop_pips if lst.stop_pips is not None else price * lst.stop_pct  # type: ignore[operator]
-    if side is Side.BUY:
+    if side is BUY:
         return on_grid(price - distance, ROUND_DOWN)
     return on_grid(price + distance, ROUND_UP)
 
