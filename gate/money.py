@@ -61,11 +61,11 @@ def fraction6(value: Decimal, scale: Decimal) -> str:
     if scale <= 0:
         return "0"
     n = int(value * MICRO / scale)  # int() truncates toward zero: rounds down
-    sign = "-" if n < 0 else ""
-    whole, part = divmod(abs(n), 1_000_000)
-    if part == 0:
-        return f"{sign}{whole}" if whole or sign == "" else "0"
-    return f"{sign}{whole}.{part:06d}".rstrip("0")
+    if n >= 0:
+        whole, part = divmod(n, 1_000_000)
+        return f"{whole}.{part:06d}".rstrip("0") if part else str(whole)
+    whole, part = divmod(-n, 1_000_000)
+    return f"-{whole}.{part:06d}".rstrip("0") if part else f"-{whole}"
 
 
 @lru_cache(maxsize=4096)
