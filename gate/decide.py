@@ -274,13 +274,13 @@ class _Batch:
         min_size = ctx.asset.risk.min_size
         if qty <= 0 or (not intent.reduce_only and qty < min_size):
             if not intent.reduce_only:  # a reduce-only zero is explained by reduce_only
+                allowed, least = plain(qty), plain_constant(min_size)
                 reasons.append(
                     reason(
                         ReasonCode.BELOW_MIN_SIZE,
-                        f"the largest allowed quantity {plain(qty)} is below the minimum "
-                        f"{plain(min_size)}",
-                        qty,
-                        min_size,
+                        f"the largest allowed quantity {allowed} is below the minimum {least}",
+                        allowed,
+                        least,
                     )
                 )
             return self._reject(intent, ctx, reasons, report), None
@@ -385,23 +385,23 @@ def _findings(gates: tuple[checks.Gate, ...], ctx: Context, out: list[Reason]) -
 
 
 def _order_cap_reason(lim: Limit, ctx: Context, fits: str, currency: str) -> Reason:
-    requested, cap = ctx.intent.quantity, plain_constant(lim.cap)
+    requested, cap = plain(ctx.intent.quantity), plain_constant(lim.cap)
     if lim.code is ReasonCode.MAX_ORDER_QUANTITY:
         return reason(
             lim.code,
-            f"{ctx.symbol} order quantity {plain(requested)} is above the maximum of {cap} "
+            f"{ctx.symbol} order quantity {requested} is above the maximum of {cap} "
             f"per order; at most {fits}",
             requested,
-            lim.cap,
+            cap,
         )
-    value = requested * lim.per_unit
+    value = plain(ctx.intent.quantity * lim.per_unit)
     return reason(
         lim.code,
-        f"{ctx.symbol} order value {plain(value)} {currency} ({plain(requested)} at "
+        f"{ctx.symbol} order value {value} {currency} ({requested} at "
         f"{plain(lim.per_unit)}, the larger of price and mark) is above the maximum of "
         f"{cap} {currency} per order; at most {fits}",
         value,
-        lim.cap,
+        cap,
     )
 
 

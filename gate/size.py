@@ -34,13 +34,17 @@ def size(
     else:
         if (whole is None or requested <= whole) and requested % lot == 0:
             return Sizing(requested, (), rounded=False)
-    binding = tuple(lim for lim in limits if not lim.fits(requested))
-    target = min([requested, *(lim.max_quantity() for lim in binding)])
+    binding = tuple([lim for lim in limits if not lim.fits(requested)])
+    target = min([requested, *[lim.max_quantity() for lim in binding]])
     if whole is not None and target >= whole:
         return Sizing(whole, binding, rounded=False)
     quantity = floor_to_lot(target, lot)
     # the division in max_quantity is inexact: step back a lot if it rounded up
-    while quantity > 0 and not all(lim.fits(quantity) for lim in limits):
+    while quantity > 0 and not _fits_all(limits, quantity):
         quantity = max(ZERO, quantity - lot)
     rounded = not binding and quantity < requested
     return Sizing(quantity, binding, rounded)
+
+
+def _fits_all(limits: Sequence[Limit], quantity: Decimal) -> bool:
+    return all(lim.used + quantity * lim.per_unit <= lim.cap for lim in limits)  # Limit.fits
