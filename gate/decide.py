@@ -16,7 +16,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from gate import checks, duplicates
-from gate.checks import pct, pct_constant, reason
+from gate.checks import pct_constant, reason
 from gate.correlation import Correlated
 from gate.enrich import Context, Listing, enrich, listing
 from gate.exposure import Exposure
@@ -29,7 +29,7 @@ from gate.limits import (
     order_caps,
     reduce_limit,
 )
-from gate.money import ZERO, fraction6, plain, plain_constant, show
+from gate.money import ZERO, fraction6, percent2, plain, plain_constant, show
 from gate.portfolio import RateCount, Reservation, Snapshot, Vitals
 from gate.size import size
 from gate.standing import PORTFOLIO_GATES, Standing
@@ -414,12 +414,12 @@ def _limit_reason(lim: Limit, requested: Decimal, fits: str) -> Reason:
             requested,
             lim.cap,
         )
-    share = lim.share(requested)
+    used = lim.used + requested * lim.per_unit  # the share is used / scale
     return reason(
         lim.code,
-        f"{lim.label} would be {pct(share)} of equity, limit {pct_constant(lim.limit)}; "
-        f"at most {fits} fits",
-        show(share),
+        f"{lim.label} would be {percent2(used, lim.scale)}% of equity, "
+        f"limit {pct_constant(lim.limit)}; at most {fits} fits",
+        fraction6(used, lim.scale),
         plain_constant(lim.limit),
     )
 

@@ -361,6 +361,24 @@ def test_fraction6_when_formatting_then_same_text_as_show_ratio(
         assert fraction6(value, scale) == show(ratio(value, scale))
 
 
+@given(
+    st.decimals(min_value=-(10**9), max_value=10**9, places=8),
+    st.decimals(min_value=D("-1"), max_value=10**10, places=2),
+)
+def test_percent2_when_formatting_then_same_text_as_pct_of_ratio(
+    value: Decimal, scale: Decimal
+) -> None:
+    """A limit reason's fast percentage prints exactly what pct(ratio()) prints."""
+    from decimal import localcontext
+
+    from gate.checks import pct
+    from gate.money import percent2, ratio
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        assert f"{percent2(value, scale)}%" == pct(ratio(value, scale))
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_correlated_members_when_unknown_counts_then_same_as_the_general_walk(
