@@ -160,8 +160,10 @@ class _Batch:
         self.counts: dict[int, RateCount] = {}
 
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
-        reservations = dict(self.snapshot.reservations)
-        reservations.update((r.intent_id, r) for r in self.reserved)
+        reservations = self.snapshot.reservations  # unchanged: shared, never written to
+        if self.reserved:
+            reservations = dict(reservations)
+            reservations.update((r.intent_id, r) for r in self.reserved)
         snap = replace(
             self.snapshot, reservations=reservations, rates=self.rates, approvals=self.approvals
         )
