@@ -17,27 +17,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from gate.enrich import Context
 from gate.money import plain, show
-from schemas.config import AssetConfig
 from schemas.messages import Reason, ReasonCode, Side, construct_unchecked
 
 PERCENT = Decimal("0.01")
+#: Enum members read on the hot path, bound once: in Python 3.11 reading a member through
+#: its class goes through ``EnumType.__getattr__`` (~140 ns); a module global costs ~2 ns.
+BUY = Side.BUY
 
 
 def pct(fraction: Decimal) -> str:
     return f"{show(fraction * 100, PERCENT)}%"
 
 
-def reason(code: ReasonCode, message: str, value: object = None, limit: object = None) -> Reason:
-    def text(x: object) -> str | None:
-        if x is None:
-            return None
-        return plain(x) if isinstance(x, Decimal) else str(x)
+@lru_cache(maxsize=4096)
+def pct_constant(fraction: Decimal) -> str:
+    """:func:`pct` for the few values that repeat (configured limits): cached."""
+    return pct(fraction)
 
+
+@lru_cache(maxsize=64)
+def seconds(n: int) -> timedelta:
+    """``timedelta(seconds=n)`` for the configured ages, built once."""
+    return timedelta(seconds=n)
+
+
+def _text(x: object) -> str | None:
+    if x is None or type(x) is str:
+        return x
+    return plain(x) if isinstance(x, Decimal) else str(x)
+
+
+def reason(code: ReasonCode, message: str, value: object = None, limit: object = None) -> Reason:
     return construct_unchecked(
-        Reason, {"code": code, "message": message, "value": text(value), "limit": text(limit)}
+        Reason, {"code": code, "message": message, "value": _text(value), "limit": _text(limit)}
     )
 
 
@@ -49,14 +65,14 @@ Gate = Callable[[Context], Reason | None]
 def intent_age(ctx: Context) -> Reason | None:
     rm = ctx.config.risk_management
     age = ctx.now - ctx.intent.created_at
-    if age > timedelta(seconds=rm.max_intent_age_seconds):
+    if age > seconds(rm.max_intent_age_seconds):
         return reason(
             ReasonCode.STALE_INTENT,
             f"intent is {int(age.total_seconds())}s old; its price is stale",
             int(age.total_seconds()),
             rm.max_intent_age_seconds,
         )
-    if -age > timedelta(seconds=rm.max_clock_skew_seconds):
+    if -age > seconds(rm.max_clock_skew_seconds):
         return reason(
             ReasonCode.STALE_INTENT,
             f"intent is dated {int(-age.total_seconds())}s in the future",
@@ -129,7 +145,7 @@ def valid_stop(ctx: Context) -> Reason | None:
     stop, price = ctx.stop, ctx.intent.price
     if stop is None:
         return None
-    buy = ctx.intent.side is Side.BUY
+    buy = ctx.intent.side is BUY
     mark = ctx.market
     worst = price if mark is None else (min(price, mark) if buy else max(price, mark))
     wrong_side = stop >= worst if buy else stop <= worst
@@ -151,7 +167,7 @@ def valid_take_profit(ctx: Context) -> Reason | None:
     tp, price = ctx.take_profit, ctx.intent.price
     if tp is None:
         return None
-    wrong_side = tp <= price if ctx.intent.side is Side.BUY else tp >= price
+    wrong_side = tp <= price if ctx.intent.side is BUY else tp >= price
     if tp > 0 and not wrong_side:
         return None
     where = "above" if ctx.intent.side is Side.BUY else "below"
@@ -314,6 +330,12 @@ GATES_AFTER: tuple[Gate, ...] = (
     agent_cap,
     duplicate_order,
 )
+#: Intent gates that read only the intent's symbol (its asset, class and mark), the
+#: snapshot and the time: their finding is the same for every intent of a symbol in a
+#: batch, so a batch evaluates them once per symbol (:func:`per_symbol`).
+SYMBOL_GATES = frozenset(
+    {asset_enabled, class_enabled, market_price, earnings_blackout, sideways_market, max_hold}
+)
 #: Reduce-only intents shrink risk: they skip everything but the intent's own age and,
 #: when a recent mark exists, the price collar (an exit at a fat-finger price is still an
 #: erroneous order). Without a mark they pass: an exit must always be possible. They are
@@ -322,12 +344,28 @@ GATES_AFTER: tuple[Gate, ...] = (
 REDUCING_GATES: tuple[Gate, ...] = (intent_age, price_collar)
 
 
-def gates_after_for(asset: AssetConfig) -> tuple[Gate, ...]:
-    """GATES_AFTER without the special-rule gates that cannot apply to ``asset``."""
-    rules = asset.special_rules
-    skip: dict[Gate, bool] = {
-        earnings_blackout: rules.earnings_blackout_days is None,
-        sideways_market: not rules.avoid_sideways_market,
-        max_hold: rules.max_hold_days is None,
-    }
-    return tuple(g for g in GATES_AFTER if not skip.get(g, False))
+class Found:
+    """A symbol gate's finding, evaluated once for the batch: returns it for any intent."""
+
+    __slots__ = ("finding",)
+
+    def __init__(self, finding: Reason) -> None:
+        self.finding = finding
+
+    def __call__(self, ctx: Context) -> Reason:
+        return self.finding
+
+
+def per_symbol(gates: tuple[Gate, ...], ctx: Context) -> tuple[Gate, ...]:
+    """``gates`` for the intents of ``ctx``'s symbol in this batch: each symbol gate
+    replaced by its finding for ``ctx`` (dropped when it finds nothing); the others kept,
+    in order."""
+    out: list[Gate] = []
+    for gate in gates:
+        if gate not in SYMBOL_GATES:
+            out.append(gate)
+            continue
+        finding = gate(ctx)
+        if finding is not None:
+            out.append(Found(finding))
+    return tuple(out)

@@ -15,7 +15,7 @@ Either way the cost follows the number of known pairs of S, not the number of as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import chain
@@ -44,6 +44,7 @@ class Correlated:
         self.exposure = exposure
         self.config = config
         self._members: dict[str, tuple[tuple[int, int], list[str]]] = {}
+        self._exposed: tuple[int, list[str]] = (-1, [])
 
     def _class(self, symbol: str) -> str | None:
         if symbol in self.exposure.symbol_class:
@@ -96,17 +97,37 @@ class Correlated:
         cached = self._members.get(symbol)
         if cached is not None and cached[0] == key:
             return cached[1]
-        cls = self._class(symbol)
-        same_class: Iterable[str]
-        if self.unknown_counts:  # every exposed symbol may count
-            same_class = self.exposure.symbol_class
+        if self.unknown_counts:
+            out = self._exposed_but_apart(symbol, limit)
         else:
+            cls = self._class(symbol)
             same_class = self.exposure.class_symbols.get(cls, {}) if cls is not None else {}
-        out = self._collect(symbol, same_class, limit)
+            out = self._collect(symbol, same_class, limit)
         self._members[symbol] = (key, out)
         return out
 
-    def _collect(self, symbol: str, same_class: Iterable[str], limit: int) -> list[str]:
+    def _exposed_but_apart(self, symbol: str, limit: int) -> list[str]:
+        """:meth:`_collect` when unknown correlations count: every symbol with exposure
+        (every symbol with notional has been seen), but those known to be uncorrelated,
+        in the order they were first exposed."""
+        apart = {other for other, correlated in self._known(symbol) if not correlated}
+        out: list[str] = []
+        for other in self._with_notional():
+            if other != symbol and other not in apart:
+                out.append(other)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _with_notional(self) -> list[str]:
+        """Every symbol with notional, in the order first exposed (per revision)."""
+        exp = self.exposure
+        if self._exposed[0] != exp.revision:
+            notional = exp.symbol_notional
+            self._exposed = (exp.revision, [s for s in exp.symbol_class if notional(s) > 0])
+        return self._exposed[1]
+
+    def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:
         out: list[str] = []
         known = (o for o, correlated in self._known(symbol) if correlated)
         for other in chain(same_class, known):

@@ -16,24 +16,23 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from gate import checks, duplicates
-from gate.checks import pct, reason
+from gate.checks import pct_constant, reason
 from gate.correlation import Correlated
-from gate.enrich import Context, enrich
+from gate.enrich import Context, Listing, enrich, listing
 from gate.exposure import Exposure
 from gate.layered import changed
 from gate.limits import (
     ORDER_CAPS,
+    Caps,
     Limit,
-    class_limit,
-    correlation_limit,
-    heat_limit,
+    caps,
+    opening_limits,
     order_caps,
-    position_limit,
     reduce_limit,
 )
-from gate.money import ZERO, fraction6, plain, plain_constant, show
+from gate.money import ZERO, fraction6, percent2, plain, plain_constant, show
 from gate.portfolio import RateCount, Reservation, Snapshot, Vitals
-from gate.size import Sizing, size
+from gate.size import size
 from gate.standing import PORTFOLIO_GATES, Standing
 from schemas.config import AssetsConfig
 from schemas.messages import (
@@ -49,6 +48,11 @@ from schemas.messages import (
 PRECISION = 60
 #: Correlated symbols listed in a decision's checks (the count is always there).
 LISTED_CORRELATED = 20
+
+#: Enum members read on the hot path, bound once: in Python 3.11 reading a member through
+#: its class goes through ``EnumType.__getattr__`` (~140 ns); a module global costs ~2 ns.
+APPROVED, RESIZED, REJECTED = Status.APPROVED, Status.RESIZED, Status.REJECTED
+REDUCE_ONLY = ReasonCode.REDUCE_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,39 @@ def decide_batch(
         return batch.result(decisions)
 
 
+class _Symbol:
+    """One symbol within a batch: its listing and caps, its intent gates with the symbol
+    gates already evaluated, the skeleton of its decisions' reports (every key in order,
+    what is the same for all filled in) and where its share fractions are remembered."""
+
+    __slots__ = (
+        "caps",
+        "listing",
+        "memo",
+        "opening",
+        "opening_report",
+        "reducing",
+        "reducing_report",
+    )
+
+    def __init__(self, lst: Listing, ctx: Context, batch: _Batch) -> None:
+        self.listing = lst
+        self.caps = caps(ctx, batch.vitals)
+        gates_after = checks.per_symbol(checks.GATES_AFTER, ctx)
+        self.opening = (checks.per_symbol(checks.GATES_BEFORE, ctx), gates_after)
+        self.reducing = checks.per_symbol(checks.REDUCING_GATES, ctx)
+        self.opening_report = batch.report_skeleton(self.caps, opening=True)
+        self.reducing_report = batch.report_skeleton(self.caps, opening=False)
+        # the position is the symbol's own, the class share its class's; heat and (mostly)
+        # correlated exposure are the portfolio's: what one intent leaves, the next sees
+        self.memo = {
+            ReasonCode.MAX_POSITION: ("position", lst.symbol),
+            ReasonCode.PORTFOLIO_HEAT: ("heat", ""),
+            ReasonCode.ASSET_CLASS_LIMIT: ("class", lst.asset_class),
+            ReasonCode.CORRELATED_EXPOSURE: ("correlated", ""),
+        }
+
+
 class _Batch:
     """Working state of one batch: exposure grows with each approval."""
 
@@ -118,7 +155,10 @@ class _Batch:
             "agent_rate_limit": config.risk_management.max_intents_per_agent_per_minute,
             "agents_limit": config.risk_management.max_agents_per_portfolio,
         }
-        self._gates_after: dict[str, tuple[checks.Gate, ...]] = {}
+        self.symbols: dict[str, _Symbol | None] = {}
+        # every share limit is a fraction of equity: the last text of each, and its value
+        self.fractions: dict[tuple[str, str], tuple[Decimal, str]] = {}
+        self.counts: dict[int, RateCount] = {}
 
     def result(self, decisions: tuple[Decision, ...]) -> BatchResult:
         reservations = changed(
@@ -129,64 +169,99 @@ class _Batch:
         )
         return BatchResult(decisions, snap, self.exposure, tuple(self.reserved))
 
-    def _count(self, agent: str) -> int:
-        seen = self.rates.get(agent)
-        return seen.count if seen is not None and seen.window == self.window else 0
+    def fraction(self, key: tuple[str, str], value: Decimal) -> str:
+        """``fraction6(value, equity)``, remembered under ``key`` until the value moves."""
+        last = self.fractions.get(key)
+        if last is not None and last[0] == value:
+            return last[1]
+        text = fraction6(value, self.vitals.equity)
+        self.fractions[key] = (value, text)
+        return text
 
     def decide(self, intent: TradeIntent) -> Decision:
-        count = self._count(intent.agent_id)
-        decision, reservation = self._decide(intent, count)
-        if reservation is not None:
-            self.reserved.append(reservation)
-            self.exposure.reserve(reservation, self.snapshot.account, self.config)
-            if self.dup_window and not intent.reduce_only:
-                duplicates.remember_approval(self.approvals, intent, self.now)
-        if not intent.reduce_only and not any(r.code in checks.UNCOUNTED for r in decision.reasons):
-            self.rates[intent.agent_id] = RateCount(self.window, count + 1)
+        seen = self.rates.get(intent.agent_id)
+        count = seen.count if seen is not None and seen.window == self.window else 0
+        decision, ctx = self._decide(intent, count)
+        if decision.status is not REJECTED:
+            assert ctx is not None
+            self._reserve(ctx, decision.approved_quantity)
+        if not intent.reduce_only and not (
+            decision.reasons and any(r.code in checks.UNCOUNTED for r in decision.reasons)
+        ):
+            rc = self.counts.get(count)
+            if rc is None:
+                rc = self.counts[count] = RateCount(self.window, count + 1)
+            self.rates[intent.agent_id] = rc
         return decision
 
-    def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Reservation | None]:
-        opening = not intent.reduce_only
-        ctx = enrich(
+    def _reserve(self, ctx: Context, qty: Decimal) -> None:
+        reservation = _reservation(ctx, qty, self.expires_at)
+        self.reserved.append(reservation)
+        amounts = None
+        if ctx.exposure.refs.get(ctx.symbol) == (ctx.quote.price if ctx.quote else None):
+            # the exposure values this symbol at the mark the limits used: the amounts
+            # reservation_amounts would compute, the same operations in the same order
+            distance = ctx.distance
+            notional = qty * ctx.reference * ctx.fx
+            amounts = (notional, notional if distance is None else qty * distance * ctx.fx)
+        self.exposure.reserve(reservation, self.snapshot.account, self.config, amounts)
+        if self.dup_window and not ctx.intent.reduce_only:
+            duplicates.remember_approval(self.approvals, ctx.intent, self.now)
+
+    def _symbol(self, intent: TradeIntent) -> tuple[_Symbol, Context] | None:
+        sym = self.symbols.get(intent.symbol, _MISSING)
+        if sym is None:
+            return None
+        if sym is _MISSING:
+            lst = listing(intent.symbol, self.snapshot, self.config, self.now)
+            if lst is None:
+                self.symbols[intent.symbol] = None
+                return None
+            ctx = self._enrich(intent, lst)
+            self.symbols[intent.symbol] = _Symbol(lst, ctx, self)
+            return self.symbols[intent.symbol], ctx  # type: ignore[return-value]
+        assert isinstance(sym, _Symbol)
+        return sym, self._enrich(intent, sym.listing)
+
+    def _enrich(self, intent: TradeIntent, lst: Listing) -> Context:
+        """Its context, counts and duplicate left to fill in."""
+        return enrich(
             intent,
+            lst,
             self.snapshot,
             self.exposure,
-            self.config,
-            self.now,
-            agent_intents=count,
+            config=self.config,
+            now=self.now,
             agents=len(self.rates),
-            duplicate_of=duplicates.previous_approval(self.approvals, intent) if opening else None,
         )
-        if ctx is None:
+
+    def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Context | None]:
+        found = self._symbol(intent)
+        if found is None:
             unknown = reason(
                 ReasonCode.UNKNOWN_SYMBOL, f"{intent.symbol} is not a configured asset"
             )
             return self._reject(intent, None, [unknown], dict(self.base_report)), None
-
+        sym, ctx = found
+        ctx.agent_intents = count
         if intent.reduce_only:
-            blocked = [r for r in (g(ctx) for g in checks.REDUCING_GATES) if r]
-            limits = [reduce_limit(ctx), *order_caps(ctx)]
+            blocked = _findings(sym.reducing, ctx, [])
+            limits = [reduce_limit(ctx), *order_caps(ctx, sym.caps)]
         else:
-            blocked = [r for r in (g(ctx) for g in checks.GATES_BEFORE) if r]
-            blocked += self.blockers
-            tail = self._gates_after.get(ctx.symbol)
-            if tail is None:
-                tail = self._gates_after[ctx.symbol] = checks.gates_after_for(ctx.asset)
-            blocked += [r for r in (g(ctx) for g in tail) if r]
-            limits = [
-                position_limit(ctx, self.vitals),
-                heat_limit(ctx, self.vitals),
-                class_limit(ctx, self.vitals),
-                correlation_limit(ctx, self.vitals, self.correlated.used(ctx.symbol)),
-                *order_caps(ctx),
-            ]
-        report = self._checks(ctx, limits)
+            ctx.duplicate_of = duplicates.previous_approval(self.approvals, intent)
+            gates_before, gates_after = sym.opening
+            blocked = _findings(gates_after, ctx, _findings(gates_before, ctx, []) + self.blockers)
+            limits = opening_limits(ctx, sym.caps, self.correlated.used(ctx.symbol))
+        report = self._checks(ctx, sym, limits)
         if blocked:
             return self._reject(intent, ctx, blocked, report), None
 
         whole = limits[0].cap if intent.reduce_only else None
         sizing = size(intent.quantity, limits, ctx.asset.risk.lot_size, whole)
-        reasons = [self._limit_reason(lim, ctx, sizing) for lim in sizing.binding]
+        reasons: list[Reason] = []
+        if sizing.binding:
+            fits = plain(sizing.quantity)
+            reasons = [self._limit_reason(lim, ctx, fits) for lim in sizing.binding]
         if sizing.rounded:
             lot = ctx.asset.risk.lot_size
             reasons.append(
@@ -201,24 +276,25 @@ class _Batch:
         min_size = ctx.asset.risk.min_size
         if qty <= 0 or (not intent.reduce_only and qty < min_size):
             if not intent.reduce_only:  # a reduce-only zero is explained by reduce_only
+                allowed, least = plain(qty), plain_constant(min_size)
                 reasons.append(
                     reason(
                         ReasonCode.BELOW_MIN_SIZE,
-                        f"the largest allowed quantity {plain(qty)} is below the minimum "
-                        f"{plain(min_size)}",
-                        qty,
-                        min_size,
+                        f"the largest allowed quantity {allowed} is below the minimum {least}",
+                        allowed,
+                        least,
                     )
                 )
             return self._reject(intent, ctx, reasons, report), None
 
-        status = Status.APPROVED if qty == intent.quantity else Status.RESIZED
-        if status is Status.APPROVED:
+        status = APPROVED if qty == intent.quantity else RESIZED
+        if status is APPROVED:
             qty = intent.quantity  # same number; keep the agent's own notation
+        memo = sym.memo
         for lim in limits:
             if lim.code not in _NO_SHARE:
                 after = lim.used + qty * lim.per_unit
-                report[f"{_NAMES[lim.code]}_after"] = fraction6(after, lim.scale)
+                report[_AFTER[lim.code]] = self.fraction(memo[lim.code], after)
         decision = _decision(
             intent,
             self.config,
@@ -229,23 +305,44 @@ class _Batch:
             reasons=reasons,
             report=report,
         )
-        return decision, _reservation(ctx, qty, self.expires_at)
+        return decision, ctx
 
-    def _checks(self, ctx: Context, limits: list[Limit]) -> dict[str, Any]:
-        opening = not ctx.intent.reduce_only
+    def report_skeleton(self, c: Caps, *, opening: bool) -> dict[str, Any]:
+        """The report's keys in order, with what is the same for every intent of the
+        symbol filled in (the limits and caps) and the rest left to fill."""
         report = dict(self.opening_report if opening else self.base_report)
-        report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
-        for lim in limits:
-            if lim.code is ReasonCode.REDUCE_ONLY:
-                report["reducible"] = plain(lim.cap)
-                continue
+        report["stop_price"] = None
+        if opening:
+            limits = [c.position, c.heat, c.share, c.correlated]
+        else:
+            report["reducible"] = None
+            limits = []
+        orders = [c.order_value] if c.order_quantity is None else [c.order_value, c.order_quantity]
+        for lim in (*limits, *orders):
             cap_key = _CAP_KEYS.get(lim.code)
             if cap_key is not None:
                 report[cap_key] = plain_constant(lim.cap)
                 continue
             name = _NAMES[lim.code]
-            report[f"{name}_before"] = report[f"{name}_after"] = fraction6(lim.used, lim.scale)
+            report[f"{name}_before"] = report[f"{name}_after"] = None
             report[f"{name}_limit"] = plain_constant(lim.limit)
+        if opening:
+            report["correlated_with"] = None
+            report["agent_intents_this_minute"] = None
+            report["agents_this_minute"] = None
+        return report
+
+    def _checks(self, ctx: Context, sym: _Symbol, limits: list[Limit]) -> dict[str, Any]:
+        opening = not ctx.intent.reduce_only
+        report = (sym.opening_report if opening else sym.reducing_report).copy()
+        report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
+        for lim in limits:
+            code = lim.code
+            if code is REDUCE_ONLY:
+                report["reducible"] = plain(lim.cap)
+            elif code not in _CAP_KEYS:
+                text = self.fraction(sym.memo[code], lim.used)
+                report[_BEFORE[code]] = report[_AFTER[code]] = text
         if opening:
             report["correlated_with"] = self.correlated.members(ctx.symbol, LISTED_CORRELATED)
             report["agent_intents_this_minute"] = ctx.agent_intents
@@ -263,43 +360,54 @@ class _Batch:
             intent,
             self.config,
             self.now,
-            status=Status.REJECTED,
+            status=REJECTED,
             qty=ZERO,
             ctx=ctx,
             reasons=reasons,
             report=report,
         )
 
-    def _limit_reason(self, lim: Limit, ctx: Context, sizing: Sizing) -> Reason:
+    def _limit_reason(self, lim: Limit, ctx: Context, fits: str) -> Reason:
         if lim.code in ORDER_CAPS:
             currency = self.config.risk_management.account_currency
-            return _order_cap_reason(lim, ctx, sizing, currency)
-        return _limit_reason(lim, ctx.intent.quantity, sizing)
+            return _order_cap_reason(lim, ctx, fits, currency)
+        return _limit_reason(lim, ctx.intent.quantity, fits)
 
 
-def _order_cap_reason(lim: Limit, ctx: Context, sizing: Sizing, currency: str) -> Reason:
-    requested, fits, cap = ctx.intent.quantity, plain(sizing.quantity), plain(lim.cap)
+_MISSING: Any = object()
+
+
+def _findings(gates: tuple[checks.Gate, ...], ctx: Context, out: list[Reason]) -> list[Reason]:
+    """``out`` with what each of ``gates`` finds for ``ctx``, in order."""
+    for gate in gates:
+        finding = gate(ctx)
+        if finding is not None:
+            out.append(finding)
+    return out
+
+
+def _order_cap_reason(lim: Limit, ctx: Context, fits: str, currency: str) -> Reason:
+    requested, cap = plain(ctx.intent.quantity), plain_constant(lim.cap)
     if lim.code is ReasonCode.MAX_ORDER_QUANTITY:
         return reason(
             lim.code,
-            f"{ctx.symbol} order quantity {plain(requested)} is above the maximum of {cap} "
+            f"{ctx.symbol} order quantity {requested} is above the maximum of {cap} "
             f"per order; at most {fits}",
             requested,
-            lim.cap,
+            cap,
         )
-    value = requested * lim.per_unit
+    value = plain(ctx.intent.quantity * lim.per_unit)
     return reason(
         lim.code,
-        f"{ctx.symbol} order value {plain(value)} {currency} ({plain(requested)} at "
+        f"{ctx.symbol} order value {value} {currency} ({requested} at "
         f"{plain(lim.per_unit)}, the larger of price and mark) is above the maximum of "
         f"{cap} {currency} per order; at most {fits}",
         value,
-        lim.cap,
+        cap,
     )
 
 
-def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
-    fits = plain(sizing.quantity)
+def _limit_reason(lim: Limit, requested: Decimal, fits: str) -> Reason:
     if lim.code is ReasonCode.REDUCE_ONLY:
         return reason(
             lim.code,
@@ -308,12 +416,13 @@ def _limit_reason(lim: Limit, requested: Decimal, sizing: Sizing) -> Reason:
             requested,
             lim.cap,
         )
+    used = lim.used + requested * lim.per_unit  # the share is used / scale
     return reason(
         lim.code,
-        f"{lim.label} would be {pct(lim.share(requested))} of equity, limit {pct(lim.limit)}; "
-        f"at most {fits} fits",
-        show(lim.share(requested)),
-        plain(lim.limit),
+        f"{lim.label} would be {percent2(used, lim.scale)}% of equity, "
+        f"limit {pct_constant(lim.limit)}; at most {fits} fits",
+        fraction6(used, lim.scale),
+        plain_constant(lim.limit),
     )
 
 
@@ -328,6 +437,8 @@ _NAMES = {
     ReasonCode.ASSET_CLASS_LIMIT: "class_share",
     ReasonCode.CORRELATED_EXPOSURE: "correlated_exposure",
 }
+_BEFORE = {code: f"{name}_before" for code, name in _NAMES.items()}
+_AFTER = {code: f"{name}_after" for code, name in _NAMES.items()}
 
 
 def _portfolio_checks(snapshot: Snapshot, v: Vitals, config: AssetsConfig) -> dict[str, Any]:

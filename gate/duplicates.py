@@ -22,25 +22,42 @@ Memory = Mapping[tuple[str, str], tuple[Approval, ...]]
 DEPTH = 8
 
 
-def recent_approvals(
-    approvals: Memory, now: datetime, window: int
-) -> dict[tuple[str, str], tuple[Approval, ...]]:
+class Recent(dict[tuple[str, str], tuple[Approval, ...]]):
+    """An approval memory that knows a time no entry is older than (``oldest``; None:
+    unknown), so the next batch skips the scan for expired ones while none can be."""
+
+    __slots__ = ("oldest",)
+
+    def __init__(self, entries: Memory | None = None, oldest: datetime | None = None) -> None:
+        super().__init__(entries or {})
+        self.oldest = oldest
+
+
+def recent_approvals(approvals: Memory, now: datetime, window: int) -> Recent:
     """``approvals`` without those older than ``window`` seconds (all of them at 0).
 
     Entries are oldest first, so most keys are decided by their first entry. An entry
-    dated after ``now`` (the clock stepped back) is kept: it is within the window.
+    dated after ``now`` (the clock stepped back) is kept: it is within the window. A
+    memory this function returned, and that :func:`remember_approval` added to since, is
+    copied without a scan while its ``oldest`` is within the window.
     """
     if window <= 0:
-        return {}
-    oldest = now - timedelta(seconds=window)
-    kept: dict[tuple[str, str], tuple[Approval, ...]] = {}
+        return Recent()
+    cutoff = now - timedelta(seconds=window)
+    known = approvals.oldest if isinstance(approvals, Recent) else None
+    if known is not None and known >= cutoff:
+        return Recent(approvals, known)
+    kept = Recent()
+    oldest = None
     for key, entries in approvals.items():
-        if entries[0][2] >= oldest:
-            kept[key] = entries
+        live = entries if entries[0][2] >= cutoff else tuple(e for e in entries if e[2] >= cutoff)
+        if not live:
             continue
-        live = tuple(e for e in entries if e[2] >= oldest)
-        if live:
-            kept[key] = live
+        kept[key] = live
+        first = live[0][2]
+        if oldest is None or first < oldest:
+            oldest = first
+    kept.oldest = oldest or now
     return kept
 
 
@@ -55,11 +72,11 @@ def previous_approval(approvals: Memory, intent: TradeIntent) -> datetime | None
     return None
 
 
-def remember_approval(
-    approvals: dict[tuple[str, str], tuple[Approval, ...]], intent: TradeIntent, now: datetime
-) -> None:
+def remember_approval(approvals: Recent, intent: TradeIntent, now: datetime) -> None:
     """Add an approved opening (its requested quantity) to ``approvals``, newest last,
     keeping at most DEPTH per (agent, symbol): the oldest goes first."""
     key = (intent.agent_id, intent.symbol)
     entries = approvals.get(key, ())
-    approvals[key] = (*entries, (intent.side, intent.quantity, now))[-DEPTH:]
+    kept = approvals[key] = (*entries, (intent.side, intent.quantity, now))[-DEPTH:]
+    if approvals.oldest is not None and kept[0][2] < approvals.oldest:
+        approvals.oldest = kept[0][2]  # the clock stepped back

@@ -254,12 +254,24 @@ class Exposure:
         self.oldest_mark = oldest
         self.equity = equity(snapshot, config)
 
-    def reserve(self, r: Reservation, account: Account, config: AssetsConfig) -> None:
-        """Count an approved order's risk (or, if reduce-only, its claim on the position)."""
+    def reserve(
+        self,
+        r: Reservation,
+        account: Account,
+        config: AssetsConfig,
+        amounts: tuple[Decimal, Decimal] | None = None,
+    ) -> None:
+        """Count an approved order's risk (or, if reduce-only, its claim on the position).
+
+        ``amounts``: its :func:`reservation_amounts` at this exposure's mark, when the
+        caller has them already (the same numbers, computed the same way).
+        """
         if r.reduce_only:
             self.pending_reduce[r.symbol] = self.pending_reduce.get(r.symbol, ZERO) + r.quantity
             return
-        notional, risk = reservation_amounts(r, account, config, self.refs.get(r.symbol))
+        if amounts is None:
+            amounts = reservation_amounts(r, account, config, self.refs.get(r.symbol))
+        notional, risk = amounts
         self.openings.add(r)
         if self.symbol_notional(r.symbol) <= 0:
             self.revision += 1

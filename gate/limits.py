@@ -38,32 +38,56 @@ class Limit:
     def share(self, quantity: Decimal) -> Decimal:
         return ratio(self.used + quantity * self.per_unit, self.scale)
 
-
-def position_limit(ctx: Context, v: Vitals) -> Limit:
-    """Held and reserved quantity at the larger of the mark and the intent's price."""
-    pct_ = ctx.asset.risk.max_position_pct
-    exp = ctx.exposure
-    return Limit(
-        ReasonCode.MAX_POSITION,
-        f"{ctx.symbol} position",
-        max(exp.symbol_quantity(ctx.symbol) * ctx.unit_notional, exp.symbol_notional(ctx.symbol)),
-        ctx.unit_notional,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
+    def at(self, used: Decimal, per_unit: Decimal) -> Limit:
+        """This limit's cap for another intent: ``used`` and ``per_unit`` are its own."""
+        return Limit(self.code, self.label, used, per_unit, self.cap, self.scale, self.limit)
 
 
-def heat_limit(ctx: Context, v: Vitals) -> Limit:
-    pct_ = ctx.config.risk_management.max_portfolio_heat
-    return Limit(
-        ReasonCode.PORTFOLIO_HEAT,
-        "portfolio heat",
-        ctx.exposure.heat,
-        ctx.unit_risk,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """One symbol's limits in a batch as templates: codes, labels and caps (the same for
+    every intent of the symbol), with nothing used and nothing per unit yet."""
+
+    position: Limit  # held and reserved quantity at the larger of the mark and the price
+    heat: Limit
+    share: Limit  # the asset class's share
+    correlated: Limit
+    order_value: Limit
+    order_quantity: Limit | None  # a constant: one unit per unit of quantity
+
+
+def caps(ctx: Context, v: Vitals) -> Caps:
+    """``ctx``'s symbol's caps at the batch's equity."""
+    rm = ctx.config.risk_management
+    eq = v.equity
+    pos = ctx.asset.risk.max_position_pct
+    share = class_limit_fraction(ctx)
+    heat, corr = rm.max_portfolio_heat, rm.max_correlation_exposure
+    one = Decimal(1)
+    qty = ctx.max_quantity
+    return Caps(
+        position=Limit(
+            ReasonCode.MAX_POSITION, f"{ctx.symbol} position", ZERO, ZERO, pos * eq, eq, pos
+        ),
+        heat=Limit(ReasonCode.PORTFOLIO_HEAT, "portfolio heat", ZERO, ZERO, heat * eq, eq, heat),
+        share=Limit(
+            ReasonCode.ASSET_CLASS_LIMIT,
+            f"{ctx.asset_class} class share",
+            ZERO,
+            ZERO,
+            share * eq,
+            eq,
+            share,
+        ),
+        correlated=Limit(
+            ReasonCode.CORRELATED_EXPOSURE, "correlated exposure", ZERO, ZERO, corr * eq, eq, corr
+        ),
+        order_value=Limit(
+            ReasonCode.MAX_ORDER_VALUE, "order value", ZERO, ZERO, ctx.max_value, one, ctx.max_value
+        ),
+        order_quantity=None
+        if qty is None
+        else Limit(ReasonCode.MAX_ORDER_QUANTITY, "order quantity", ZERO, one, qty, one, qty),
     )
 
 
@@ -72,30 +96,22 @@ def class_limit_fraction(ctx: Context) -> Decimal:
     return min(ctx.config.risk_management.max_single_asset_class, own)
 
 
-def class_limit(ctx: Context, v: Vitals) -> Limit:
-    pct_ = class_limit_fraction(ctx)
-    return Limit(
-        ReasonCode.ASSET_CLASS_LIMIT,
-        f"{ctx.asset_class} class share",
-        ctx.exposure.class_notional(ctx.asset_class),
-        ctx.unit_notional,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
-
-
-def correlation_limit(ctx: Context, v: Vitals, used: Decimal) -> Limit:
-    pct_ = ctx.config.risk_management.max_correlation_exposure
-    return Limit(
-        ReasonCode.CORRELATED_EXPOSURE,
-        "correlated exposure",
-        used,
-        ctx.unit_notional,
-        pct_ * v.equity,
-        v.equity,
-        pct_,
-    )
+def opening_limits(ctx: Context, c: Caps, correlated: Decimal) -> list[Limit]:
+    """Every limit of an opening ``used + q * per_unit <= cap``: its position, the
+    portfolio heat, its class's share, its correlated exposure (``correlated``: what is
+    used of it), then the order caps."""
+    exp, symbol, notional = ctx.exposure, ctx.symbol, ctx.unit_notional
+    held = max(exp.symbol_quantity(symbol) * notional, exp.symbol_notional(symbol))
+    out = [
+        c.position.at(held, notional),
+        c.heat.at(exp.heat, ctx.unit_risk),
+        c.share.at(exp.class_notional(ctx.asset_class), notional),
+        c.correlated.at(correlated, notional),
+        c.order_value.at(ZERO, notional),
+    ]
+    if c.order_quantity is not None:
+        out.append(c.order_quantity)
+    return out
 
 
 #: The per-order caps: limits like the others (an order above one is resized down to it),
@@ -103,36 +119,12 @@ def correlation_limit(ctx: Context, v: Vitals, used: Decimal) -> Limit:
 ORDER_CAPS = frozenset({ReasonCode.MAX_ORDER_VALUE, ReasonCode.MAX_ORDER_QUANTITY})
 
 
-def order_caps(ctx: Context) -> list[Limit]:
+def order_caps(ctx: Context, c: Caps) -> list[Limit]:
     """The asset's max order value (at the larger of price and mark, account currency)
     and max order quantity. They hold for reduce-only orders too: a 10x exit is a fat
     finger as much as a 10x entry (SEC 15c3-5 and RTS 6 apply them order by order)."""
-    one = Decimal(1)
-    caps = [
-        Limit(
-            ReasonCode.MAX_ORDER_VALUE,
-            "order value",
-            ZERO,
-            ctx.unit_notional,
-            ctx.max_value,
-            one,
-            ctx.max_value,
-        )
-    ]
-    qty = ctx.max_quantity
-    if qty is not None:
-        caps.append(
-            Limit(
-                ReasonCode.MAX_ORDER_QUANTITY,
-                "order quantity",
-                ZERO,
-                one,
-                qty,
-                one,
-                qty,
-            )
-        )
-    return caps
+    value = c.order_value.at(ZERO, ctx.unit_notional)
+    return [value] if c.order_quantity is None else [value, c.order_quantity]
 
 
 def reduce_limit(ctx: Context) -> Limit:

@@ -10,6 +10,7 @@ ONE = Decimal(1)
 RATIO_PLACES = Decimal("0.000001")
 MICRO = Decimal(1_000_000)
 CENT = Decimal("0.01")
+HUNDRED = Decimal(100)
 
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
@@ -62,11 +63,24 @@ def fraction6(value: Decimal, scale: Decimal) -> str:
     if scale <= 0:
         return "0"
     n = int(value * MICRO / scale)  # int() truncates toward zero: rounds down
-    sign = "-" if n < 0 else ""
-    whole, part = divmod(abs(n), 1_000_000)
-    if part == 0:
-        return f"{sign}{whole}" if whole or sign == "" else "0"
-    return f"{sign}{whole}.{part:06d}".rstrip("0")
+    if n >= 0:
+        whole, part = divmod(n, 1_000_000)
+        return f"{whole}.{part:06d}".rstrip("0") if part else str(whole)
+    whole, part = divmod(-n, 1_000_000)
+    return f"-{whole}.{part:06d}".rstrip("0") if part else f"-{whole}"
+
+
+def percent2(value: Decimal, scale: Decimal) -> str:
+    """``value / scale`` as a percentage rounded down to 2 places (without the sign), as
+    ``show(ratio(value, scale) * 100, Decimal("0.01"))`` prints it."""
+    if scale <= 0:
+        return "0"
+    n = int(value * HUNDRED * HUNDRED / scale)  # int() truncates toward zero: rounds down
+    if n >= 0:
+        whole, part = divmod(n, 100)
+        return f"{whole}.{part:02d}".rstrip("0") if part else str(whole)
+    whole, part = divmod(-n, 100)
+    return f"-{whole}.{part:02d}".rstrip("0") if part else f"-{whole}"
 
 
 @lru_cache(maxsize=4096)

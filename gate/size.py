@@ -28,15 +28,23 @@ def size(
     ``whole`` is an off-lot quantity that may be taken exactly (closing a whole
     position that was filled in odd sizes); everything else is rounded down to ``lot``.
     """
-    binding = tuple(lim for lim in limits if not lim.fits(requested))
-    if not binding and (whole is None or requested <= whole) and requested % lot == 0:
-        return Sizing(requested, (), rounded=False)  # the common case: it all fits
-    target = min([requested, *(lim.max_quantity() for lim in binding)])
+    for lim in limits:  # the common case first: it all fits (Limit.fits, inlined)
+        if lim.used + requested * lim.per_unit > lim.cap:
+            break
+    else:
+        if (whole is None or requested <= whole) and requested % lot == 0:
+            return Sizing(requested, (), rounded=False)
+    binding = tuple([lim for lim in limits if not lim.fits(requested)])
+    target = min([requested, *[lim.max_quantity() for lim in binding]])
     if whole is not None and target >= whole:
         return Sizing(whole, binding, rounded=False)
     quantity = floor_to_lot(target, lot)
     # the division in max_quantity is inexact: step back a lot if it rounded up
-    while quantity > 0 and not all(lim.fits(quantity) for lim in limits):
+    while quantity > 0 and not _fits_all(limits, quantity):
         quantity = max(ZERO, quantity - lot)
     rounded = not binding and quantity < requested
     return Sizing(quantity, binding, rounded)
+
+
+def _fits_all(limits: Sequence[Limit], quantity: Decimal) -> bool:
+    return all(lim.used + quantity * lim.per_unit <= lim.cap for lim in limits)  # Limit.fits

@@ -494,7 +494,7 @@ def construct_unchecked(cls: type[M], fields: dict[str, Any]) -> M:
     on the hot path for decisions (inputs were validated when the intent was parsed);
     tests hold it equal to ``model_construct``.
     """
-    model = cls.__new__(cls)
+    model = object.__new__(cls)  # what cls.__new__ is, without the metaclass's lookup
     object.__setattr__(model, "__dict__", fields)
     object.__setattr__(model, "__pydantic_fields_set__", set(fields))
     object.__setattr__(model, "__pydantic_extra__", None)

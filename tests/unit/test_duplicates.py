@@ -109,6 +109,36 @@ def test_recent_approvals_when_clock_steps_back_then_future_entries_kept() -> No
     assert duplicates.recent_approvals(memory, NOW, 0) == {}
 
 
+def test_recent_approvals_when_a_batch_left_the_memory_then_it_expires_the_same() -> None:
+    """A memory a batch returned (which knows its oldest entry) forgets what a plain one
+    with the same entries forgets, whether or not anything expired."""
+    first = decide_batch([intent(quantity="0.01")], snapshot(), base_config(), NOW)
+    later = NOW + timedelta(seconds=4)
+    second = decide_batch(
+        [intent(quantity="0.02", created_at=later)], first.snapshot, base_config(), later
+    )
+    memory = second.snapshot.approvals
+    assert isinstance(memory, duplicates.Recent)
+    for at in (later, NOW + timedelta(seconds=11), NOW + timedelta(seconds=15)):
+        fast = duplicates.recent_approvals(memory, at, 10)
+        assert fast == duplicates.recent_approvals(dict(memory), at, 10)
+    assert [q for _, q, _ in duplicates.recent_approvals(memory, later, 10)[BTC]] == [
+        D("0.01"),
+        D("0.02"),
+    ]
+    assert [
+        q for _, q, _ in duplicates.recent_approvals(memory, NOW + timedelta(seconds=11), 10)[BTC]
+    ] == [D("0.02")]
+
+
+def test_remember_approval_when_clock_steps_back_then_oldest_follows() -> None:
+    """An approval dated before the memory's oldest lowers it: it expires on time."""
+    memory = duplicates.recent_approvals({}, NOW, 10)
+    duplicates.remember_approval(memory, intent(quantity="0.01"), NOW - timedelta(seconds=8))
+    assert memory.oldest == NOW - timedelta(seconds=8)
+    assert duplicates.recent_approvals(memory, NOW + timedelta(seconds=3), 10) == {}
+
+
 # --- the state hash -------------------------------------------------------------------------
 
 

@@ -391,3 +391,42 @@ def test_reprice_when_marks_move_after_plans_never_committed_then_exact() -> Non
         snap = applied.snapshot
         assert book.same(Exposure.of(snap, CFG)), price
     assert book.openings.size == 13  # the ghosts are indexed, and ignored
+
+
+@given(
+    st.decimals(min_value=-(10**9), max_value=10**9, places=8),
+    st.decimals(min_value=D("-1"), max_value=10**10, places=2),
+)
+def test_percent2_when_formatting_then_same_text_as_pct_of_ratio(
+    value: Decimal, scale: Decimal
+) -> None:
+    """A limit reason's fast percentage prints exactly what pct(ratio()) prints."""
+    from decimal import localcontext
+
+    from gate.checks import pct
+    from gate.money import percent2, ratio
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        assert f"{percent2(value, scale)}%" == pct(ratio(value, scale))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_correlated_members_when_unknown_counts_then_same_as_the_general_walk(
+    data: st.DataObject,
+) -> None:
+    """The one-pass listing of correlated symbols (unknown correlations count) names the
+    same symbols in the same order as the general walk over classes and known pairs."""
+    from gate.correlation import Correlated
+    from gate.exposure import Exposure
+
+    snap = data.draw(portfolios())
+    batch = data.draw(st.lists(intents(snap), max_size=6))
+    result = decide_batch(batch, snap, CFG, NOW)
+    exposure = Exposure.of(result.snapshot, CFG)
+    corr = Correlated(result.snapshot, exposure, CFG, NOW)
+    limit = data.draw(st.integers(min_value=1, max_value=25))
+    for symbol in SYMBOLS:
+        walk = corr._collect(symbol, dict.fromkeys(exposure.symbol_class), limit)
+        assert corr.members(symbol, limit) == walk, symbol
