@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis
 
-from consumers.bench import kit, stages
+from consumers.bench import kit, pure, stages
 from consumers.bus.keys import DATA, Keys
 from consumers.bus.streams import ensure_group
 from schemas.config import AssetsConfig
@@ -216,6 +216,8 @@ class Bench:
             cfg = self.base if n == len(self.base.assets) else kit.synthetic_config(self.base, n)
             out["assets_scaling"][str(n)] = round(self.throughput(1, cfg, list(cfg.assets)))
         out["peak_rss_mb"] = max(self.rss) if self.rss else None
+        self.say("the pure decision (decide_batch alone) ...")
+        out["pure_us"] = pure.measure_pure(self.plan.intents < 10_000)
         out["one_worker"] = stages.run(
             self.redis,
             self.base,
@@ -250,6 +252,14 @@ def table(r: dict[str, Any]) -> str:
     for n, v in r["assets_scaling"].items():
         lines.append(f"{n:>5} configured assets  {v:>8} intents/s")
     lines.append(f"peak RSS per worker     {r['peak_rss_mb']} MB")
+    if "pure_us" in r:
+        p = r["pure_us"]
+        lines.append(
+            f"pure decision, µs per intent: approved {p['approved_us']}, resized "
+            f"{p['resized_us']}, rejected by a limit {p['rejected_limit_us']}, by a gate "
+            f"{p['rejected_gate_us']}; approved with 20,000 reservations {p['approved_20k_us']}"
+            "   (target <= 15)"
+        )
     if "one_worker" in r:
         lines += stages.table(r["one_worker"])
     return "\n".join(lines)
