@@ -25,12 +25,18 @@ FOLD_SHARE = 8  # otherwise folded once it holds more than 1/FOLD_SHARE of the b
 
 
 class Layered(Mapping[K, V]):
-    __slots__ = ("_base", "_removed", "_set")
+    __slots__ = ("_base", "_len", "_removed", "_set")
 
-    def __init__(self, base: dict[K, V], set_: dict[K, V], removed: frozenset[K]) -> None:
+    def __init__(
+        self, base: dict[K, V], set_: dict[K, V], removed: frozenset[K], length: int | None = None
+    ) -> None:
         self._base = base  # shared: never mutated
         self._set = set_  # values set since the base: replaced in place, or added
         self._removed = removed  # base keys no longer at their place (gone, or re-added last)
+        if length is None:
+            last = sum(1 for k in set_ if k not in base or k in removed)
+            length = len(base) - len(removed) + last
+        self._len = length  # known when made: len() is asked every batch
 
     def __getitem__(self, key: K) -> V:
         found = self._set.get(key, _MISSING)
@@ -54,9 +60,7 @@ class Layered(Mapping[K, V]):
         yield from (k for k in self._set if k not in base or k in removed)
 
     def __len__(self) -> int:
-        base, removed = self._base, self._removed
-        last = sum(1 for k in self._set if k not in base or k in removed)
-        return len(base) - len(removed) + last
+        return self._len
 
     def __repr__(self) -> str:
         return f"Layered({dict(self)!r})"
@@ -81,15 +85,22 @@ def changed(
         base, layer, gone = current._base, dict(current._set), set(current._removed)
     else:
         base, layer, gone = (current if isinstance(current, dict) else dict(current)), {}, set()
+    length = len(current)
     for key, value in pairs:  # a removed base key set again comes last, as in a dict
+        if key not in layer and (key not in base or key in gone):
+            length += 1  # new here (a key in the layer, or in place in the base, is not)
         layer[key] = value
     for key in removed:
-        layer.pop(key, None)
-        if key in base:
+        if layer.pop(key, _MISSING) is not _MISSING:
+            length -= 1
+            if key in base:
+                gone.add(key)
+        elif key in base and key not in gone:
             gone.add(key)
+            length -= 1
     if not layer and not gone:
         return base
-    out = Layered(base, layer, frozenset(gone))
+    out = Layered(base, layer, frozenset(gone), length)
     if len(layer) + len(gone) > max(FOLD_AT, len(base) // FOLD_SHARE):
         return {k: out[k] for k in out}  # folded: a new base, in the same order
     return out
