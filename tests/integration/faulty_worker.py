@@ -5,7 +5,8 @@
 MODE:
 - ``kill-around-commit``: with some probability the process SIGKILLs itself just
   before a commit, or just after one (the commit done, the worker gone before it
-  could do anything else);
+  could do anything else); for a pipelined commit also just after sending it (its
+  reply never read, the next batch planned on top of it) and just after its reply;
 - ``poison``: the process SIGKILLs itself whenever it is about to decide an intent
   whose id starts with ``poison`` (a message that crashes every worker that takes it).
 """
@@ -39,6 +40,26 @@ def _kill_around_commit() -> None:
         return outcome
 
     commit.Committer.commit = faulty  # type: ignore[method-assign]
+    real_send = commit.Committer.send
+    real_outcome = commit.InFlight.outcome
+
+    def faulty_send(self: commit.Committer, plan: commit.CommitPlan) -> commit.InFlight:
+        roll = random.random()
+        if roll < 0.08:
+            _die()
+        inflight = real_send(self, plan)
+        if roll > 0.92:
+            _die()  # sent: Redis runs it (or not), nobody reads the reply
+        return inflight
+
+    def faulty_outcome(self: commit.InFlight) -> commit.Outcome:
+        outcome = real_outcome(self)
+        if random.random() < 0.04:
+            _die()
+        return outcome
+
+    commit.Committer.send = faulty_send  # type: ignore[method-assign]
+    commit.InFlight.outcome = faulty_outcome  # type: ignore[method-assign]
 
 
 def _poison() -> None:
