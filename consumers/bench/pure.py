@@ -31,7 +31,6 @@ import functools
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -46,6 +45,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from consumers.bench import kit
 from consumers.gate_worker.settings import GateSettings
 from gate.assets import default_config_path
 from gate.decide import decide_batch
@@ -308,16 +308,9 @@ def drift(
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} CPUs, load {load:.1f}, Python {platform.python_version()}"
+    m = kit.machine()
+    load = m["load"][0] if m["load"] else float("nan")
+    return f"{m['cpu']}, {m['cores']} CPUs, load {load:.1f}, Python {m['python']}"
 
 
 def measure_pure(

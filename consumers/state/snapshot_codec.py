@@ -65,6 +65,16 @@ def _decode_field(name: str, value: str) -> Any:
     return int(value) if name == k.F_VERSION else None
 
 
+def _cached(name: str, raw: bytes | str, hit: tuple[bytes | str, Any] | None) -> Any:
+    """The decoded field: the cache's when its raw value is the same, else decoded."""
+    if hit is not None and hit[0] == raw:
+        return hit[1]
+    try:
+        return _decode_field(name, _text(raw))
+    except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+        raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
+
+
 def decode_state(
     fields: Mapping[bytes | str, bytes | str],
     cache: DecodeCache | None = None,
@@ -84,15 +94,8 @@ def decode_state(
     approvals: dict[tuple[str, str], tuple[Approval, ...]] = {}
     fresh: DecodeCache = {}
     for raw_name, raw_value in fields.items():
-        hit = cache.get(raw_name) if cache is not None else None
         name = _text(raw_name)
-        if hit is not None and hit[0] == raw_value:
-            obj = hit[1]
-        else:
-            try:
-                obj = _decode_field(name, _text(raw_value))
-            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
-                raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
+        obj = _cached(name, raw_value, cache.get(raw_name) if cache is not None else None)
         fresh[raw_name] = (raw_value, obj)
         if name == k.F_VERSION:
             version = obj
@@ -159,15 +162,8 @@ def apply_fields(
                 maps[prefix][1].append(name[len(prefix) :])
             continue
         key: bytes | str = name.encode()
-        hit = cache.get(key)
-        if hit is not None and hit[0] == raw:
-            obj = hit[1]
-        else:
-            try:
-                obj = _decode_field(name, _text(raw))
-            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
-                raise StateError(f"state field {name!r} is unreadable: {exc!r}") from exc
-            cache[key] = (raw, obj)
+        obj = _cached(name, raw, cache.get(key))
+        cache[key] = (raw, obj)
         if name == k.F_ACCOUNT:
             account = obj
         elif prefix == k.P_APPROVAL:
