@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -247,6 +248,48 @@ class Decision(Outbound):
     """Extension: the effective take profit, or null."""
     reduce_only: bool = False
     """Extension: the intent's reduce_only."""
+
+
+def _opt_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def decision_json(d: Decision) -> str:
+    """``d.model_dump_json()``, the same text at about half the cost (the gate writes one
+    per intent).
+
+    Built field by field in the model's order and written by orjson, which writes what
+    pydantic writes for these values: decimals as :func:`decimal_text`, UTC times with
+    ``Z``, strings as UTF-8. ``checks`` holds only JSON values (strings, integers,
+    booleans, null, lists of strings); anything else there, or a string orjson refuses,
+    falls back to pydantic. Tests hold the two equal.
+    """
+    try:
+        return orjson.dumps(
+            {
+                "intent_id": d.intent_id,
+                "agent_id": d.agent_id,
+                "symbol": d.symbol,
+                "side": d.side,
+                "status": d.status,
+                "requested_quantity": format(d.requested_quantity, "f"),
+                "approved_quantity": format(d.approved_quantity, "f"),
+                "stop_price": _opt_text(d.stop_price),
+                "reasons": [
+                    {"code": r.code, "message": r.message, "value": r.value, "limit": r.limit}
+                    for r in d.reasons
+                ],
+                "checks": d.checks,
+                "decided_at": d.decided_at,
+                "config_hash": d.config_hash,
+                "price": _opt_text(d.price),
+                "take_profit": _opt_text(d.take_profit),
+                "reduce_only": d.reduce_only,
+            },
+            option=orjson.OPT_UTC_Z,
+        ).decode()
+    except TypeError:
+        return d.model_dump_json()
 
 
 class ApprovedOrder(Outbound):

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from consumers.bus.keys import Keys
 from schemas.messages import parse_json
 
@@ -155,7 +157,6 @@ def canonical(order: Mapping[str, Any]) -> bytes:
     return _CANONICAL(body).encode()
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -245,8 +246,9 @@ def order_signer(keys: Keys, environ: Mapping[str, str] | None = None) -> Signer
 
 
 def signed_order_json(signer: Signer, order: Mapping[str, Any]) -> str:
-    """The ApprovedOrder's ``data``: compact JSON, signed when the signer has keys."""
-    return _COMPACT(signer.sign(order))
+    """The ApprovedOrder's ``data``: compact JSON (UTF-8, written by orjson), signed when
+    the signer has keys (the signature covers :func:`canonical`, not these bytes)."""
+    return orjson.dumps(signer.sign(order)).decode()
 
 
 def verified_order(signer: Signer, raw: bytes | str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure
 from gate.portfolio import Reservation, Snapshot
 from schemas.config import AssetsConfig
-from schemas.messages import Status, TradeIntent
+from schemas.messages import Status, TradeIntent, decision_json
 
 __all__ = [
     "ANYONE",
@@ -238,7 +238,7 @@ class Planner(EventSteps, IntentSteps):
                 reservation = result.snapshot.reservations[intent.intent_id]
                 order = order_json(decision, reservation, self.signer)
             out.plan.decided.append(
-                DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), order)
+                DecidedEntry(entry.msg_id, intent.intent_id, decision_json(decision), order)
             )
             out.decisions.append(decision)
         return result

@@ -21,7 +21,7 @@ from consumers.state.codec import iso
 from gate.checks import rate_window
 from gate.portfolio import Snapshot
 from schemas.config import AssetsConfig
-from schemas.messages import Decision, ReasonCode, TradeIntent, decimal_text
+from schemas.messages import Decision, ReasonCode, TradeIntent, decimal_text, decision_json
 
 
 class IntentSteps(PlanStep):
@@ -95,7 +95,7 @@ class IntentSteps(PlanStep):
                 config_hash=config_hash,
             )
             out.plan.decided.append(
-                DecidedEntry(entry.msg_id, intent.intent_id, decision.model_dump_json(), "")
+                DecidedEntry(entry.msg_id, intent.intent_id, decision_json(decision), "")
             )
             out.decisions.append(decision)
         return kept

@@ -16,6 +16,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from consumers.bus import keys as k
 from gate.portfolio import (
     Account,
@@ -32,6 +34,14 @@ from schemas.messages import Side
 
 #: ``json.dumps(value, separators=(",", ":"))``, without making an encoder per call
 compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def values_json(value: list[Any]) -> str:
+    """Compact JSON of strings, booleans and nulls, written by orjson (a third of
+    ``compact``'s cost): the reservations and approval memories a batch writes. Not for
+    hash field names: non-ASCII text is written as UTF-8 where ``compact`` escapes it,
+    and a field's name must never change."""
+    return orjson.dumps(value).decode()
 
 
 class StateError(RuntimeError):
@@ -191,7 +201,7 @@ RESERVATION_FIELDS = (
 
 
 def encode_reservation(r: Reservation) -> str:
-    return compact(
+    return values_json(
         [
             r.intent_id,
             r.agent_id,
@@ -252,7 +262,7 @@ def approval_field(key: tuple[str, str]) -> str:
 
 
 def encode_approvals(entries: tuple[Approval, ...]) -> str:
-    return compact([[side.value, _dec(qty), iso(at)] for side, qty, at in entries])
+    return values_json([[side.value, _dec(qty), iso(at)] for side, qty, at in entries])
 
 
 def decode_approvals(name: str, raw: str) -> tuple[tuple[str, str], tuple[Approval, ...]]:

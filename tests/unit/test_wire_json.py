@@ -1,0 +1,132 @@
+"""The hot path's own JSON writers write what pydantic (or the stdlib) would.
+
+``decision_json`` replaces ``Decision.model_dump_json`` on the gate's hot path: agents,
+the audit writer and the golden test read those bytes, so they must be the same bytes,
+for every kind of decision and for the awkward values (unicode, escapes, times with
+microseconds or other offsets, values only pydantic knows how to write).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.bench import pure
+from gate.decide import decide_batch
+from schemas.messages import (
+    Decision,
+    Reason,
+    ReasonCode,
+    Side,
+    Status,
+    decision_json,
+)
+
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def decided() -> list[Decision]:
+    cfg = pure.config()
+    out: list[Decision] = []
+    for name in ("approved", "resized", "rejected_limit", "rejected_gate"):
+        case = pure.cases(cfg, 64)[name]()
+        got = decide_batch(case.intents, case.snapshot, cfg, pure.NOW, exposure=case.exposure)
+        out += got.decisions
+    return out
+
+
+def test_decision_json_when_gate_decisions_then_same_text_as_pydantic(
+    decided: list[Decision],
+) -> None:
+    statuses = {d.status for d in decided}
+    assert statuses == {Status.APPROVED, Status.RESIZED, Status.REJECTED}
+    assert any(d.reasons for d in decided)
+    for d in decided:
+        assert decision_json(d) == d.model_dump_json()
+
+
+def _decision(**over: object) -> Decision:
+    fields: dict[str, object] = {
+        "intent_id": "i-1",
+        "agent_id": "agent",
+        "symbol": "BTC/USDT",
+        "side": Side.BUY,
+        "status": Status.RESIZED,
+        "requested_quantity": D("0.50"),
+        "approved_quantity": D("1E-8"),
+        "stop_price": None,
+        "reasons": (Reason(code=ReasonCode.LOT_SIZE, message="m", value="1", limit=None),),
+        "checks": {"equity": "100", "halted": False, "n": 3, "with": ["ETH/USDT"], "x": None},
+        "decided_at": datetime(2026, 11, 24, 12, 0, 0, 120, tzinfo=UTC),
+        "config_hash": "0123456789abcdef",
+        "price": D("60000.000"),
+        "take_profit": None,
+        "reduce_only": True,
+    }
+    fields.update(over)
+    return Decision.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"side": None, "status": Status.REJECTED, "approved_quantity": D(0)},
+        {"decided_at": datetime(2026, 11, 24, 12, 0, tzinfo=UTC)},
+        {"decided_at": datetime(2026, 11, 24, 12, 0, 0, 999999, tzinfo=timezone.utc)},
+        {"decided_at": datetime(2026, 11, 24, 12, 0, tzinfo=timezone(timedelta(hours=-5)))},
+        {"agent_id": 'ägent "quoted" \\ back/slash \u2028 \U0001f600'},
+        {"reasons": (), "stop_price": D("-0.0"), "take_profit": D("123456789012345.5")},
+    ],
+)
+def test_decision_json_when_awkward_values_then_same_text_as_pydantic(
+    over: dict[str, object],
+) -> None:
+    d = _decision(**over)
+    assert decision_json(d) == d.model_dump_json()
+
+
+def test_decision_json_when_checks_hold_what_only_pydantic_writes_then_pydantic_writes_it() -> None:
+    # a Decimal in checks (the gate puts none there) and a lone surrogate (orjson refuses)
+    for over in ({"checks": {"v": D("1.5")}}, {"agent_id": "a\udc80b"}):
+        d = _decision(**over)
+        try:
+            expected = d.model_dump_json()
+        except Exception as exc:  # pydantic refuses too: the same error reaches the caller
+            with pytest.raises(type(exc)):
+                decision_json(d)
+            continue
+        assert decision_json(d) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    agent=st.text(min_size=1, max_size=40),
+    message=st.text(max_size=80),
+    digits=st.integers(1, 10**14 - 1),
+    places=st.integers(0, 18),
+    micro=st.integers(0, 999_999),
+)
+def test_decision_json_when_any_text_and_number_then_same_text_as_pydantic(
+    agent: str, message: str, digits: int, places: int, micro: int
+) -> None:
+    qty = D(digits).scaleb(-places)
+    d = _decision(
+        agent_id=agent,
+        requested_quantity=qty,
+        reasons=(Reason(code=ReasonCode.MAX_POSITION, message=message),),
+        decided_at=datetime(2026, 1, 2, 3, 4, 5, micro, tzinfo=UTC),
+    )
+    try:
+        expected = d.model_dump_json()
+    except Exception:
+        return  # pydantic cannot write it either (a lone surrogate)
+    got = decision_json(d)
+    assert got == expected
+    assert json.loads(got)["agent_id"] == agent
