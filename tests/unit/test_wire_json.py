@@ -79,7 +79,7 @@ def _decision(**over: object) -> Decision:
         {},
         {"side": None, "status": Status.REJECTED, "approved_quantity": D(0)},
         {"decided_at": datetime(2026, 11, 24, 12, 0, tzinfo=UTC)},
-        {"decided_at": datetime(2026, 11, 24, 12, 0, 0, 999999, tzinfo=timezone.utc)},
+        {"decided_at": datetime(2026, 11, 24, 12, 0, 0, 999999, tzinfo=UTC)},
         {"decided_at": datetime(2026, 11, 24, 12, 0, tzinfo=timezone(timedelta(hours=-5)))},
         {"agent_id": 'ägent "quoted" \\ back/slash \u2028 \U0001f600'},
         {"reasons": (), "stop_price": D("-0.0"), "take_profit": D("123456789012345.5")},
