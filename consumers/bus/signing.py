@@ -248,7 +248,9 @@ def order_signer(keys: Keys, environ: Mapping[str, str] | None = None) -> Signer
 def signed_order_json(signer: Signer, order: Mapping[str, Any]) -> str:
     """The ApprovedOrder's ``data``: compact JSON (UTF-8, written by orjson), signed when
     the signer has keys (the signature covers :func:`canonical`, not these bytes)."""
-    return orjson.dumps(signer.sign(order)).decode()
+    if signer.enabled or not SIGNATURE_FIELDS.isdisjoint(order):
+        order = signer.sign(order)
+    return orjson.dumps(order).decode()
 
 
 def verified_order(signer: Signer, raw: bytes | str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from consumers.gate_worker.rejections import dead_letter
 from consumers.state.codec import iso
 from gate.exposure import Exposure
 from gate.portfolio import Reservation, Snapshot
-from schemas.messages import Decision, decimal_text
+from schemas.messages import Decision
 
 log = structlog.get_logger("riskgate.batch")
 
@@ -48,6 +48,7 @@ class Planned:
 
 def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str:
     """The ApprovedOrder's ``data``, HMAC-signed when the signer has keys."""
+    good_till = iso(r.expires_at)
     return signed_order_json(
         signer or UNSIGNED,
         {
@@ -55,16 +56,16 @@ def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str
             "agent_id": d.agent_id,
             "symbol": d.symbol,
             "side": r.side.value,
-            "quantity": decimal_text(d.approved_quantity),
-            "price": decimal_text(r.price),
-            "stop_price": None if r.stop_price is None else decimal_text(r.stop_price),
-            "take_profit": None if d.take_profit is None else decimal_text(d.take_profit),
+            "quantity": format(d.approved_quantity, "f"),  # decimal_text, inlined
+            "price": format(r.price, "f"),
+            "stop_price": None if r.stop_price is None else format(r.stop_price, "f"),
+            "take_profit": None if d.take_profit is None else format(d.take_profit, "f"),
             "reduce_only": r.reduce_only,
             "status": d.status.value,
             "decided_at": iso(d.decided_at),
-            "expires_at": iso(r.expires_at),
+            "expires_at": good_till,
             "config_hash": d.config_hash,
-            "good_till": iso(r.expires_at),
+            "good_till": good_till,
         },
     )
 

@@ -40,8 +40,12 @@ def values_json(value: list[Any]) -> str:
     """Compact JSON of strings, booleans and nulls, written by orjson (a third of
     ``compact``'s cost): the reservations and approval memories a batch writes. Not for
     hash field names: non-ASCII text is written as UTF-8 where ``compact`` escapes it,
-    and a field's name must never change."""
-    return orjson.dumps(value).decode()
+    and a field's name must never change. A lone surrogate (no parsed intent holds one)
+    is escaped by ``compact``."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return compact(value)
 
 
 class StateError(RuntimeError):

@@ -8,6 +8,7 @@ microseconds or other offsets, values only pydantic knows how to write).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -24,7 +25,10 @@ from schemas.messages import (
     ReasonCode,
     Side,
     Status,
+    TradeIntent,
+    _canonical_decimal,
     decision_json,
+    intent_digest,
 )
 
 D = Decimal
@@ -130,3 +134,50 @@ def test_decision_json_when_any_text_and_number_then_same_text_as_pydantic(
     got = decision_json(d)
     assert got == expected
     assert json.loads(got)["agent_id"] == agent
+
+
+def _digest_as_before(intent: TradeIntent) -> str:
+    """intent_digest as it was written before orjson: the stdlib's ASCII text."""
+    fields = [
+        intent.intent_id,
+        intent.agent_id,
+        intent.symbol,
+        intent.side.value,
+        _canonical_decimal(intent.quantity),
+        _canonical_decimal(intent.price),
+        _canonical_decimal(intent.stop_price),
+        _canonical_decimal(intent.take_profit),
+        intent.reduce_only,
+    ]
+    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    return "c" + hashlib.sha256(text.encode()).hexdigest()[:31]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    agent=st.text(min_size=1, max_size=30),  # any text: controls, DEL, quotes, unicode
+    symbol=st.sampled_from(["BTC/USDT", "NVDA", 'we"ird\\', "é/€", "A\x7fB", "lone\udc80"]),
+    stop=st.none() | st.integers(1, 10**6).map(lambda n: D(n).scaleb(-3)),
+    reduce_only=st.booleans(),
+)
+def test_intent_digest_when_any_text_then_same_digest_as_the_stdlib_text(
+    agent: str, symbol: str, stop: Decimal | None, reduce_only: bool
+) -> None:
+    # stored digests outlive an upgrade (decided markers): the digest must not change
+    intent = TradeIntent.model_construct(
+        intent_id="i-1",
+        agent_id=agent,
+        symbol=symbol,
+        side=Side.SELL,
+        quantity=D("1.50"),
+        price=D("100"),
+        stop_price=stop,
+        take_profit=None,
+        reduce_only=reduce_only,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    try:
+        expected = _digest_as_before(intent)
+    except UnicodeEncodeError:
+        return
+    assert intent_digest(intent) == expected
