@@ -24,13 +24,23 @@ DEPTH = 8
 
 class Recent(dict[tuple[str, str], tuple[Approval, ...]]):
     """An approval memory that knows a time no entry is older than (``oldest``; None:
-    unknown), so the next batch skips the scan for expired ones while none can be."""
+    unknown), so the next batch skips the scan for expired ones while none can be; and,
+    when made from ``source`` by :func:`recent_approvals`, the keys whose entries differ
+    from it (``touched``: expired, pruned or remembered since), so what a batch writes
+    back costs what it changed, not the size of the memory."""
 
-    __slots__ = ("oldest",)
+    __slots__ = ("oldest", "source", "touched")
 
-    def __init__(self, entries: Memory | None = None, oldest: datetime | None = None) -> None:
+    def __init__(
+        self,
+        entries: Memory | None = None,
+        oldest: datetime | None = None,
+        source: Memory | None = None,
+    ) -> None:
         super().__init__(entries or {})
         self.oldest = oldest
+        self.source = source
+        self.touched: set[tuple[str, str]] | None = set() if source is not None else None
 
 
 def recent_approvals(approvals: Memory, now: datetime, window: int) -> Recent:
@@ -42,15 +52,29 @@ def recent_approvals(approvals: Memory, now: datetime, window: int) -> Recent:
     copied without a scan while its ``oldest`` is within the window.
     """
     if window <= 0:
-        return Recent()
+        if isinstance(approvals, Recent):
+            approvals.source = approvals.touched = None
+        gone = Recent(source=approvals)
+        gone.touched = set(approvals)
+        return gone
     cutoff = now - timedelta(seconds=window)
-    known = approvals.oldest if isinstance(approvals, Recent) else None
+    known = None
+    if isinstance(approvals, Recent):
+        known = approvals.oldest
+        # its own batch's write-back is done: drop the link, so that a chain of memories,
+        # each holding the one it was made from, is never kept alive (without the link,
+        # approvals_touched compares every key: slower, never wrong)
+        approvals.source = approvals.touched = None
     if known is not None and known >= cutoff:
-        return Recent(approvals, known)
-    kept = Recent()
+        return Recent(approvals, known, approvals)
+    kept = Recent(source=approvals)
+    touched = kept.touched
+    assert touched is not None
     oldest = None
     for key, entries in approvals.items():
         live = entries if entries[0][2] >= cutoff else tuple(e for e in entries if e[2] >= cutoff)
+        if live is not entries:
+            touched.add(key)
         if not live:
             continue
         kept[key] = live
@@ -78,5 +102,7 @@ def remember_approval(approvals: Recent, intent: TradeIntent, now: datetime) -> 
     key = (intent.agent_id, intent.symbol)
     entries = approvals.get(key, ())
     kept = approvals[key] = (*entries, (intent.side, intent.quantity, now))[-DEPTH:]
+    if approvals.touched is not None:
+        approvals.touched.add(key)
     if approvals.oldest is not None and kept[0][2] < approvals.oldest:
         approvals.oldest = kept[0][2]  # the clock stepped back

@@ -3,7 +3,7 @@ encoded with :mod:`consumers.state.codec`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from consumers.bus import keys as k
 from consumers.state.codec import (
@@ -15,6 +15,7 @@ from consumers.state.codec import (
     encode_rate,
     encode_reservation,
 )
+from gate.duplicates import Recent
 from gate.portfolio import (
     Snapshot,
 )
@@ -71,8 +72,22 @@ def changes(
 
 
 def approvals_touched(before: Snapshot, after: Snapshot) -> set[tuple[str, str]]:
-    """The (agent, symbol) approval memories that differ: added, changed or forgotten."""
+    """The (agent, symbol) approval memories that differ: added, changed or forgotten.
+
+    When ``after``'s memory was made from ``before``'s by one batch's decisions, it
+    knows the keys it touched (``gate.duplicates.Recent``): those, without walking the
+    memory. Otherwise every key is compared.
+    """
     old, new = before.approvals, after.approvals
+    if isinstance(new, Recent) and new.touched is not None and new.source is old:
+        return set(new.touched)
+    return differing(old, new)
+
+
+def differing(
+    old: Mapping[tuple[str, str], object], new: Mapping[tuple[str, str], object]
+) -> set[tuple[str, str]]:
+    """The keys whose values differ between two approval memories, by comparing all."""
     if not old and not new:
         return set()
     return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}

@@ -11,9 +11,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumers.bus import keys as k
-from consumers.state.changes import approvals_touched, changes
+from consumers.state.changes import approvals_touched, changes, differing
 from consumers.state.codec import StateError, approval_field
 from consumers.state.snapshot_codec import decode_state
 from gate import duplicates
@@ -189,3 +191,65 @@ def test_codec_when_memory_field_unreadable_then_state_error() -> None:
     ):
         with pytest.raises(StateError, match="unreadable"):
             decode_state({name: value})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(-3, 12),  # seconds since the last batch (negative: the clock stepped back)
+            st.lists(
+                st.tuples(st.integers(0, 3), st.sampled_from(["0.1", "0.2", "0.3"])), max_size=6
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    window=st.sampled_from([0, 3, 10]),
+)
+def test_approvals_touched_when_batches_follow_then_the_known_keys_are_every_difference(
+    steps: list[tuple[int, list[tuple[int, str]]]], window: int
+) -> None:
+    """What a batch knows it touched is exactly what comparing every key finds: expired,
+    pruned past DEPTH, remembered, or all forgotten at a window of 0."""
+    cfg = base_config()
+    cfg = cfg.model_copy(
+        update={
+            "risk_management": cfg.risk_management.model_copy(
+                update={"duplicate_order_window_seconds": window}
+            )
+        }
+    )
+    snap: Snapshot = snapshot(cash="10000000")
+    seeded = {
+        (f"agent-{a}", "BTC/USDT"): ((Side.BUY, D("0.5"), NOW - timedelta(seconds=a)),)
+        for a in range(3)
+    }
+    snap = replace(snap, approvals=seeded)  # a memory loaded from Redis: a plain dict
+    now, n, known = NOW, 0, 0
+    for gap, asks in steps:
+        now += timedelta(seconds=gap)
+        its = []
+        for agent, qty in asks:
+            n += 1
+            its.append(
+                intent(quantity=qty, agent_id=f"agent-{agent}", intent_id=f"i-{n}", created_at=now)
+            )
+        result = decide_batch(its, snap, cfg, now)
+        touched = approvals_touched(snap, result.snapshot)
+        assert touched == differing(snap.approvals, result.snapshot.approvals)
+        known += isinstance(result.snapshot.approvals, duplicates.Recent)
+        snap = result.snapshot
+    assert known == len(steps)
+
+
+def test_recent_approvals_when_batches_follow_then_no_chain_of_memories_is_kept() -> None:
+    """Each memory links to the one it was made from only until the next batch."""
+    first = duplicates.recent_approvals({}, NOW, 10)
+    second = duplicates.recent_approvals(first, NOW, 10)
+    assert second.source is first and first.source is None
+    third = duplicates.recent_approvals(second, NOW + timedelta(seconds=20), 10)
+    assert third.source is second and second.source is None
+    before, after = snapshot(), snapshot()
+    after = replace(after, approvals=second)
+    assert approvals_touched(replace(before, approvals=first), after) == set()  # compared
