@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -182,9 +182,17 @@ def decode_position(raw: Mapping[str, Any]) -> Position:
     )
 
 
-@lru_cache(maxsize=256)
 def iso(moment: datetime) -> str:
-    """isoformat (not cached: equal moments in other offsets would share a text)."""
+    """``moment.isoformat()``; cached for UTC moments (the gate's clock, every expiry),
+    and only for those: equal moments in other offsets compare and hash alike, and
+    must each keep their own text."""
+    if moment.tzinfo is UTC:
+        return _iso_utc(moment)
+    return moment.isoformat()
+
+
+@lru_cache(maxsize=256)
+def _iso_utc(moment: datetime) -> str:
     return moment.isoformat()
 
 
@@ -266,7 +274,29 @@ def approval_field(key: tuple[str, str]) -> str:
 
 
 def encode_approvals(entries: tuple[Approval, ...]) -> str:
-    return values_json([[side.value, _dec(qty), iso(at)] for side, qty, at in entries])
+    """One (agent, symbol)'s memory: ``[[side, quantity, at], ...]``. Each approval adds
+    an entry and writes back the whole memory (up to DEPTH entries): the entries met
+    before are not encoded again (:func:`_entry_text`)."""
+    return "[" + ",".join(map(_entry_text, entries)) + "]"
+
+
+#: id(entry) -> (the entry, its text). Keyed by identity, not value: equal Decimals and
+#: datetimes in other notations compare (and hash) alike, and the text must be the
+#: entry's own. Holding the entry keeps its id from being reused while it is here.
+_ENTRY_TEXTS: dict[int, tuple[Approval, str]] = {}
+ENTRY_TEXTS_MAX = 16384
+
+
+def _entry_text(entry: Approval) -> str:
+    known = _ENTRY_TEXTS.get(id(entry))
+    if known is not None and known[0] is entry:
+        return known[1]
+    side, qty, at = entry
+    text = values_json([side.value, _dec(qty), iso(at)])
+    if len(_ENTRY_TEXTS) >= ENTRY_TEXTS_MAX:
+        _ENTRY_TEXTS.clear()
+    _ENTRY_TEXTS[id(entry)] = (entry, text)
+    return text
 
 
 def decode_approvals(name: str, raw: str) -> tuple[tuple[str, str], tuple[Approval, ...]]:

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.bench import pure
+from consumers.state import codec
+from consumers.state.codec import encode_approvals
 from gate.decide import decide_batch
 from schemas.messages import (
     Decision,
@@ -181,3 +183,29 @@ def test_intent_digest_when_any_text_then_same_digest_as_the_stdlib_text(
     except UnicodeEncodeError:
         return
     assert intent_digest(intent) == expected
+
+
+def test_encode_approvals_when_entries_repeat_then_each_written_as_its_own_text() -> None:
+    """The memory's text is what the compact JSON of its entries was, entry by entry,
+    whether an entry was met before or not, and equal entries in other notations keep
+    their own notation (the identity cache never hands one the other's text)."""
+    t = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    a = (Side.BUY, D("0.10"), t)
+    b = (Side.BUY, D("0.1"), t.astimezone(timezone(timedelta(hours=2))))  # equal to a
+    c = (Side.SELL, D("2E+1"), t)
+    for entries in ((a,), (a, c), (b, a, c), (b,), (c, b)):
+        expected = json.dumps(
+            [[s.value, str(q), at.isoformat()] for s, q, at in entries],
+            separators=(",", ":"),
+        )
+        assert encode_approvals(entries) == expected
+    assert encode_approvals((b,)) != encode_approvals((a,))
+
+
+def test_encode_approvals_when_the_cache_fills_then_it_starts_over() -> None:
+    t = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    many = [(Side.BUY, D(n), t) for n in range(codec.ENTRY_TEXTS_MAX + 10)]
+    for e in many:
+        encode_approvals((e,))
+    assert len(codec._ENTRY_TEXTS) <= codec.ENTRY_TEXTS_MAX
+    assert encode_approvals((many[0],)) == f'[["buy","0","{t.isoformat()}"]]'
