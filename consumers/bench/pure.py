@@ -13,6 +13,11 @@ again against the same snapshot; the median of many repetitions):
 - ``approved_20k``: ``approved`` against a book holding 20,000 live reservations (and the
   rate counts and duplicate memory of the 800 agents that made them).
 
+``worker_path`` (``--callgrind`` only) is what one worker's CPU does for an intent apart
+from talking to Redis: the entries of ``approved`` as read from the stream, parsed and
+digested (``intake``), then planned (``Planner.plan``: decided, and the decision, order
+and state changes encoded), batch after batch on the snapshot the last one left.
+
 ``drift`` decides approved batches one after another, each on the snapshot and exposure
 the previous one returned (as the worker does), until 20,000 reservations are live, and
 compares the first batches' cost with the last ones'.
@@ -46,7 +51,11 @@ from pathlib import Path
 from typing import Any
 
 from consumers.bench import kit
+from consumers.bus.entries import Entry
+from consumers.gate_worker.batch import Planner
+from consumers.gate_worker.intake import sort_entries
 from consumers.gate_worker.settings import GateSettings
+from consumers.state.store import Loaded
 from gate.assets import default_config_path
 from gate.decide import decide_batch
 from gate.exposure import Exposure
@@ -357,6 +366,9 @@ def _run_case(name: str, reps: int, batch: int) -> None:
 
         functools.reduce(step, chunks, state)
         return
+    if name == "worker_path":
+        _run_worker_path(cfg, reps, batch)
+        return
     case = cases(cfg, batch)[name]()
     check(case, cfg)  # and warm: caches filled (the config's hash), as in a running worker
 
@@ -364,6 +376,32 @@ def _run_case(name: str, reps: int, batch: int) -> None:
         decide_batch(case.intents, case.snapshot, cfg, NOW, exposure=case.exposure)
 
     functools.reduce(again, range(reps), None)
+
+
+def _run_worker_path(cfg: AssetsConfig, reps: int, batch: int) -> Snapshot:
+    """``reps`` + 1 batches of ``approved``'s intents through intake and the planner
+    (the first to warm, outside what callgrind counts); the snapshot they leave."""
+
+    stream = "bench:intents"
+    raws = [i.model_dump_json(exclude_none=True).encode() for i in intents(cfg, (reps + 1) * batch)]
+    batches = [
+        [
+            Entry(stream, f"{1_700_000_000_000 + b}-{j}".encode(), raw, {b"data": raw})
+            for j, raw in enumerate(raws[b * batch : (b + 1) * batch])
+        ]
+        for b in range(reps + 1)
+    ]
+    planner = Planner("bench", 10)
+    snap = book(cfg)
+
+    def step(state: tuple[Loaded, Exposure], entries: list[Entry]) -> Any:
+        planned = planner.plan(sort_entries(entries, stream), state[0], NOW, exposure=state[1])
+        assert all(d.status.value == "approved" for d in planned.decisions)
+        return (Loaded(planned.snapshot, cfg), planned.exposure)
+
+    warm = step((Loaded(snap, cfg), Exposure.of(snap, cfg)), batches[0])
+    loaded, _ = functools.reduce(step, batches[1:], warm)
+    return loaded.snapshot
 
 
 def _instructions(name: str, reps: int, batch: int) -> int:
@@ -396,7 +434,7 @@ def _instructions(name: str, reps: int, batch: int) -> int:
 
 
 def measure_callgrind(
-    names: tuple[str, ...] = (*SCENARIOS, "drift"),
+    names: tuple[str, ...] = (*SCENARIOS, "drift", "worker_path"),
     *,
     reps: int = 4,
     batch: int = BATCH,
@@ -428,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--only-callgrind", action="store_true", help="only the instruction counts")
     p.add_argument("--json", type=Path, help="write the figures here")
-    p.add_argument("--run", choices=(*SCENARIOS, "drift"), help=argparse.SUPPRESS)
+    p.add_argument("--run", choices=(*SCENARIOS, "drift", "worker_path"), help=argparse.SUPPRESS)
     p.add_argument("--reps", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.run:
