@@ -394,9 +394,10 @@ def _run_worker_path(cfg: AssetsConfig, reps: int, batch: int) -> Snapshot:
     planner = Planner("bench", 10)
     snap = book(cfg)
 
-    def step(state: tuple[Loaded, Exposure], entries: list[Entry]) -> Any:
+    def step(state: tuple[Loaded, Exposure], entries: list[Entry]) -> tuple[Loaded, Exposure]:
         planned = planner.plan(sort_entries(entries, stream), state[0], NOW, exposure=state[1])
         assert all(d.status.value == "approved" for d in planned.decisions)
+        assert planned.exposure is not None  # a batch that decided returns its exposure
         return (Loaded(planned.snapshot, cfg), planned.exposure)
 
     warm = step((Loaded(snap, cfg), Exposure.of(snap, cfg)), batches[0])
