@@ -44,7 +44,10 @@ class Correlated:
         self.exposure = exposure
         self.config = config
         self._members: dict[str, tuple[tuple[int, int], list[str]]] = {}
-        self._exposed: tuple[int, list[str]] = (-1, [])
+        # the symbols with notional found so far, in order, and where the search stopped
+        self._exposed_key = (-1, -1)
+        self._exposed: list[str] = []
+        self._unsearched: Iterator[str] = iter(())
 
     def _class(self, symbol: str) -> str | None:
         if symbol in self.exposure.symbol_class:
@@ -119,13 +122,33 @@ class Correlated:
                     break
         return out
 
-    def _with_notional(self) -> list[str]:
-        """Every symbol with notional, in the order first exposed (per revision)."""
+    def _with_notional(self) -> Iterator[str]:
+        """Every symbol with notional, in the order first exposed.
+
+        Found lazily, only as far as a caller reads, and remembered while the exposure
+        has the same revision and the same symbols: a book exposed in thousands of
+        symbols costs the ~``limit`` a decision lists, not a pass over all of them each
+        time one more symbol gains exposure.
+        """
         exp = self.exposure
-        if self._exposed[0] != exp.revision:
-            notional = exp.symbol_notional
-            self._exposed = (exp.revision, [s for s in exp.symbol_class if notional(s) > 0])
-        return self._exposed[1]
+        key = (exp.revision, len(exp.symbol_class))
+        if key != self._exposed_key:
+            self._exposed_key, self._exposed = key, []
+            self._unsearched = iter(exp.symbol_class)
+        found = self._exposed
+        notional = exp.symbol_notional
+        i = 0
+        while True:
+            if i < len(found):
+                yield found[i]
+                i += 1
+                continue
+            for other in self._unsearched:
+                if notional(other) > 0:
+                    found.append(other)
+                    break
+            else:
+                return
 
     def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:
         out: list[str] = []

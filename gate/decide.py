@@ -112,7 +112,8 @@ class _Symbol:
         self.opening = (checks.per_symbol(checks.GATES_BEFORE, ctx), gates_after)
         self.reducing = checks.per_symbol(checks.REDUCING_GATES, ctx)
         self.opening_report = batch.report_skeleton(self.caps, opening=True)
-        self.reducing_report = batch.report_skeleton(self.caps, opening=False)
+        # built when the symbol's first reduce-only intent comes (most batches have none)
+        self.reducing_report: dict[str, Any] | None = None
         # the position is the symbol's own, the class share its class's; heat and (mostly)
         # correlated exposure are the portfolio's: what one intent leaves, the next sees
         self.memo = {
@@ -334,7 +335,12 @@ class _Batch:
 
     def _checks(self, ctx: Context, sym: _Symbol, limits: list[Limit]) -> dict[str, Any]:
         opening = not ctx.intent.reduce_only
-        report = (sym.opening_report if opening else sym.reducing_report).copy()
+        if opening:
+            report = sym.opening_report.copy()
+        else:
+            if sym.reducing_report is None:
+                sym.reducing_report = self.report_skeleton(sym.caps, opening=False)
+            report = sym.reducing_report.copy()
         report["stop_price"] = plain(ctx.stop) if ctx.stop is not None else None
         for lim in limits:
             code = lim.code

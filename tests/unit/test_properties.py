@@ -430,3 +430,32 @@ def test_correlated_members_when_unknown_counts_then_same_as_the_general_walk(
     for symbol in SYMBOLS:
         walk = corr._collect(symbol, dict.fromkeys(exposure.symbol_class), limit)
         assert corr.members(symbol, limit) == walk, symbol
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_correlated_members_when_exposure_grows_between_calls_then_same_as_afresh(
+    data: st.DataObject,
+) -> None:
+    """The exposed symbols are found lazily and remembered per revision: asked again and
+    again while reservations land on the same exposure (as within a batch), every
+    listing is what a fresh look at that exposure gives."""
+    from gate.correlation import Correlated
+    from gate.exposure import Exposure
+
+    snap = data.draw(portfolios())
+    batch = data.draw(st.lists(intents(snap), max_size=8))
+    reserved = decide_batch(batch, snap, CFG, NOW).reserved
+    exposure = Exposure.of(snap, CFG)
+    corr = Correlated(snap, exposure, CFG, NOW)
+    asked = st.lists(
+        st.tuples(st.sampled_from(SYMBOLS), st.integers(min_value=1, max_value=25)),
+        min_size=1,
+        max_size=4,
+    )
+    for r in (None, *reserved):
+        if r is not None:
+            exposure.reserve(r, snap.account, CFG)
+        for symbol, limit in data.draw(asked):
+            afresh = Correlated(snap, exposure.copy(), CFG, NOW)
+            assert corr.members(symbol, limit) == afresh.members(symbol, limit), symbol
