@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,7 +20,14 @@ from consumers.bus.streams import Entry
 from consumers.gate_worker.intake import sort_entries
 from gate.decide import decide_batch
 from schemas.config import ConfigError, parse_config
-from schemas.messages import MessageError, Status, TradeIntent, parse_event, parse_intent
+from schemas.messages import (
+    MessageError,
+    Status,
+    TradeIntent,
+    _exact_json_path,
+    parse_event,
+    parse_intent,
+)
 from tests.builders import CONFIG_PATH, NOW, all_enabled, snapshot
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -91,6 +99,31 @@ def test_parse_intent_when_numbers_strange_then_exact_or_refused(field: str, val
     assert isinstance(got, Decimal) and got.is_finite() and got > 0
     written = repr(value) if isinstance(value, float) else str(value)
     assert got == Decimal(written)
+
+
+def _anywhere(value: object, found: Callable[[object], bool]) -> bool:
+    if isinstance(value, dict):
+        return any(_anywhere(v, found) for v in value.values())
+    if isinstance(value, list):
+        return any(_anywhere(v, found) for v in value)
+    return found(value)
+
+
+@FUZZ
+@given(json_values | st.dictionaries(st.text(max_size=10), numberish | json_values, max_size=6))
+def test_exact_json_path_when_any_json_then_fast_only_without_fractional_numbers(
+    value: object,
+) -> None:
+    """The fast parser (numbers through binary floats) is taken only when no number in
+    an object or array has a fraction or exponent (a bare number is refused either way:
+    not an object); an object without any always takes it."""
+    raw = json.dumps(value).encode()
+    fractional = _anywhere(json.loads(raw, parse_float=Decimal), lambda v: isinstance(v, Decimal))
+    fast = _exact_json_path(raw) is not None
+    assert not (fast and fractional and isinstance(value, dict | list))
+    if isinstance(value, dict) and not fractional and "\\ud" not in raw.decode():
+        big = _anywhere(value, lambda v: isinstance(v, int) and abs(v) >= 2**63)
+        assert fast or big  # orjson reads integers past 64 bits as floats: the slow path
 
 
 @FUZZ
