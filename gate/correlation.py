@@ -114,21 +114,19 @@ class Correlated:
         (every symbol with notional has been seen), but those known to be uncorrelated,
         in the order they were first exposed."""
         apart = {other for other, correlated in self._known(symbol) if not correlated}
-        out: list[str] = []
-        for other in self._with_notional():
-            if other != symbol and other not in apart:
-                out.append(other)
-                if len(out) >= limit:
-                    break
-        return out
+        apart.add(symbol)
+        # among the first limit + len(apart) exposed symbols, at least limit are not apart
+        exposed = self._with_notional(limit + len(apart))
+        return [other for other in exposed if other not in apart][:limit]
 
-    def _with_notional(self) -> Iterator[str]:
-        """Every symbol with notional, in the order first exposed.
+    def _with_notional(self, need: int) -> list[str]:
+        """The first ``need`` symbols with notional (fewer if there are not as many), in
+        the order first exposed.
 
-        Found lazily, only as far as a caller reads, and remembered while the exposure
-        has the same revision and the same symbols: a book exposed in thousands of
-        symbols costs the ~``limit`` a decision lists, not a pass over all of them each
-        time one more symbol gains exposure.
+        Found lazily, only as far as callers need, and remembered while the exposure has
+        the same revision and the same symbols: a book exposed in thousands of symbols
+        costs the ~``limit`` a decision lists, not a pass over all of them each time one
+        more symbol gains exposure.
         """
         exp = self.exposure
         key = (exp.revision, len(exp.symbol_class))
@@ -136,19 +134,14 @@ class Correlated:
             self._exposed_key, self._exposed = key, []
             self._unsearched = iter(exp.symbol_class)
         found = self._exposed
-        notional = exp.symbol_notional
-        i = 0
-        while True:
-            if i < len(found):
-                yield found[i]
-                i += 1
-                continue
+        if len(found) < need:
+            notional = exp.symbol_notional
             for other in self._unsearched:
                 if notional(other) > 0:
                     found.append(other)
-                    break
-            else:
-                return
+                    if len(found) >= need:
+                        break
+        return found[:need]
 
     def _collect(self, symbol: str, same_class: dict[str, None], limit: int) -> list[str]:
         out: list[str] = []

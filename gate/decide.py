@@ -110,9 +110,9 @@ class _Symbol:
         self.caps = caps(ctx, batch.vitals)
         gates_after = checks.per_symbol(checks.GATES_AFTER, ctx)
         self.opening = (checks.per_symbol(checks.GATES_BEFORE, ctx), gates_after)
-        self.reducing = checks.per_symbol(checks.REDUCING_GATES, ctx)
         self.opening_report = batch.report_skeleton(self.caps, opening=True)
         # built when the symbol's first reduce-only intent comes (most batches have none)
+        self.reducing: tuple[checks.Gate, ...] | None = None
         self.reducing_report: dict[str, Any] | None = None
         # the position is the symbol's own, the class share its class's; heat and (mostly)
         # correlated exposure are the portfolio's: what one intent leaves, the next sees
@@ -246,6 +246,8 @@ class _Batch:
         sym, ctx = found
         ctx.agent_intents = count
         if intent.reduce_only:
+            if sym.reducing is None:
+                sym.reducing = checks.per_symbol(checks.REDUCING_GATES, ctx)
             blocked = _findings(sym.reducing, ctx, [])
             limits = [reduce_limit(ctx), *order_caps(ctx, sym.caps)]
         else:
@@ -324,9 +326,8 @@ class _Batch:
             if cap_key is not None:
                 report[cap_key] = plain_constant(lim.cap)
                 continue
-            name = _NAMES[lim.code]
-            report[f"{name}_before"] = report[f"{name}_after"] = None
-            report[f"{name}_limit"] = plain_constant(lim.limit)
+            report[_BEFORE[lim.code]] = report[_AFTER[lim.code]] = None
+            report[_LIMIT[lim.code]] = plain_constant(lim.limit)
         if opening:
             report["correlated_with"] = None
             report["agent_intents_this_minute"] = None
@@ -445,6 +446,7 @@ _NAMES = {
 }
 _BEFORE = {code: f"{name}_before" for code, name in _NAMES.items()}
 _AFTER = {code: f"{name}_after" for code, name in _NAMES.items()}
+_LIMIT = {code: f"{name}_limit" for code, name in _NAMES.items()}
 
 
 def _portfolio_checks(snapshot: Snapshot, v: Vitals, config: AssetsConfig) -> dict[str, Any]:
