@@ -608,9 +608,10 @@ def _exact_json_path(raw: bytes | str) -> bytes | None:
 
     Strings and integers are exact there; fractional numbers would go through a
     binary float, so those payloads take :func:`parse_json` instead. An object is
-    looked at by orjson (a float in it is a fractional number: 2x cheaper than the
-    pattern on an intent); anything else, or what orjson does not read (integers past
-    64 bits, lone surrogates, bad JSON), by the pattern, as before.
+    looked at by orjson (a float in it is a fractional number, or an integer past 64
+    bits, which orjson reads as a float: either way the exact path; 2x cheaper than
+    the pattern on an intent); anything else, or what orjson does not read (lone
+    surrogates, bad JSON), by the pattern, as before.
     """
     data = check_shape(raw)
     try:
