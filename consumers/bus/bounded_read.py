@@ -171,8 +171,27 @@ class BoundedReader:
         self, group: str, consumer: str, starts: dict[str, str], count: int
     ) -> list[Entry]:
         names = list(starts)
-        args: list[Any] = [group, consumer, count, MAX_ENTRY_BYTES, self.max_bytes, HEAD_KEEP]
-        reply = self._read(keys=names, args=[*args, *starts.values()])
+        reply = self._read(keys=names, args=self._args(group, consumer, starts, count))
+        return self.entries(reply)
+
+    def _args(self, group: str, consumer: str, starts: dict[str, str], count: int) -> list[Any]:
+        head = [group, consumer, count, MAX_ENTRY_BYTES, self.max_bytes, HEAD_KEEP]
+        return [*head, *starts.values()]
+
+    def command(
+        self, group: str, consumer: str, starts: dict[str, str], *, count: int
+    ) -> tuple[Any, ...]:
+        """The bounded read (no blocking) as one ``EVALSHA`` command, for a caller that
+        sends it on a connection of its own; its reply goes to :meth:`entries`. The
+        script must be loaded (any :meth:`read` loads it): if the server lost it, the
+        reply is a NOSCRIPT error and nothing was read."""
+        names = list(starts)
+        args = self._args(group, consumer, starts, count)
+        return ("EVALSHA", self._read.sha, len(names), *names, *args)
+
+    @staticmethod
+    def entries(reply: Any) -> list[Entry]:
+        """The entries of a bounded read's reply."""
         return [_lua_entry(_text(stream), item) for stream, items in reply or [] for item in items]
 
     def reclaim(

@@ -55,7 +55,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from consumers.bus.keys import Keys
 from consumers.bus.lease import Lease, LeaseLost
@@ -165,24 +165,30 @@ class Committer:
         keys, args = self.encode(plan)
         return self.outcome(plan, self.script(keys=keys, args=args))
 
-    def send(self, plan: CommitPlan) -> InFlight:
+    def send(self, plan: CommitPlan, then: tuple[tuple[Any, ...], ...] = ()) -> InFlight:
         """Send ``plan``'s commit on a connection of its own and return at once; the
         outcome is :meth:`InFlight.outcome`'s (which raises what :meth:`commit` would).
         (A loopback or LAN socket's send buffer, autotuned to megabytes, takes a whole
-        batch without waiting for Redis to read it.)"""
+        batch without waiting for Redis to read it.)
+
+        ``then``: commands sent behind the commit on the same connection, run by Redis
+        once the commit script is done (keys on the portfolio's node); their replies are
+        :attr:`InFlight.replies`, read with the commit's."""
         keys, args = self.encode(plan)
         client = node_client(self.redis, self.keys.state)  # the portfolio's primary
         pool = client.connection_pool
         conn: Any = pool.get_connection()
         try:
             conn.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+            for command in then:
+                conn.send_command(*command)
         except BaseException:
             conn.disconnect()
             pool.release(conn)
             if client is not self.redis:
                 refresh(self.redis)
             raise
-        return InFlight(self, plan, client, conn)
+        return InFlight(self, plan, client, conn, len(then))
 
     def outcome(self, plan: CommitPlan, reply: Any) -> Outcome:
         """What the script's ``reply`` says of ``plan`` (raises CommitError, LeaseLost)."""
@@ -228,28 +234,44 @@ class InFlight:
     """A commit sent and not yet answered (:meth:`Committer.send`). Exactly one of
     :meth:`outcome` and :meth:`abandon` is called, once."""
 
-    def __init__(self, committer: Committer, plan: CommitPlan, client: Redis, conn: Any) -> None:
+    def __init__(
+        self, committer: Committer, plan: CommitPlan, client: Redis, conn: Any, then: int = 0
+    ) -> None:
         self.committer = committer
         self.plan = plan
         self.client = client
         self.conn = conn
+        self.then = then
+        # the replies of the commands sent behind the commit (an error reply as the
+        # ResponseError it is), once :meth:`outcome` has read them
+        self.replies: list[Any] = []
 
     def outcome(self) -> Outcome:
-        """Wait for the reply. A server that lost the script (restarted, flushed) ran
-        nothing: the commit is made again the ordinary way, which loads it."""
+        """Wait for the reply (and those of the commands sent behind it). A server that
+        lost the script (restarted, flushed) ran nothing: the commit is made again the
+        ordinary way, which loads it."""
         pool = self.client.connection_pool
         try:
-            reply = self.conn.read_response()
-        except NoScriptError:
-            pool.release(self.conn)
-            return self.committer.commit(self.plan)
-        except BaseException:  # the reply may be half read: the connection is not reused
+            try:
+                reply = self.conn.read_response()
+            except NoScriptError:
+                reply = None
+            self.replies = [self._reply() for _ in range(self.then)]
+        except BaseException:  # a reply may be half read: the connection is not reused
             self.abandon()
             if self.client is not self.committer.redis:
                 refresh(self.committer.redis)
             raise
         pool.release(self.conn)
+        if reply is None:
+            return self.committer.commit(self.plan)
         return self.committer.outcome(self.plan, reply)
+
+    def _reply(self) -> Any:
+        try:
+            return self.conn.read_response()
+        except ResponseError as exc:  # that command failed; the connection is fine
+            return exc
 
     def abandon(self) -> None:
         """Never read the reply: close the connection (the commit ran or it did not;

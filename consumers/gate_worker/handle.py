@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from consumers.bus.bounded_read import BoundedReader
 from consumers.bus.keys import Keys
 from consumers.bus.streams import Entry
 from consumers.gate_worker.batch import Planned, Planner
@@ -48,6 +49,7 @@ class BatchHandling(PhaseEvents, Housekeeping):
     settings: GateSettings
     store: Store
     committer: Committer
+    reader: BoundedReader
     planner: Planner
     loaded: Loaded | None
     exposure: Exposure | None
@@ -62,6 +64,9 @@ class BatchHandling(PhaseEvents, Housekeeping):
     _frozen_at: int  # the state's size when the heap was last frozen
 
     def _read(self, *, pending: bool, block_ms: int | None = None) -> list[Entry]:
+        raise NotImplementedError  # the worker's
+
+    def _read_command(self) -> tuple[Any, ...]:
         raise NotImplementedError  # the worker's
 
     def process(self, entries: list[Entry]) -> None:
@@ -186,7 +191,9 @@ class BatchHandling(PhaseEvents, Housekeeping):
     #
     # While Redis runs batch N's commit script the worker decides batch N+1 on top of the
     # snapshot N's commit will write: N+1's entries (and Redis's clock) are read before N
-    # is sent, N+1 is planned while N runs, and N+1 is sent once N's reply says it went
+    # is sent (the entries by a read sent behind N-1's commit, which Redis ran while N was
+    # planned; the first batch's the usual way), N+1 is planned while N runs, and N+1 is
+    # sent once N's reply says it went
     # through, with the version N produced as its expected version. N+1 is therefore
     # never committed on a state other than the one it was decided on: if N conflicted,
     # met entries already decided, or failed, the plan of N+1 is dropped unsent, N is
@@ -214,15 +221,21 @@ class BatchHandling(PhaseEvents, Housekeeping):
         )
         handled = len(entries)
         rounds = 1
+        # the entries read behind the last commit, for the next round (None: not read)
+        prefetched: list[Entry] | None = None
         while current is not None and not current.planned.plan.empty():
             ahead: list[Entry] = []
             at: datetime | None = None
             if rounds < self.settings.pipeline:
-                # before the commit, not behind it: the next entries, and the clock to
-                # decide them by (Redis runs one command at a time: asked later, TIME
-                # would wait for the commit script to end)
+                # the next entries (read behind the last commit, else now, before this
+                # one is sent) and the clock to decide them by, asked now: behind this
+                # commit TIME would wait for its script to end (Redis runs one command at
+                # a time)
                 with self.stages.time("read"):
-                    ahead = self._read(pending=False, block_ms=0)
+                    if prefetched is None:
+                        ahead = self._read(pending=False, block_ms=0)
+                    else:
+                        ahead, prefetched = prefetched, None
                     at = self.clock() if ahead else None
             if not ahead:
                 with self.stages.time("commit"):
@@ -231,25 +244,52 @@ class BatchHandling(PhaseEvents, Housekeeping):
                 return handled
             rounds += 1
             handled += len(ahead)
-            try:
-                with self.stages.time("send"):
-                    inflight = self.committer.send(current.planned.plan)
-                following = self._plan_ahead(current, ahead, at)
-                with self.stages.time("commit"):
-                    outcome = inflight.outcome()
-                if not self._finish(current, outcome):
-                    following = None
-            except BaseException:
-                self._drain = True  # what was read ahead is ours and pending: read again
-                raise
+            # the round after this one reads its entries behind this commit: Redis reads
+            # them while the worker decides ``ahead``
+            following, outcome, prefetched = self._round(
+                current, ahead, at, read_behind=rounds < self.settings.pipeline
+            )
             if following is None:
                 self.process(ahead)
-                return handled
+                break
             assert self.loaded is not None
             following.planned.plan.expected_version = outcome.version
             following.loaded = self.loaded
             current = following
+        if prefetched:  # read, so ours and pending: handled now, after what came before
+            handled += len(prefetched)
+            self.process(prefetched)
         return handled
+
+    def _round(
+        self, current: _Batch, ahead: list[Entry], at: datetime | None, *, read_behind: bool
+    ) -> tuple[_Batch | None, Outcome, list[Entry] | None]:
+        """Send ``current``'s commit, plan ``ahead`` on top of it, and wait for the
+        reply: (``ahead`` planned to commit next, or None when it must go the ordinary
+        way; the outcome; the entries read behind the commit when ``read_behind``)."""
+        try:
+            with self.stages.time("send"):
+                behind = (self._read_command(),) if read_behind else ()
+                inflight = self.committer.send(current.planned.plan, then=behind)
+            following = self._plan_ahead(current, ahead, at)
+            with self.stages.time("commit"):
+                outcome = inflight.outcome()
+            prefetched = self._read_behind(inflight.replies[0]) if behind else None
+            if not self._finish(current, outcome):
+                following = None
+        except BaseException:
+            self._drain = True  # what was read ahead is ours and pending: read again
+            raise
+        return following, outcome, prefetched
+
+    def _read_behind(self, reply: Any) -> list[Entry] | None:
+        """The entries a read sent behind a commit brought; None when it failed (the
+        server lost the script: it read nothing, the next round reads the usual way)."""
+        if isinstance(reply, Exception):
+            self.log.info("read behind the commit failed; reading again", error=str(reply))
+            return None
+        with self.stages.time("read"):
+            return self.reader.entries(reply)
 
     def _finish(self, batch: _Batch, outcome: Outcome) -> bool:
         """The commit of ``batch`` answered: True if it went through as planned; else the

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from redis import Redis
@@ -267,6 +268,22 @@ class GateWorker(BatchHandling, Ownership):
     def _read(self, *, pending: bool, block_ms: int | None = None) -> list[Entry]:
         """New entries, or (``pending``) our own unacked ones after the drain cursor;
         bounded by count per stream and by ``max_batch_bytes`` (streams.BoundedReader)."""
+        starts, count = self._read_span(pending)
+        return self.reader.read(
+            k.GROUP_GATE,
+            self.settings.consumer,
+            starts,
+            count=count,
+            block_ms=None if pending else block_ms,
+        )
+
+    def _read_command(self) -> tuple[Any, ...]:
+        """The read of new entries :meth:`_read` makes (not blocking) as one command, for
+        the pipelined loop to send behind a commit (handle.py)."""
+        starts, count = self._read_span(pending=False)
+        return self.reader.command(k.GROUP_GATE, self.settings.consumer, starts, count=count)
+
+    def _read_span(self, pending: bool) -> tuple[dict[str, str], int]:
         streams = (self.keys.intents, self.keys.events, self.keys.phases)
         if pending:
             starts = {s: self._drain_from.get(s, "0") for s in streams}
@@ -275,13 +292,7 @@ class GateWorker(BatchHandling, Ownership):
         count = self.settings.batch
         if self._flooded and not pending:
             count *= self.settings.flood_read_factor
-        return self.reader.read(
-            k.GROUP_GATE,
-            self.settings.consumer,
-            starts,
-            count=count,
-            block_ms=None if pending else block_ms,
-        )
+        return starts, count
 
     def step(self, block_ms: int | None = None) -> int:
         """Read one batch of new entries (blocking up to ``block_ms``, default the

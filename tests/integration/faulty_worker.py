@@ -43,11 +43,13 @@ def _kill_around_commit() -> None:
     real_send = commit.Committer.send
     real_outcome = commit.InFlight.outcome
 
-    def faulty_send(self: commit.Committer, plan: commit.CommitPlan) -> commit.InFlight:
+    def faulty_send(
+        self: commit.Committer, plan: commit.CommitPlan, then: tuple[tuple[Any, ...], ...] = ()
+    ) -> commit.InFlight:
         roll = random.random()
         if roll < 0.08:
             _die()
-        inflight = real_send(self, plan)
+        inflight = real_send(self, plan, then)
         if roll > 0.92:
             _die()  # sent: Redis runs it (or not), nobody reads the reply
         return inflight

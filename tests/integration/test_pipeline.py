@@ -91,13 +91,13 @@ def test_pipelined_when_state_moves_under_a_commit_then_replanned_not_doubled(
     real_send = worker.committer.send
     sent: list[int] = []
 
-    def racing_send(plan):  # type: ignore[no-untyped-def]
+    def racing_send(plan, then=()):  # type: ignore[no-untyped-def]
         if not sent:  # the first pipelined commit: another gate commits a deposit first
             h.client.deposit("5000", reference="race")
             reply = h.redis.xreadgroup(GROUP_GATE, "w2", {h.keys.events: ">"})
             other.process(to_entries(reply))
         sent.append(plan.expected_version)
-        return real_send(plan)
+        return real_send(plan, then=then)
 
     monkeypatch.setattr(worker.committer, "send", racing_send)
     h.pump()
@@ -138,3 +138,56 @@ def test_pipelined_when_connection_dies_after_the_commit_ran_then_exactly_once(
             break
     exactly_once(h, ids)
     assert len(failed) == 2
+
+
+def test_pipelined_when_backlog_then_later_rounds_read_behind_the_commit(
+    pair: tuple[Harness, Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the first two batches of a step, each batch's entries are read by a read
+    sent behind the commit before it (Redis reads them while the worker decides): two
+    reads of its own in a step of four batches, not four; the same decisions."""
+    pipelined, one_by_one = pair
+    books = [submit_book(h, 60) for h in pair]
+    reader = pipelined.worker.reader
+    real_read = reader.read
+    reads: list[int] = []
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        got = real_read(*args, **kwargs)
+        reads.append(len(got))
+        return got
+
+    monkeypatch.setattr(reader, "read", counted)
+    assert pipelined.worker.step() == 20
+    assert reads == [5, 5]  # the step's batch and the next; the other two read behind
+    pipelined.pump()
+    one_by_one.pump()
+    got = [exactly_once(h, ids) for h, ids in zip(pair, books, strict=True)]
+    assert [outcome(d) for d in got[0]] == [outcome(d) for d in got[1]]
+    assert pipelined.worker.stats["pipeline_replans"] == 0
+
+
+def test_pipelined_when_the_read_behind_fails_then_read_again_exactly_once(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read sent behind a commit is refused (NOSCRIPT, as after a SCRIPT FLUSH): it
+    read nothing, the next round reads the usual way, and the connection it shared with
+    the commit stays usable."""
+    worker = h.worker
+    worker.settings = replace(worker.settings, batch=5)
+    ids = submit_book(h, 30)
+    real_command = worker._read_command
+    refused: list[int] = []
+
+    def unknown_script() -> tuple[object, ...]:
+        command = list(real_command())
+        if len(refused) < 3:
+            refused.append(1)
+            command[1] = "0" * 40  # a script the server does not have
+        return tuple(command)
+
+    monkeypatch.setattr(worker, "_read_command", unknown_script)
+    h.pump()
+    assert len(refused) == 3
+    exactly_once(h, ids)
+    assert worker.stats["errors"] == 0 and worker.stats["pipeline_replans"] == 0
