@@ -19,12 +19,12 @@ transient: the caller retries and reaches the new owner).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from consumers.bus.redis_errors import REDIS_TRANSIENT
 
@@ -44,6 +44,53 @@ def refresh(redis: Redis) -> None:
         cluster: Any = redis
         with contextlib.suppress(RedisError, RedisClusterException, OSError):
             cluster.nodes_manager.initialize()
+
+
+class Sent:
+    """Commands sent on a connection of their own to the primary serving ``key``, their
+    replies read later (:meth:`replies`) while the caller does other work. Exactly one
+    of :meth:`replies` and :meth:`abandon` is called, once; a connection that failed or
+    was given up is closed, never reused (a reply may be half read)."""
+
+    def __init__(self, redis: Redis, key: str, commands: Sequence[tuple[Any, ...]]) -> None:
+        self.redis = redis
+        self.client = node_client(redis, key)
+        conn: Any = self.client.connection_pool.get_connection()
+        self.conn = conn
+        self.count = len(commands)
+        try:
+            for command in commands:
+                conn.send_command(*command)
+        except BaseException:
+            self._failed()
+            raise
+
+    def replies(self) -> list[Any]:
+        """Every command's reply, in order; an error reply as the ResponseError it is
+        (that command failed, the connection is fine)."""
+        try:
+            out = [self._reply() for _ in range(self.count)]
+        except BaseException:
+            self._failed()
+            raise
+        self.client.connection_pool.release(self.conn)
+        return out
+
+    def abandon(self) -> None:
+        """Never read the replies: close the connection."""
+        self.conn.disconnect()
+        self.client.connection_pool.release(self.conn)
+
+    def _reply(self) -> Any:
+        try:
+            return self.conn.read_response()
+        except ResponseError as exc:
+            return exc
+
+    def _failed(self) -> None:
+        self.abandon()
+        if self.client is not self.redis:
+            refresh(self.redis)
 
 
 @contextlib.contextmanager

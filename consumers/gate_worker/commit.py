@@ -59,7 +59,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from consumers.bus.keys import Keys
 from consumers.bus.lease import Lease, LeaseLost
-from consumers.bus.nodes import node_client, refresh
+from consumers.bus.nodes import Sent
 from consumers.gate_worker.commit_lua import COMMIT_LUA
 from consumers.gate_worker.commit_plan import (
     AppliedEntry,
@@ -175,20 +175,9 @@ class Committer:
         once the commit script is done (keys on the portfolio's node); their replies are
         :attr:`InFlight.replies`, read with the commit's."""
         keys, args = self.encode(plan)
-        client = node_client(self.redis, self.keys.state)  # the portfolio's primary
-        pool = client.connection_pool
-        conn: Any = pool.get_connection()
-        try:
-            conn.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
-            for command in then:
-                conn.send_command(*command)
-        except BaseException:
-            conn.disconnect()
-            pool.release(conn)
-            if client is not self.redis:
-                refresh(self.redis)
-            raise
-        return InFlight(self, plan, client, conn, len(then))
+        commit = ("EVALSHA", self.script.sha, len(keys), *keys, *args)
+        sent = Sent(self.redis, self.keys.state, (commit, *then))  # the portfolio's primary
+        return InFlight(self, plan, sent)
 
     def outcome(self, plan: CommitPlan, reply: Any) -> Outcome:
         """What the script's ``reply`` says of ``plan`` (raises CommitError, LeaseLost)."""
@@ -234,14 +223,10 @@ class InFlight:
     """A commit sent and not yet answered (:meth:`Committer.send`). Exactly one of
     :meth:`outcome` and :meth:`abandon` is called, once."""
 
-    def __init__(
-        self, committer: Committer, plan: CommitPlan, client: Redis, conn: Any, then: int = 0
-    ) -> None:
+    def __init__(self, committer: Committer, plan: CommitPlan, sent: Sent) -> None:
         self.committer = committer
         self.plan = plan
-        self.client = client
-        self.conn = conn
-        self.then = then
+        self.sent = sent
         # the replies of the commands sent behind the commit (an error reply as the
         # ResponseError it is), once :meth:`outcome` has read them
         self.replies: list[Any] = []
@@ -250,34 +235,17 @@ class InFlight:
         """Wait for the reply (and those of the commands sent behind it). A server that
         lost the script (restarted, flushed) ran nothing: the commit is made again the
         ordinary way, which loads it."""
-        pool = self.client.connection_pool
-        try:
-            try:
-                reply = self.conn.read_response()
-            except NoScriptError:
-                reply = None
-            self.replies = [self._reply() for _ in range(self.then)]
-        except BaseException:  # a reply may be half read: the connection is not reused
-            self.abandon()
-            if self.client is not self.committer.redis:
-                refresh(self.committer.redis)
-            raise
-        pool.release(self.conn)
-        if reply is None:
+        reply, *self.replies = self.sent.replies()
+        if isinstance(reply, NoScriptError):
             return self.committer.commit(self.plan)
+        if isinstance(reply, ResponseError):
+            raise reply
         return self.committer.outcome(self.plan, reply)
-
-    def _reply(self) -> Any:
-        try:
-            return self.conn.read_response()
-        except ResponseError as exc:  # that command failed; the connection is fine
-            return exc
 
     def abandon(self) -> None:
         """Never read the reply: close the connection (the commit ran or it did not;
         the markers and the version check make either safe)."""
-        self.conn.disconnect()
-        self.client.connection_pool.release(self.conn)
+        self.sent.abandon()
 
 
 def _text(value: bytes | str | int) -> str:

@@ -241,7 +241,7 @@ class BatchHandling(PhaseEvents, Housekeeping):
                 with self.stages.time("commit"):
                     outcome = self.committer.commit(current.planned.plan)
                 self._finish(current, outcome)
-                return handled
+                break
             rounds += 1
             handled += len(ahead)
             # the round after this one reads its entries behind this commit: Redis reads

@@ -144,7 +144,7 @@ def test_pipelined_when_backlog_then_later_rounds_read_behind_the_commit(
     pair: tuple[Harness, Harness], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the first two batches of a step, each batch's entries are read by a read
-    sent behind the commit before it (Redis reads them while the worker decides): two
+    sent behind the commit before them (Redis reads them while the worker decides): two
     reads of its own in a step of four batches, not four; the same decisions."""
     pipelined, one_by_one = pair
     books = [submit_book(h, 60) for h in pair]
