@@ -220,8 +220,9 @@ class Committer:
 
 
 class InFlight:
-    """A commit sent and not yet answered (:meth:`Committer.send`). Exactly one of
-    :meth:`outcome` and :meth:`abandon` is called, once."""
+    """A commit sent and not yet answered (:meth:`Committer.send`); :meth:`outcome` is
+    called once. A connection that fails while the reply is read is closed (the commit
+    ran or it did not: the markers and the version check make either safe)."""
 
     def __init__(self, committer: Committer, plan: CommitPlan, sent: Sent) -> None:
         self.committer = committer
@@ -241,11 +242,6 @@ class InFlight:
         if isinstance(reply, ResponseError):
             raise reply
         return self.committer.outcome(self.plan, reply)
-
-    def abandon(self) -> None:
-        """Never read the reply: close the connection (the commit ran or it did not;
-        the markers and the version check make either safe)."""
-        self.sent.abandon()
 
 
 def _text(value: bytes | str | int) -> str:
