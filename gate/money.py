@@ -10,7 +10,7 @@ ONE = Decimal(1)
 RATIO_PLACES = Decimal("0.000001")
 MICRO = Decimal(1_000_000)
 CENT = Decimal("0.01")
-HUNDRED = Decimal(100)
+BASIS_POINTS = Decimal(10_000)  # a percentage to 2 places, in whole units
 
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
@@ -58,16 +58,11 @@ def show(value: Decimal | None, places: Decimal = RATIO_PLACES) -> str | None:
 def fraction6(value: Decimal, scale: Decimal) -> str:
     """``value / scale`` rounded down to 6 places, as ``show(ratio(value, scale))`` prints it.
 
-    The fast path for the decision report: one division, then integer formatting.
+    The fast path for the decision report: one exact integer division, then the digits.
     """
     if scale <= 0:
         return "0"
-    n = int(value * MICRO / scale)  # int() truncates toward zero: rounds down
-    if n >= 0:
-        whole, part = divmod(n, 1_000_000)
-        return f"{whole}.{part:06d}".rstrip("0") if part else str(whole)
-    whole, part = divmod(-n, 1_000_000)
-    return f"-{whole}.{part:06d}".rstrip("0") if part else f"-{whole}"
+    return _units_text(value * MICRO // scale, 6)
 
 
 def percent2(value: Decimal, scale: Decimal) -> str:
@@ -75,12 +70,27 @@ def percent2(value: Decimal, scale: Decimal) -> str:
     ``show(ratio(value, scale) * 100, Decimal("0.01"))`` prints it."""
     if scale <= 0:
         return "0"
-    n = int(value * HUNDRED * HUNDRED / scale)  # int() truncates toward zero: rounds down
-    if n >= 0:
-        whole, part = divmod(n, 100)
-        return f"{whole}.{part:02d}".rstrip("0") if part else str(whole)
-    whole, part = divmod(-n, 100)
-    return f"-{whole}.{part:02d}".rstrip("0") if part else f"-{whole}"
+    return _units_text(value * BASIS_POINTS // scale, 2)
+
+
+def _units_text(units: Decimal, places: int) -> str:
+    """A whole count of ``10**-places`` as plain decimal text without trailing zeros.
+
+    ``units`` comes from ``//``, which is exact and truncates toward zero (rounds down)
+    and gives a whole number with exponent 0, so its text is its digits: cheaper than
+    ``int()`` and integer formatting.
+    """
+    digits = str(units)
+    sign = ""
+    if digits[0] == "-":
+        sign, digits = "-", digits[1:]
+    if not digits.isdigit():
+        raise ValueError(f"not a finite ratio: {units}")
+    whole = digits[:-places]
+    part = digits[-places:].rjust(places, "0").rstrip("0")
+    if part:
+        return f"{sign}{whole or '0'}.{part}"
+    return f"{sign}{whole}" if whole else "0"
 
 
 @lru_cache(maxsize=4096)
