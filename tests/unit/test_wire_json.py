@@ -209,3 +209,29 @@ def test_encode_approvals_when_the_cache_fills_then_it_starts_over() -> None:
         encode_approvals((e,))
     assert len(codec._ENTRY_TEXTS) <= codec.ENTRY_TEXTS_MAX
     assert encode_approvals((many[0],)) == f'[["buy","0","{t.isoformat()}"]]'
+
+
+_ANY_DECIMAL = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.builds(
+        lambda digits, exponent, negative: Decimal((negative, digits, exponent)),
+        st.lists(st.integers(0, 9), min_size=1, max_size=30).map(tuple),
+        st.integers(-40, 40),
+        st.integers(0, 1),
+    ),
+)
+
+
+@given(_ANY_DECIMAL)
+def test_decimal_text_when_any_decimal_then_what_format_f_writes(value: Decimal) -> None:
+    """The wire's decimal text takes ``str()`` where it writes the same digits: held equal
+    to ``format(value, "f")`` for every decimal (exponents either way, zeros with
+    exponents, negative zero, NaN and infinities); ``plain`` likewise to its old text."""
+    from gate.money import plain
+    from schemas.messages import decimal_text
+
+    assert decimal_text(value) == format(value, "f")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    assert plain(value) == (text or "0")
