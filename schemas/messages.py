@@ -112,6 +112,9 @@ Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1
 IntentId = Annotated[str, Field(pattern=INTENT_ID_PATTERN)]
 EventId = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f\s]{1,128}$")]
 
+# The per-intent writers read an enum member's text as ``member._value_`` (its own
+# attribute, ~30 ns); ``member.value`` goes through a Python property in 3.11 (~170 ns).
+
 
 class Side(StrEnum):
     BUY = "buy"
@@ -681,7 +684,7 @@ def intent_digest(intent: TradeIntent) -> str:
         intent.intent_id,
         intent.agent_id,
         intent.symbol,
-        intent.side.value,
+        intent.side._value_,
         _canonical_decimal(intent.quantity),
         _canonical_decimal(intent.price),
         _canonical_decimal(intent.stop_price),

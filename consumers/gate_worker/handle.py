@@ -398,7 +398,7 @@ class BatchHandling(PhaseEvents, Housekeeping):
             self.log.warning("intents past their agent's quota rejected", count=planned.over_quota)
         full = planned.plan.decided[: len(planned.decisions)]
         for d, entry in zip(planned.decisions, full, strict=True):
-            s[d.status.value] += 1
+            s[d.status._value_] += 1
             if self.settings.log_decisions:
                 self.log.info(
                     "decision",

@@ -220,7 +220,7 @@ def encode_reservation(r: Reservation) -> str:
             r.symbol,
             r.asset_class,
             r.quote_currency,
-            r.side.value,
+            r.side._value_,
             _dec(r.quantity),
             _dec(r.price),
             _opt_dec(r.stop_price),
@@ -292,7 +292,7 @@ def _entry_text(entry: Approval) -> str:
     if known is not None and known[0] is entry:
         return known[1]
     side, qty, at = entry
-    text = values_json([side.value, _dec(qty), iso(at)])
+    text = values_json([side._value_, _dec(qty), iso(at)])
     if len(_ENTRY_TEXTS) >= ENTRY_TEXTS_MAX:
         _ENTRY_TEXTS.clear()
     _ENTRY_TEXTS[id(entry)] = (entry, text)
