@@ -20,6 +20,7 @@ from typing import IO, Any
 import yaml
 from redis import Redis
 
+import gate
 from consumers.bus.keys import DATA, GROUP_GATE, Keys
 from consumers.bus.streams import ensure_group, group_lag, read_group
 from consumers.state import control
@@ -331,4 +332,10 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], "load": load}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "load": load,
+        "compiled": gate.COMPILED,  # the decision's modules built by `riskgate compile`
+    }

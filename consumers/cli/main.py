@@ -16,6 +16,7 @@ from consumers.bus.runtime import configure_logging
 from consumers.bus.urls import database_out_of_range
 from consumers.cli import (
     commands,
+    compile_commands,
     contract_commands,
     db_commands,
     feed_commands,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     feed_commands.register(sub)
     security_commands.register(sub)
     contract_commands.register(sub)
+    compile_commands.register(sub)
     ops_commands.register(sub)  # demo, servers, --metrics-port (after the workers exist)
     spread_global_options(parser)  # last: every command, whoever registered it
     return parser

@@ -25,6 +25,7 @@ import structlog
 from redis import Redis
 from redis.exceptions import RedisError
 
+import gate
 from consumers.bus.keys import Keys
 from consumers.bus.lease import Lease
 from consumers.bus.members import Membership
@@ -178,7 +179,10 @@ class GateHost(Rotation):
                 batch=self.settings.batch,
                 lease_ttl_ms=self.settings.lease_ttl_ms,
                 lease_renew_ms=self.settings.lease_renew_ms,
+                compiled=gate.COMPILED,
             )
+            if gate.STALE is not None:  # pure Python runs: the sources are what it runs
+                self.log.warning("compiled gate modules not used", why=gate.STALE)
             try:
                 super().run(shutdown)
             finally:
