@@ -319,7 +319,8 @@ def drift(
 def machine() -> str:
     m = kit.machine()
     load = m["load"][0] if m["load"] else float("nan")
-    return f"{m['cpu']}, {m['cores']} CPUs, load {load:.1f}, Python {m['python']}"
+    how = "compiled" if m["compiled"] else "pure Python"
+    return f"{m['cpu']}, {m['cores']} CPUs, load {load:.1f}, Python {m['python']}, {how}"
 
 
 def measure_pure(

@@ -232,7 +232,8 @@ class Bench:
 def table(r: dict[str, Any]) -> str:
     lines = [
         f"machine: {r['machine']['cpu']} x{r['machine']['cores']}, Python {r['machine']['python']}"
-        f", load average at the start {r['machine'].get('load')} (other work shares the CPUs)",
+        f", load average at the start {r['machine'].get('load')} (other work shares the CPUs)"
+        f", the decision {'compiled' if r['machine'].get('compiled') else 'pure Python'}",
         f"raw bus                 {r['raw_bus_per_s']:>8} msg/s",
     ]
     for w, v in r["gate_per_s"].items():
