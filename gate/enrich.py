@@ -71,33 +71,91 @@ def listing(symbol: str, snapshot: Snapshot, config: AssetsConfig, now: datetime
     )
 
 
-@dataclass(slots=True)
 class Context:
-    """One intent and everything known about it at decision time."""
+    """One intent and everything known about it at decision time.
 
-    intent: TradeIntent
-    asset: AssetConfig
-    snapshot: Snapshot
-    exposure: Exposure
-    config: AssetsConfig
-    now: datetime
-    fx: Decimal
-    stop: Decimal | None
-    take_profit: Decimal | None
-    reference: Decimal  # the price exposure is valued at: the larger of price and mark
-    distance: Decimal | None  # the loss to the stop per unit, quote currency (None: no stop)
-    unit_notional: Decimal  # account-currency exposure added per unit of quantity
-    unit_risk: Decimal  # account-currency loss to the stop per unit (notional if no stop)
-    agent_intents: int  # the agent's intents already counted this minute
-    agents: int  # the distinct agents counted this minute in the portfolio
-    quote: Quote | None  # the symbol's latest mark, however old
-    market: Decimal | None  # its price when recent enough to trade on (else None)
-    collar: Decimal  # the price collar, a fraction of the mark
-    max_value: Decimal  # the largest order value, account currency (asset's, else class's)
-    max_quantity: Decimal | None  # the largest order quantity (None: only the value caps)
-    duplicate_of: datetime | None  # when the same opening was approved within the window
-    symbol: str
-    asset_class: str
+    A plain class rather than a dataclass (one per intent): compiled (``riskgate
+    compile``) its constructor is native, where a dataclass's generated ``__init__``
+    stays interpreted. Keyword arguments only: its many Decimals are never matched by
+    position.
+    """
+
+    __slots__ = (
+        "agent_intents",
+        "agents",
+        "asset",
+        "asset_class",
+        "collar",
+        "config",
+        "distance",
+        "duplicate_of",
+        "exposure",
+        "fx",
+        "intent",
+        "market",
+        "max_quantity",
+        "max_value",
+        "now",
+        "quote",
+        "reference",
+        "snapshot",
+        "stop",
+        "symbol",
+        "take_profit",
+        "unit_notional",
+        "unit_risk",
+    )
+
+    def __init__(
+        self,
+        *,
+        intent: TradeIntent,
+        asset: AssetConfig,
+        snapshot: Snapshot,
+        exposure: Exposure,
+        config: AssetsConfig,
+        now: datetime,
+        fx: Decimal,
+        stop: Decimal | None,
+        take_profit: Decimal | None,
+        reference: Decimal,  # the price exposure is valued at: the larger of price and mark
+        distance: Decimal | None,  # the loss to the stop per unit, quote currency (None: no stop)
+        unit_notional: Decimal,  # account-currency exposure added per unit of quantity
+        unit_risk: Decimal,  # account-currency loss to the stop per unit (notional if no stop)
+        agent_intents: int,  # the agent's intents already counted this minute
+        agents: int,  # the distinct agents counted this minute in the portfolio
+        quote: Quote | None,  # the symbol's latest mark, however old
+        market: Decimal | None,  # its price when recent enough to trade on (else None)
+        collar: Decimal,  # the price collar, a fraction of the mark
+        max_value: Decimal,  # the largest order value, account currency (asset's, else class's)
+        max_quantity: Decimal | None,  # the largest order quantity (None: only the value caps)
+        duplicate_of: datetime | None,  # when the same opening was approved within the window
+        symbol: str,
+        asset_class: str,
+    ) -> None:
+        self.intent = intent
+        self.asset = asset
+        self.snapshot = snapshot
+        self.exposure = exposure
+        self.config = config
+        self.now = now
+        self.fx = fx
+        self.stop = stop
+        self.take_profit = take_profit
+        self.reference = reference
+        self.distance = distance
+        self.unit_notional = unit_notional
+        self.unit_risk = unit_risk
+        self.agent_intents = agent_intents
+        self.agents = agents
+        self.quote = quote
+        self.market = market
+        self.collar = collar
+        self.max_value = max_value
+        self.max_quantity = max_quantity
+        self.duplicate_of = duplicate_of
+        self.symbol = symbol
+        self.asset_class = asset_class
 
 
 def _take_profit(intent: TradeIntent, asset: AssetConfig) -> Decimal | None:

@@ -15,17 +15,39 @@ from schemas.messages import ReasonCode
 # --- the caps ---------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class Limit:
-    """``used + q * per_unit <= cap``; ``limit`` is the cap as a fraction of ``scale``."""
+    """``used + q * per_unit <= cap``; ``limit`` is the cap as a fraction of ``scale``.
 
-    code: ReasonCode
-    label: str
-    used: Decimal
-    per_unit: Decimal
-    cap: Decimal
-    scale: Decimal
-    limit: Decimal
+    A plain class rather than a dataclass, like the decision's other per-intent objects:
+    compiled (``riskgate compile``) its constructor is native, where a dataclass's
+    generated ``__init__`` stays interpreted; a decision makes five or six.
+    """
+
+    __slots__ = ("cap", "code", "label", "limit", "per_unit", "scale", "used")
+
+    def __init__(  # noqa: PLR0917 (the order every call site writes, as the dataclass had it)
+        self,
+        code: ReasonCode,
+        label: str,
+        used: Decimal,
+        per_unit: Decimal,
+        cap: Decimal,
+        scale: Decimal,
+        limit: Decimal,
+    ) -> None:
+        self.code = code
+        self.label = label
+        self.used = used
+        self.per_unit = per_unit
+        self.cap = cap
+        self.scale = scale
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        return (
+            f"Limit({self.code.value}, {self.label!r}, used={self.used}, "
+            f"per_unit={self.per_unit}, cap={self.cap}, scale={self.scale}, limit={self.limit})"
+        )
 
     def fits(self, quantity: Decimal) -> bool:
         return self.used + quantity * self.per_unit <= self.cap

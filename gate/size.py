@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 from gate.limits import Limit
 from gate.money import ZERO, floor_to_lot
 
 
-@dataclass(slots=True)
 class Sizing:
-    quantity: Decimal
-    binding: tuple[Limit, ...]  # limits the requested quantity breaks
-    rounded: bool  # the request was not a whole number of lots
+    """The largest allowed quantity, the limits the request breaks (``binding``), and
+    whether the request was not a whole number of lots (``rounded``). A plain class:
+    see :class:`gate.limits.Limit`."""
+
+    __slots__ = ("binding", "quantity", "rounded")
+
+    def __init__(self, quantity: Decimal, binding: tuple[Limit, ...], rounded: bool) -> None:
+        self.quantity = quantity
+        self.binding = binding
+        self.rounded = rounded
 
 
 def size(
