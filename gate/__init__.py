@@ -23,7 +23,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
-#: The modules ``riskgate compile`` builds: a decision's path (about 20 % fewer
+#: The modules ``riskgate compile`` builds: a decision's path (about a third fewer
 #: instructions per decision compiled; the README's Performance section).
 COMPILABLE = (
     "money",

@@ -1,7 +1,7 @@
 """``riskgate compile``: the decision's modules built with mypyc, or removed again.
 
 Optional: riskgate runs the same in pure Python, and the README's set-up commands never
-compile. Compiled, a decision costs about a fifth fewer instructions. The build runs in
+compile. Compiled, a decision costs about a third fewer instructions. The build runs in
 a scratch copy of ``gate`` and ``schemas`` and needs mypy (``pip install -e
 '.[compiled]'``) and a C compiler; it changes nothing until it has succeeded. Then the
 modules go beside their sources with ``compiled.json``, which ``gate/__init__.py`` checks
@@ -130,7 +130,8 @@ def _status(folder: Path) -> int:
 
 def register(sub: Sub) -> None:
     p = sub.add_parser(
-        "compile", help="build the decision's modules with mypyc (optional, ~20% faster)"
+        "compile",
+        help="build the decision's modules with mypyc (optional: a third fewer instructions)",
     )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--clean", action="store_true", help="remove the compiled modules")
