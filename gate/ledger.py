@@ -458,7 +458,7 @@ class _Book:
         remaining = res.quantity - ev.quantity
         self.released.append(res)
         if remaining > 0:
-            left = replace(res, quantity=remaining)
+            left = res.with_quantity(remaining)
             self.reservations[ev.intent_id] = left
             self.reserved.append(left)
         else:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
+from typing import ClassVar, Final
 
 from gate.money import ONE, ZERO, ratio
 from schemas.config import AssetsConfig
@@ -43,21 +44,112 @@ class Position:
         return self.quantity > 0
 
 
-@dataclass(frozen=True, slots=True)
 class Reservation:
-    """Risk held by an approved, not yet (fully) filled order."""
+    """Risk held by an approved, not yet (fully) filled order.
 
-    intent_id: str
-    agent_id: str
-    symbol: str
-    asset_class: str
-    quote_currency: str
-    side: Side
-    quantity: Decimal
-    price: Decimal
-    stop_price: Decimal | None
-    reduce_only: bool
-    expires_at: datetime
+    Immutable like the state's other values (snapshots share them), but a plain class
+    rather than a frozen dataclass: every approval makes one, and a frozen dataclass's
+    ``__init__`` sets each of its eleven fields through ``object.__setattr__`` (compiled,
+    ``riskgate compile``, this constructor is native). The fields are ``Final``: mypy
+    refuses any assignment outside ``__init__``; :meth:`with_quantity` makes a changed copy.
+    """
+
+    #: its fields in order: its constructor's, its repr's and the state codec's
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "intent_id",
+        "agent_id",
+        "symbol",
+        "asset_class",
+        "quote_currency",
+        "side",
+        "quantity",
+        "price",
+        "stop_price",
+        "reduce_only",
+        "expires_at",
+    )
+    __slots__ = (
+        "agent_id",
+        "asset_class",
+        "expires_at",
+        "intent_id",
+        "price",
+        "quantity",
+        "quote_currency",
+        "reduce_only",
+        "side",
+        "stop_price",
+        "symbol",
+    )
+
+    def __init__(  # noqa: PLR0917 (the order the codec writes)
+        self,
+        intent_id: str,
+        agent_id: str,
+        symbol: str,
+        asset_class: str,
+        quote_currency: str,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        stop_price: Decimal | None,
+        reduce_only: bool,
+        expires_at: datetime,
+    ) -> None:
+        self.intent_id: Final = intent_id
+        self.agent_id: Final = agent_id
+        self.symbol: Final = symbol
+        self.asset_class: Final = asset_class
+        self.quote_currency: Final = quote_currency
+        self.side: Final = side
+        self.quantity: Final = quantity
+        self.price: Final = price
+        self.stop_price: Final = stop_price
+        self.reduce_only: Final = reduce_only
+        self.expires_at: Final = expires_at
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.intent_id,
+            self.agent_id,
+            self.symbol,
+            self.asset_class,
+            self.quote_currency,
+            self.side,
+            self.quantity,
+            self.price,
+            self.stop_price,
+            self.reduce_only,
+            self.expires_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reservation):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(self.FIELDS, self._fields(), strict=True))
+        return f"Reservation({inner})"
+
+    def with_quantity(self, quantity: Decimal) -> Reservation:
+        """The same reservation holding ``quantity`` (what a partial fill leaves)."""
+        return Reservation(
+            self.intent_id,
+            self.agent_id,
+            self.symbol,
+            self.asset_class,
+            self.quote_currency,
+            self.side,
+            quantity,
+            self.price,
+            self.stop_price,
+            self.reduce_only,
+            self.expires_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,23 +196,9 @@ def _iso_utc(moment: datetime) -> str:
     return moment.isoformat()
 
 
-#: Reservations are many and written on the hot path: a compact JSON array, in this order.
-RESERVATION_FIELDS = (
-    "intent_id",
-    "agent_id",
-    "symbol",
-    "asset_class",
-    "quote_currency",
-    "side",
-    "quantity",
-    "price",
-    "stop_price",
-    "reduce_only",
-    "expires_at",
-)
-
-
 def encode_reservation(r: Reservation) -> str:
+    """Reservations are many and written on the hot path: a compact JSON array, its
+    fields in ``Reservation.FIELDS`` order."""
     return values_json(
         [
             r.intent_id,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +27,7 @@ import pytest
 
 from gate.decide import BatchResult, decide_batch
 from gate.exposure import Exposure, Part
-from gate.portfolio import Flags, Latch, RateCount, Regime, Snapshot
+from gate.portfolio import Flags, Latch, RateCount, Regime, Reservation, Snapshot
 from schemas.config import AssetClass, AssetsConfig
 from schemas.messages import ReasonCode, Side, TradeIntent
 from tests.builders import (
@@ -385,7 +385,7 @@ def run(name: str) -> dict[str, object]:
         "wire": [d.model_dump_json() for d in result.decisions],
         "reserved": [r.intent_id for r in result.reserved],
         "reservations": {
-            k: {f.name: _s(getattr(r, f.name)) for f in fields(r)}
+            k: {f: _s(getattr(r, f)) for f in Reservation.FIELDS}
             for k, r in sorted(snap.reservations.items())
         },
         "rates": {a: [rc.window, rc.count] for a, rc in sorted(snap.rates.items())},

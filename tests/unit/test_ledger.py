@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -80,6 +81,29 @@ def test_fill_when_partial_then_remainder_stays_reserved() -> None:
     snap, _ = apply(snap, fill("i1", "buy", "0.04", "100000"))
     assert snap.reservations["i1"].quantity == D("0.06")
     assert snap.positions["BTC/USDT"].quantity == D("0.04")
+
+
+def test_reservation_when_compared_copied_or_decoded_then_a_value() -> None:
+    """A reservation is a value, as the frozen dataclass was: equal and hashed by its
+    fields, changed only by copying, and the codec's order is its constructor's."""
+    import inspect
+
+    from consumers.state.codec import decode_reservation, encode_reservation
+    from gate.portfolio import Reservation
+
+    r = reservation("i1", "BTC/USDT", "0.1", "100000", "94000")
+    twin = reservation("i1", "BTC/USDT", "0.1", "100000", "94000")
+    assert r == twin and hash(r) == hash(twin) and len({r, twin}) == 1
+    assert r != reservation("i1", "BTC/USDT", "0.1", "100000", None)
+    assert r != "i1" and r != tuple(getattr(r, f) for f in Reservation.FIELDS)
+    left = r.with_quantity(D("0.06"))
+    assert (left.quantity, r.quantity) == (D("0.06"), D("0.1"))
+    assert all(getattr(left, f) == getattr(r, f) for f in Reservation.FIELDS if f != "quantity")
+    assert tuple(inspect.signature(Reservation).parameters) == Reservation.FIELDS
+    assert decode_reservation(json.loads(encode_reservation(r))) == r
+    assert repr(r).startswith("Reservation(intent_id='i1', agent_id='agent-1', symbol='BTC/USDT'")
+    with pytest.raises(AttributeError):
+        r.other = 1  # type: ignore[attr-defined]  # slotted: no stray attributes
 
 
 def test_fill_when_no_approval_known_then_applied_and_trading_halted() -> None:
