@@ -39,12 +39,6 @@ def pct_constant(fraction: Decimal) -> str:
     return pct(fraction)
 
 
-@lru_cache(maxsize=64)
-def seconds(n: int) -> timedelta:
-    """``timedelta(seconds=n)`` for the configured ages, built once."""
-    return timedelta(seconds=n)
-
-
 def _text(x: object) -> str | None:
     if x is None or type(x) is str:
         return x
@@ -63,21 +57,20 @@ Gate = Callable[[Context], Reason | None]
 
 
 def intent_age(ctx: Context) -> Reason | None:
-    rm = ctx.config.risk_management
-    age = ctx.now - ctx.intent.created_at
-    if age > seconds(rm.max_intent_age_seconds):
+    age, lst = ctx.now - ctx.intent.created_at, ctx.listing
+    if age > lst.max_age:
         return reason(
             ReasonCode.STALE_INTENT,
             f"intent is {int(age.total_seconds())}s old; its price is stale",
             int(age.total_seconds()),
-            rm.max_intent_age_seconds,
+            ctx.config.risk_management.max_intent_age_seconds,
         )
-    if -age > seconds(rm.max_clock_skew_seconds):
+    if -age > lst.max_skew:
         return reason(
             ReasonCode.STALE_INTENT,
             f"intent is dated {int(-age.total_seconds())}s in the future",
             int(age.total_seconds()),
-            -rm.max_clock_skew_seconds,
+            -ctx.config.risk_management.max_clock_skew_seconds,
         )
     return None
 
@@ -257,7 +250,7 @@ def max_hold(ctx: Context) -> Reason | None:
 
 
 def rate_limit(ctx: Context) -> Reason | None:
-    limit = ctx.config.risk_management.max_intents_per_agent_per_minute
+    limit = ctx.listing.agent_rate_limit
     if ctx.agent_intents < limit:
         return None
     return reason(
@@ -271,7 +264,7 @@ def rate_limit(ctx: Context) -> Reason | None:
 def agent_cap(ctx: Context) -> Reason | None:
     """A new agent this minute is refused once the portfolio has counted the cap of them:
     each counted agent is a field in the portfolio's state until the minute ends."""
-    limit = ctx.config.risk_management.max_agents_per_portfolio
+    limit = ctx.listing.agents_limit
     if ctx.agent_intents > 0 or ctx.agents < limit:
         return None
     return reason(

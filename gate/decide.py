@@ -18,7 +18,7 @@ from typing import Any
 from gate import checks, duplicates
 from gate.checks import pct_constant, reason
 from gate.correlation import Correlated
-from gate.enrich import Context, Listing, enrich, listing
+from gate.enrich import Ask, Context, Listing, enrich, listing
 from gate.exposure import Exposure
 from gate.layered import changed
 from gate.limits import (
@@ -132,6 +132,8 @@ class _Batch:
     ) -> None:
         self.snapshot = snapshot
         self.config = config
+        self.config_hash = config.config_hash
+        self.currency = config.risk_management.account_currency
         self.now = now
         self.exposure = exposure.copy() if exposure else Exposure.of(snapshot, config)
         self.vitals = Vitals.of(snapshot, self.exposure.equity, now.date())
@@ -180,19 +182,15 @@ class _Batch:
         return text
 
     def decide(self, intent: TradeIntent) -> Decision:
-        seen = self.rates.get(intent.agent_id)
+        ask = Ask(intent)
+        seen = self.rates.get(ask.agent_id)
         count = seen.count if seen is not None and seen.window == self.window else 0
-        decision, ctx = self._decide(intent, count)
-        if decision.status is not REJECTED:
-            assert ctx is not None
-            self._reserve(ctx, decision.approved_quantity)
-        if not intent.reduce_only and not (
-            decision.reasons and any(r.code in checks.UNCOUNTED for r in decision.reasons)
-        ):
+        decision, counted = self._decide(ask, count)
+        if counted and not ask.reduce_only:
             rc = self.counts.get(count)
             if rc is None:
                 rc = self.counts[count] = RateCount(self.window, count + 1)
-            self.rates[intent.agent_id] = rc
+            self.rates[ask.agent_id] = rc
         return decision
 
     def _reserve(self, ctx: Context, qty: Decimal) -> None:
@@ -209,7 +207,7 @@ class _Batch:
         if self.dup_window and not ctx.intent.reduce_only:
             duplicates.remember_approval(self.approvals, ctx.intent, self.now)
 
-    def _symbol(self, intent: TradeIntent) -> tuple[_Symbol, Context] | None:
+    def _symbol(self, intent: Ask) -> tuple[_Symbol, Context] | None:
         sym = self.symbols.get(intent.symbol, _MISSING)
         if sym is None:
             return None
@@ -224,7 +222,7 @@ class _Batch:
         assert isinstance(sym, _Symbol)
         return sym, self._enrich(intent, sym.listing)
 
-    def _enrich(self, intent: TradeIntent, lst: Listing) -> Context:
+    def _enrich(self, intent: Ask, lst: Listing) -> Context:
         """Its context, counts and duplicate left to fill in."""
         return enrich(
             intent,
@@ -236,13 +234,15 @@ class _Batch:
             agents=len(self.rates),
         )
 
-    def _decide(self, intent: TradeIntent, count: int) -> tuple[Decision, Context | None]:
+    def _decide(self, intent: Ask, count: int) -> tuple[Decision, bool]:
+        """The decision, and whether it counts towards its agent's rate (a gate may say
+        not: :data:`checks.UNCOUNTED`); an approval or a resize reserves its quantity."""
         found = self._symbol(intent)
         if found is None:
             unknown = reason(
                 ReasonCode.UNKNOWN_SYMBOL, f"{intent.symbol} is not a configured asset"
             )
-            return self._reject(intent, None, [unknown], dict(self.base_report)), None
+            return self._reject(intent, None, [unknown], dict(self.base_report)), True
         sym, ctx = found
         ctx.agent_intents = count
         if intent.reduce_only:
@@ -257,16 +257,17 @@ class _Batch:
             limits = opening_limits(ctx, sym.caps, self.correlated.used(ctx.symbol))
         report = self._checks(ctx, sym, limits)
         if blocked:
-            return self._reject(intent, ctx, blocked, report), None
+            counted = not any(r.code in checks.UNCOUNTED for r in blocked)
+            return self._reject(intent, ctx, blocked, report), counted
 
         whole = limits[0].cap if intent.reduce_only else None
-        sizing = size(intent.quantity, limits, ctx.asset.risk.lot_size, whole)
+        sizing = size(intent.quantity, limits, ctx.listing.lot_size, whole)
         reasons: list[Reason] = []
         if sizing.binding:
             fits = plain(sizing.quantity)
             reasons = [self._limit_reason(lim, ctx, fits) for lim in sizing.binding]
         if sizing.rounded:
-            lot = ctx.asset.risk.lot_size
+            lot = ctx.listing.lot_size
             reasons.append(
                 reason(
                     ReasonCode.LOT_SIZE,
@@ -276,7 +277,7 @@ class _Batch:
                 )
             )
         qty = sizing.quantity
-        min_size = ctx.asset.risk.min_size
+        min_size = ctx.listing.min_size
         if qty <= 0 or (not intent.reduce_only and qty < min_size):
             if not intent.reduce_only:  # a reduce-only zero is explained by reduce_only
                 allowed, least = plain(qty), plain_constant(min_size)
@@ -288,7 +289,7 @@ class _Batch:
                         least,
                     )
                 )
-            return self._reject(intent, ctx, reasons, report), None
+            return self._reject(intent, ctx, reasons, report), True
 
         status = APPROVED if qty == intent.quantity else RESIZED
         if status is APPROVED:
@@ -300,7 +301,7 @@ class _Batch:
                 report[_AFTER[lim.code]] = self.fraction(memo[lim.code], after)
         decision = _decision(
             intent,
-            self.config,
+            self.config_hash,
             self.now,
             status=status,
             qty=qty,
@@ -308,7 +309,8 @@ class _Batch:
             reasons=reasons,
             report=report,
         )
-        return decision, ctx
+        self._reserve(ctx, qty)
+        return decision, True
 
     def report_skeleton(self, c: Caps, *, opening: bool) -> dict[str, Any]:
         """The report's keys in order, with what is the same for every intent of the
@@ -358,14 +360,14 @@ class _Batch:
 
     def _reject(
         self,
-        intent: TradeIntent,
+        intent: Ask,
         ctx: Context | None,
         reasons: list[Reason],
         report: dict[str, Any],
     ) -> Decision:
         return _decision(
             intent,
-            self.config,
+            self.config_hash,
             self.now,
             status=REJECTED,
             qty=ZERO,
@@ -376,8 +378,7 @@ class _Batch:
 
     def _limit_reason(self, lim: Limit, ctx: Context, fits: str) -> Reason:
         if lim.code in ORDER_CAPS:
-            currency = self.config.risk_management.account_currency
-            return _order_cap_reason(lim, ctx, fits, currency)
+            return _order_cap_reason(lim, ctx, fits, self.currency)
         return _limit_reason(lim, ctx.intent.quantity, fits)
 
 
@@ -475,7 +476,7 @@ def _reservation(ctx: Context, qty: Decimal, expires_at: datetime) -> Reservatio
         agent_id=ctx.intent.agent_id,
         symbol=ctx.symbol,
         asset_class=ctx.asset_class,
-        quote_currency=ctx.asset.trading.quote_currency,
+        quote_currency=ctx.listing.quote_currency,
         side=ctx.intent.side,
         quantity=qty,
         price=ctx.intent.price,
@@ -486,8 +487,8 @@ def _reservation(ctx: Context, qty: Decimal, expires_at: datetime) -> Reservatio
 
 
 def _decision(
-    intent: TradeIntent,
-    config: AssetsConfig,
+    intent: Ask,
+    config_hash: str,
     now: datetime,
     *,
     status: Status,
@@ -511,7 +512,7 @@ def _decision(
             "reasons": tuple(reasons),
             "checks": report,
             "decided_at": now,
-            "config_hash": config.config_hash,
+            "config_hash": config_hash,
             "price": intent.price,
             "take_profit": ctx.take_profit if ctx is not None else intent.take_profit,
             "reduce_only": intent.reduce_only,

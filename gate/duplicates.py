@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from gate.enrich import Ask
 from gate.portfolio import Approval
-from schemas.messages import TradeIntent
 
 Memory = Mapping[tuple[str, str], tuple[Approval, ...]]
 
@@ -85,7 +85,7 @@ def recent_approvals(approvals: Memory, now: datetime, window: int) -> Recent:
     return kept
 
 
-def previous_approval(approvals: Memory, intent: TradeIntent) -> datetime | None:
+def previous_approval(approvals: Memory, intent: Ask) -> datetime | None:
     """When the same opening was approved (``approvals`` already pruned to the window)."""
     entries = approvals.get((intent.agent_id, intent.symbol))
     if entries is None:
@@ -96,7 +96,7 @@ def previous_approval(approvals: Memory, intent: TradeIntent) -> datetime | None
     return None
 
 
-def remember_approval(approvals: Recent, intent: TradeIntent, now: datetime) -> None:
+def remember_approval(approvals: Recent, intent: Ask, now: datetime) -> None:
     """Add an approved opening (its requested quantity) to ``approvals``, newest last,
     keeping at most DEPTH per (agent, symbol): the oldest goes first."""
     key = (intent.agent_id, intent.symbol)

@@ -20,6 +20,7 @@ from consumers.state.codec import StateError, approval_field
 from consumers.state.snapshot_codec import decode_state
 from gate import duplicates
 from gate.decide import decide_batch
+from gate.enrich import Ask
 from gate.portfolio import Snapshot
 from schemas.messages import Side, Status
 from tests.builders import NOW, base_config, codes, intent, position, snapshot
@@ -136,7 +137,7 @@ def test_recent_approvals_when_a_batch_left_the_memory_then_it_expires_the_same(
 def test_remember_approval_when_clock_steps_back_then_oldest_follows() -> None:
     """An approval dated before the memory's oldest lowers it: it expires on time."""
     memory = duplicates.recent_approvals({}, NOW, 10)
-    duplicates.remember_approval(memory, intent(quantity="0.01"), NOW - timedelta(seconds=8))
+    duplicates.remember_approval(memory, Ask(intent(quantity="0.01")), NOW - timedelta(seconds=8))
     assert memory.oldest == NOW - timedelta(seconds=8)
     assert duplicates.recent_approvals(memory, NOW + timedelta(seconds=3), 10) == {}
 
