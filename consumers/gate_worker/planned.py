@@ -49,22 +49,24 @@ class Planned:
 def order_json(d: Decision, r: Reservation, signer: Signer | None = None) -> str:
     """The ApprovedOrder's ``data``, HMAC-signed when the signer has keys."""
     good_till = iso(r.expires_at)
+    f = d.__dict__  # read once: a model's attribute costs ~5x a dict's item (decision_json)
+    take_profit = f["take_profit"]
     return signed_order_json(
         signer or UNSIGNED,
         {
-            "intent_id": d.intent_id,
-            "agent_id": d.agent_id,
-            "symbol": d.symbol,
+            "intent_id": f["intent_id"],
+            "agent_id": f["agent_id"],
+            "symbol": f["symbol"],
             "side": r.side._value_,
-            "quantity": decimal_text(d.approved_quantity),
+            "quantity": decimal_text(f["approved_quantity"]),
             "price": decimal_text(r.price),
             "stop_price": None if r.stop_price is None else decimal_text(r.stop_price),
-            "take_profit": None if d.take_profit is None else decimal_text(d.take_profit),
+            "take_profit": None if take_profit is None else decimal_text(take_profit),
             "reduce_only": r.reduce_only,
-            "status": d.status._value_,
-            "decided_at": iso(d.decided_at),
+            "status": f["status"]._value_,
+            "decided_at": iso(f["decided_at"]),
             "expires_at": good_till,
-            "config_hash": d.config_hash,
+            "config_hash": f["config_hash"],
             "good_till": good_till,
         },
     )
