@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import math
 import os
@@ -53,6 +54,7 @@ from typing import Any
 from consumers.bench import kit
 from consumers.bus.entries import Entry
 from consumers.gate_worker.batch import Planner
+from consumers.gate_worker.handle import tune_collector
 from consumers.gate_worker.intake import sort_entries
 from consumers.gate_worker.settings import GateSettings
 from consumers.state.store import Loaded
@@ -381,7 +383,8 @@ def _run_case(name: str, reps: int, batch: int) -> None:
 
 def _run_worker_path(cfg: AssetsConfig, reps: int, batch: int) -> Snapshot:
     """``reps`` + 1 batches of ``approved``'s intents through intake and the planner
-    (the first to warm, outside what callgrind counts); the snapshot they leave."""
+    (the first to warm, outside what callgrind counts), with the collector tuned as in a
+    gate process; the snapshot they leave."""
 
     stream = "bench:intents"
     raws = [i.model_dump_json(exclude_none=True).encode() for i in intents(cfg, (reps + 1) * batch)]
@@ -401,8 +404,12 @@ def _run_worker_path(cfg: AssetsConfig, reps: int, batch: int) -> Snapshot:
         assert planned.exposure is not None  # a batch that decided returns its exposure
         return (Loaded(planned.snapshot, cfg), planned.exposure)
 
-    warm = step((Loaded(snap, cfg), Exposure.of(snap, cfg)), batches[0])
-    loaded, _ = functools.reduce(step, batches[1:], warm)
+    before = tune_collector()  # as in a gate process
+    try:
+        warm = step((Loaded(snap, cfg), Exposure.of(snap, cfg)), batches[0])
+        loaded, _ = functools.reduce(step, batches[1:], warm)
+    finally:
+        gc.set_threshold(*before)
     return loaded.snapshot
 
 

@@ -16,6 +16,7 @@ tag, the registry is one key, so a host works the same on a Redis Cluster.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from consumers.bus.members import Membership
 from consumers.bus.portfolios import registered
 from consumers.bus.rotation import Rotation, Unit
 from consumers.bus.runtime import Shutdown
+from consumers.gate_worker.handle import tune_collector
 from consumers.gate_worker.seat import Seat
 from consumers.gate_worker.settings import GateSettings
 from consumers.gate_worker.worker import GateWorker
@@ -168,6 +170,7 @@ class GateHost(Rotation):
             self.telemetry.beat()
 
     def run(self, shutdown: Shutdown) -> None:
+        tune_collector()  # the process is the gate's: its batches set the pace
         with serving(serve_host, self):  # metrics when a port is set
             if self.telemetry is not None:
                 for seat in self.seats.values():
@@ -180,6 +183,7 @@ class GateHost(Rotation):
                 lease_ttl_ms=self.settings.lease_ttl_ms,
                 lease_renew_ms=self.settings.lease_renew_ms,
                 compiled=gate.COMPILED,
+                gc_thresholds=list(gc.get_threshold()),
             )
             if gate.STALE is not None:  # pure Python runs: the sources are what it runs
                 self.log.warning("compiled gate modules not used", why=gate.STALE)

@@ -15,6 +15,7 @@ from redis import Redis
 
 from consumers.bus.keys import DATA, GROUP_GATE
 from consumers.bus.lease import Lease, LeaseLost, holder
+from consumers.gate_worker.handle import YOUNG_GENERATION
 from consumers.gate_worker.seat import Seat
 from consumers.gate_worker.worker import GateSettings, GateWorker
 from schemas.messages import Status, TradeIntent
@@ -107,6 +108,14 @@ def test_processes_when_n_serve_one_portfolio_then_one_owner_reads_and_each_inte
     names = [workers.start(f"p{i}") for i in range(n)]
     owner = _wait(lambda: _owner(h), workers, what="an owner")
     _wait(lambda: workers.count_lines("gate started") == n, workers, what="every process")
+    started = [
+        line
+        for log in workers.log_dir.glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if "gate started" in line
+    ]
+    young = str(YOUNG_GENERATION)  # each process tuned its collector before serving
+    assert len(started) == n and all(f"[{young}," in line for line in started), started
     ids = publish_intents(h, 2000, "n")
     _all_decided(h, ids, workers)
     _exactly_once(h, ids)

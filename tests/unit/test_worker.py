@@ -406,3 +406,20 @@ def test_rejection_when_quantity_invalid_then_requested_reported_as_zero(h: Harn
     d = h.decision("neg-1")
     assert (d.status, d.requested_quantity, d.approved_quantity) == (Status.REJECTED, 0, 0)
     assert "greater than 0" in d.reasons[0].message
+
+
+def test_tune_collector_when_called_then_young_generation_set_and_older_kept() -> None:
+    """A gate process collects its young generation every YOUNG_GENERATION allocations
+    (Python's default is 700); the older generations' thresholds stay as they were."""
+    import gc
+
+    from consumers.gate_worker.handle import YOUNG_GENERATION, tune_collector
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, 11, 12)
+    try:
+        assert tune_collector() == (700, 11, 12)
+        assert gc.get_threshold() == (YOUNG_GENERATION, 11, 12)
+        assert YOUNG_GENERATION > 700
+    finally:
+        gc.set_threshold(*before)
