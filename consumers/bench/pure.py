@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import json
 import math
 import os
@@ -54,7 +53,7 @@ from typing import Any
 from consumers.bench import kit
 from consumers.bus.entries import Entry
 from consumers.gate_worker.batch import Planner
-from consumers.gate_worker.handle import tune_collector
+from consumers.gate_worker.handle import collector_tuned
 from consumers.gate_worker.intake import sort_entries
 from consumers.gate_worker.settings import GateSettings
 from consumers.state.store import Loaded
@@ -404,12 +403,9 @@ def _run_worker_path(cfg: AssetsConfig, reps: int, batch: int) -> Snapshot:
         assert planned.exposure is not None  # a batch that decided returns its exposure
         return (Loaded(planned.snapshot, cfg), planned.exposure)
 
-    before = tune_collector()  # as in a gate process
-    try:
+    with collector_tuned():  # as in a gate process
         warm = step((Loaded(snap, cfg), Exposure.of(snap, cfg)), batches[0])
         loaded, _ = functools.reduce(step, batches[1:], warm)
-    finally:
-        gc.set_threshold(*before)
     return loaded.snapshot
 
 

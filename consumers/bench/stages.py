@@ -30,7 +30,7 @@ from redis import Redis
 from consumers.bench import kit
 from consumers.bus import keys as k
 from consumers.bus.keys import Keys
-from consumers.gate_worker.handle import tune_collector
+from consumers.gate_worker.handle import collector_tuned
 from consumers.gate_worker.settings import GateSettings
 from consumers.gate_worker.stages import STAGES
 from consumers.gate_worker.worker import GateWorker
@@ -110,14 +110,11 @@ def one_worker(
         kit.publish(redis, keys.intents, kit.intents(cfg, intents, SYMBOLS, "stages"))
         worker.stages.reset()
         worker.stats.clear()
-        before = tune_collector()  # as in a gate process
-        try:
+        with collector_tuned():  # as in a gate process
             wall, cpu = time.perf_counter(), time.process_time()
             while worker.stats["decided"] < intents:
                 worker.turn(0)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        finally:
-            gc.set_threshold(*before)
     per = {s: round(worker.stages.seconds.get(s, 0.0) / intents * 1e6, 1) for s in STAGES}
     per["other"] = round(max(0.0, wall / intents * 1e6 - sum(per.values())), 1)
     return {

@@ -8,7 +8,8 @@ import gc
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -33,8 +34,9 @@ FREEZE_AT = 10_000  # reservations and positions: a state this big is frozen onc
 #: The collector's young generation in a gate process: collected every 10,000 net
 #: allocations of containers, not Python's 700. A batch makes thousands of short-lived
 #: ones (reports, limits, decisions); at 700 the collector ran a dozen times a batch and
-#: walked the batch's live objects each time: 4 % of one worker's CPU path compiled, 2.5 %
-#: pure (callgrind, ``python -m consumers.bench.pure`` ``worker_path``; 100,000 saved no more).
+#: walked the batch's live objects each time: 3-4 % of one worker's CPU path compiled,
+#: 2.5 % pure (callgrind, ``python -m consumers.bench.pure`` ``worker_path``; 100,000
+#: saved no more).
 YOUNG_GENERATION = 10_000
 
 
@@ -44,6 +46,17 @@ def tune_collector() -> tuple[int, int, int]:
     before = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION, before[1], before[2])
     return before
+
+
+@contextmanager
+def collector_tuned() -> Iterator[None]:
+    """:func:`tune_collector` for the block only (a bench measuring a worker in its own
+    process, as a gate process runs it)."""
+    before = tune_collector()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass(slots=True)
